@@ -1,0 +1,64 @@
+"""Provider registry: builds one provider (and its SDK client) per configured endpoint."""
+
+from __future__ import annotations
+
+from chat.config import Endpoint, Settings
+from chat.providers.base import (
+    AuthenticationFailed,
+    ConnectionLost,
+    ContextTooLong,
+    Message,
+    MissingKey,
+    ModelNotFound,
+    Overloaded,
+    Params,
+    PermissionDenied,
+    Provider,
+    ProviderError,
+    RateLimited,
+    Reply,
+    StreamError,
+    Timeout,
+    Usage,
+)
+
+__all__ = [
+    "AuthenticationFailed", "ConnectionLost", "ContextTooLong", "Message", "MissingKey", "ModelNotFound",
+    "Overloaded", "Params", "PermissionDenied", "Provider", "ProviderError", "RateLimited", "Reply",
+    "StreamError", "Timeout", "Usage", "build_provider", "build_providers",
+]
+
+
+def build_provider(endpoint: Endpoint, *, timeout: float = 60.0, max_retries: int = 2) -> Provider:
+    """One provider with its SDK client built once. An endpoint without a key gets no client: its
+    replies raise MissingKey instead of the SDK failing at construction."""
+    import httpx2  # the transport both SDKs use
+
+    request_timeout = httpx2.Timeout(timeout, connect=min(10.0, timeout))
+    if endpoint.kind == "anthropic":
+        import anthropic
+
+        from chat.providers.anthropic import AnthropicProvider
+
+        client = None
+        if endpoint.api_key:
+            client = anthropic.Anthropic(api_key=endpoint.api_key, base_url=endpoint.base_url,
+                                         timeout=request_timeout, max_retries=max_retries)
+        return AnthropicProvider(name=endpoint.name, client=client, label=endpoint.label)
+
+    import openai
+
+    from chat.providers.openai import OpenAIProvider
+
+    client = None
+    if endpoint.configured:
+        client = openai.OpenAI(api_key=endpoint.api_key or "not-needed", base_url=endpoint.base_url,
+                               timeout=request_timeout, max_retries=max_retries)
+    return OpenAIProvider(name=endpoint.name, client=client, label=endpoint.label)
+
+
+def build_providers(settings: Settings) -> dict[str, Provider]:
+    return {
+        e.name: build_provider(e, timeout=settings.timeout, max_retries=settings.max_retries)
+        for e in settings.endpoints
+    }

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Project tasks that need nothing but Python 3.11+.
+
+    python3 dev.py run     start the app (streamlit run app.py)
+    python3 dev.py test    run every test (unit, provider wire, AppTest, headless Chromium)
+    python3 dev.py bench   run the benchmarks and print their figures
+
+Each command creates or updates the virtual environment in .venv from the lock file first (with uv,
+itself installed into .tools on first use), so a fresh checkout needs no other set-up.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+TOOLS = ROOT / ".tools"
+VENV = ROOT / ".venv"
+UV_VERSION = "0.13.8"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def say(msg: str) -> None:
+    print(f"[dev] {msg}", flush=True)
+
+
+def bin_path(venv: Path, name: str) -> Path:
+    return venv / ("Scripts" if os.name == "nt" else "bin") / name
+
+
+def ensure_uv() -> Path:
+    uv = bin_path(TOOLS, "uv")
+    if not uv.exists():
+        say(f"installing uv {UV_VERSION} into .tools/")
+        subprocess.run([sys.executable, "-m", "venv", str(TOOLS)], check=True)
+        subprocess.run([str(bin_path(TOOLS, "python")), "-m", "pip", "install", "--quiet",
+                        f"uv=={UV_VERSION}"], check=True)
+    return uv
+
+
+def ensure_venv() -> None:
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script runs before the venv exists
+        sys.exit("Python 3.11 or newer is needed.")
+    uv = ensure_uv()
+    say("syncing .venv with uv.lock")
+    subprocess.run([str(uv), "sync", "--frozen", "--quiet", "--python", sys.executable], cwd=ROOT, check=True)
+
+
+def ensure_chromium() -> None:
+    """Browser tests drive Debian's Chromium. Install it when missing and we can (root on Debian)."""
+    if Path(CHROMIUM).exists() or shutil.which("chromium"):
+        return
+    can_install = (hasattr(os, "geteuid") and os.geteuid() == 0 and Path("/etc/debian_version").exists()
+                   and shutil.which("apt-get"))
+    if not can_install:
+        say("Chromium is missing and cannot be installed here (needs root on Debian); "
+            "the browser tests will report it.")
+        return
+    say("installing Debian's chromium for the browser tests (apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def main(argv: list[str]) -> int:
+    command, rest = (argv[0], argv[1:]) if argv else ("help", [])
+    if command == "run":
+        ensure_venv()
+        return subprocess.call([str(bin_path(VENV, "streamlit")), "run", "app.py", *rest], cwd=ROOT)
+    if command == "test":
+        ensure_venv()
+        ensure_chromium()
+        code = subprocess.call([str(bin_path(VENV, "python")), "-m", "pytest", *rest], cwd=ROOT)
+        if code == 5:
+            say("pytest collected no tests: that is a failure")
+            return 1
+        return code
+    if command == "bench":
+        ensure_venv()
+        ensure_chromium()
+        return subprocess.call([str(bin_path(VENV, "python")), "benchmarks/run_all.py", *rest], cwd=ROOT)
+    print(__doc__)
+    return 0 if command in ("help", "-h", "--help") else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
