@@ -223,12 +223,17 @@ class Reply:
                 self.completed = True
         except ProviderError as exc:
             self.error = self._midstream(exc)
+            if self.error is exc:
+                raise
             raise self.error from exc
         except Exception as exc:
             if self.closed:  # the transport errors that closing the stream provokes are not failures
                 return
-            self.error = self._midstream(self._map_error(exc))
-            raise self.error from exc
+            mapped = self._map_error(exc)
+            mapped.__cause__ = exc
+            self.error = self._midstream(mapped)
+            # keep the typed error in the chain: StreamError <- ConnectionLost <- the SDK's exception
+            raise self.error from (exc if self.error is mapped else mapped)
         finally:
             self.finished_at = time.monotonic()
             self._close_quietly()
@@ -236,7 +241,8 @@ class Reply:
     def _midstream(self, err: ProviderError) -> ProviderError:
         """Once text has been shown, any failure is a mid-stream error of the same kind's message."""
         if self.chunks and not isinstance(err, StreamError):
-            mid = StreamError(err.detail, provider=err.provider, status=err.status)
+            mid = StreamError(err.detail, provider=err.provider, status=err.status,
+                              retry_after=err.retry_after)
             mid.__cause__ = err
             return mid
         return err

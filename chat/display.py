@@ -1,0 +1,57 @@
+"""Plain-text figures shown under replies and in lists. Pure functions over stored rows."""
+
+from __future__ import annotations
+
+from chat.pricing import format_cost, format_tokens
+
+STATUS_WORDS = {
+    "stopped": "stopped by you",
+    "error": "failed",
+    "interrupted": "interrupted",
+    "streaming": "streaming…",
+}
+
+
+def tokens_per_second(row: dict) -> float | None:
+    out, duration, ttft = row.get("output_tokens"), row.get("duration"), row.get("ttft")
+    if not out or duration is None:
+        return None
+    generating = duration - (ttft or 0.0)
+    if generating <= 0.05:  # a single burst: no meaningful rate
+        return None
+    return out / generating
+
+
+def figures_line(row: dict) -> str:
+    """model · in · out · cost · first token · speed · status, with "≈" on estimates."""
+    parts = [row.get("model") or "unknown model"]
+    estimated = not (row.get("input_exact") and row.get("output_exact"))
+    if row.get("input_tokens") is not None:
+        parts.append(f"{format_tokens(row['input_tokens'], estimated=not row.get('input_exact'))} in")
+    if row.get("output_tokens") is not None:
+        parts.append(f"{format_tokens(row['output_tokens'], estimated=not row.get('output_exact'))} out")
+    if row.get("status") != "streaming":
+        parts.append(format_cost(row.get("cost"), estimated=estimated))
+    if row.get("ttft") is not None:
+        parts.append(f"{row['ttft']:.2f} s to first token")
+    rate = tokens_per_second(row)
+    if rate is not None:
+        parts.append(f"{rate:,.0f} tok/s")
+    word = STATUS_WORDS.get(row.get("status") or "")
+    if word:
+        parts.append(word)
+    return " · ".join(parts)
+
+
+def totals_line(totals: dict) -> str:
+    tokens = sum(totals.get(k) or 0 for k in ("input_tokens", "output_tokens", "cache_read_tokens",
+                                               "cache_write_tokens"))
+    cost = totals.get("cost")
+    unknown = totals.get("unknown_cost_count") or 0
+    if unknown and not cost:
+        cost_text = "cost unknown"
+    else:
+        cost_text = format_cost(cost or 0.0)
+        if unknown:
+            cost_text += f" + {unknown} repl{'y' if unknown == 1 else 'ies'} of unknown cost"
+    return f"{format_tokens(tokens)} tokens · {cost_text}"

@@ -1,0 +1,150 @@
+"""The database schema as an ordered list of migrations.
+
+Each migration is a plain function of a :class:`sqlite_utils.Database`, registered with ``@migration`` and
+named by the function. :func:`migrate` applies the missing ones in order, each in its own ``BEGIN
+IMMEDIATE`` transaction together with its row in ``_migrations`` (name, applied_at). Never edit or
+reorder a migration once it has shipped: add a new one.
+
+Why not sqlite-utils 4.x ``Migrations``: it records into ``_sqlite_migrations``, reads the pending list
+before taking the write lock (two processes starting on a blank file both run ``m001``) and does not
+notice migrations it does not know. Those three are the requirements here, so this is the small list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+MIGRATIONS_TABLE = "_migrations"
+
+Migration = Callable[[sqlite_utils.Database], None]
+MIGRATIONS: list[Migration] = []
+
+
+class StoreError(Exception):
+    """Base of every error the store raises. ``str(error)`` is one sentence a UI can show as it is."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was migrated by a newer version of this code; it is left untouched."""
+
+    def __init__(self, unknown: list[str]):
+        self.unknown = unknown
+        super().__init__(
+            "The chat database was written by a newer version of this app; upgrade the app to open it."
+        )
+
+
+def migration(fn: Migration) -> Migration:
+    if any(m.__name__ == fn.__name__ for m in MIGRATIONS):
+        raise ValueError(f"migration {fn.__name__} is registered twice")
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def now() -> str:
+    """ISO-8601 UTC with milliseconds and 'Z': fixed width, so it sorts as text."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def applied(db: sqlite_utils.Database) -> list[str]:
+    """Names of the applied migrations, oldest first. Reads only."""
+    if not db[MIGRATIONS_TABLE].exists():
+        return []
+    return [row[0] for row in db.execute(f"SELECT name FROM {MIGRATIONS_TABLE} ORDER BY rowid")]
+
+
+def pending(db: sqlite_utils.Database, migrations: list[Migration] | None = None) -> list[Migration]:
+    """The migrations still to apply. Raises :class:`SchemaTooNew` if the database has applied a
+    migration this code does not know."""
+    migrations = MIGRATIONS if migrations is None else migrations
+    done = applied(db)
+    known = {m.__name__ for m in migrations}
+    unknown = [name for name in done if name not in known]
+    if unknown:
+        raise SchemaTooNew(unknown)
+    return [m for m in migrations if m.__name__ not in done]
+
+
+def migrate(db: sqlite_utils.Database, migrations: list[Migration] | None = None) -> list[str]:
+    """Apply the missing migrations in order; return the names applied (empty when up to date).
+
+    Safe when several threads or processes start at once: each migration runs under ``BEGIN IMMEDIATE``
+    and the pending list is read again once the write lock is held.
+    """
+    if not pending(db, migrations):  # the usual start-up: a read, no write lock
+        return []
+    db.execute(f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (name TEXT PRIMARY KEY, applied_at TEXT)")
+    done: list[str] = []
+    while True:
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            todo = pending(db, migrations)
+            if not todo:
+                db.conn.execute("ROLLBACK")
+                return done
+            todo[0](db)
+            db[MIGRATIONS_TABLE].insert({"name": todo[0].__name__, "applied_at": now()})
+            db.conn.execute("COMMIT")
+        except BaseException:
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+            raise
+        done.append(todo[0].__name__)
+
+
+# ---------------------------------------------------------------- the migrations
+
+
+@migration
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["compare_runs"].create(
+        {"id": str, "user": str, "prompt": str, "settings": str, "vote": str, "blind": int, "created_at": str},
+        pk="id",
+        not_null={"user", "prompt", "settings", "blind", "created_at"},
+        defaults={"user": "", "settings": "{}", "blind": 0},
+    )
+    totals = {
+        "message_count": int, "reply_count": int,
+        "input_tokens": int, "output_tokens": int, "cache_read_tokens": int, "cache_write_tokens": int,
+        "cost": float, "unknown_cost_count": int, "models": str, "stopped_count": int, "error_count": int,
+    }
+    conversations = db["conversations"].create(
+        {
+            "id": str, "user": str, "title": str, "source": str, "compare_run_id": str,
+            "created_at": str, "updated_at": str, "deleted_at": str, "settings": str,
+            **totals,
+        },
+        pk="id",
+        foreign_keys=[("compare_run_id", "compare_runs", "id")],
+        not_null={"user", "title", "source", "created_at", "updated_at", "settings", *totals},
+        defaults={
+            "user": "", "title": "", "source": "chat", "settings": "{}", "models": "[]", "cost": 0.0,
+            **{name: 0 for name, kind in totals.items() if kind is int},
+        },
+    )
+    conversations.create_index(["user", "updated_at"])
+    conversations.create_index(["updated_at"])
+    conversations.create_index(["deleted_at"])
+    conversations.create_index(["compare_run_id"])
+
+    messages = db["messages"].create(
+        {
+            "id": int, "conversation_id": str, "position": int, "role": str, "content": str,
+            "status": str, "error": str, "provider": str, "model": str, "settings": str,
+            "input_tokens": int, "output_tokens": int, "cache_read_tokens": int, "cache_write_tokens": int,
+            "input_exact": int, "output_exact": int, "cost": float, "ttft": float, "duration": float,
+            "finish_reason": str, "superseded": int, "created_at": str, "updated_at": str,
+        },
+        pk="id",
+        foreign_keys=[("conversation_id", "conversations", "id")],
+        not_null={"conversation_id", "position", "role", "content", "status", "input_exact",
+                  "output_exact", "superseded", "created_at", "updated_at"},
+        defaults={"content": "", "status": "complete", "input_exact": 0, "output_exact": 0, "superseded": 0},
+    )
+    messages.create_index(["conversation_id", "position"], unique=True)
+    # mark_interrupted_replies() at start-up looks only at the few rows still streaming
+    db.execute("CREATE INDEX idx_messages_streaming ON messages(status) WHERE status = 'streaming'")
+    messages.enable_fts(["content"], create_triggers=True, tokenize="porter")

@@ -1,0 +1,532 @@
+"""Conversations and messages in one SQLite file, shared by every Streamlit session and thread.
+
+One :class:`Store` is meant to live in ``st.cache_resource``. Streamlit runs each session and each parallel
+fragment on its own thread, so the store hands out pooled connections (opened with
+``check_same_thread=False``) to one thread at a time; a thread that asks again while it holds one gets the
+same one back. Every connection runs in WAL mode with a busy timeout, and every write is one short
+``BEGIN IMMEDIATE`` transaction, which serialises writers across threads and processes and makes
+"next position = max + 1" safe.
+
+The per-conversation totals (tokens, cost, counts, models) are recomputed from the conversation's own
+messages inside the same transaction as each write that can change them. A listing reads them without
+touching ``messages``; a reply counts once it has left ``streaming``, however often it is finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlite_utils
+
+from chat.migrations import SchemaTooNew, StoreError, migrate, now
+
+if TYPE_CHECKING:
+    from chat.providers.base import Usage
+
+__all__ = [
+    "DatabaseBusy",
+    "DatabaseUnavailable",
+    "NotFound",
+    "SchemaTooNew",
+    "Store",
+    "StoreError",
+    "title_from",
+]
+
+SOURCES = ("chat", "compare")
+FINAL_STATUSES = ("complete", "stopped", "error", "interrupted")
+TITLE_LENGTH = 60
+INTERRUPTED_ERROR = "The app stopped before this reply finished."
+
+
+# ---------------------------------------------------------------- typed errors
+
+
+class DatabaseUnavailable(StoreError):
+    """The database file cannot be opened, read or written. ``reason`` is one of ``read_only``,
+    ``corrupt``, ``cannot_open``, ``full``, ``io``."""
+
+    _messages = {
+        "read_only": "The chat database at {path} is read-only, so chats cannot be saved.",
+        "corrupt": "The file at {path} is not a readable chat database; move it aside to start a new one.",
+        "cannot_open": "The chat database at {path} cannot be opened ({detail}).",
+        "full": "The disk holding the chat database at {path} is full.",
+        "io": "The chat database at {path} could not be read or written ({detail}).",
+    }
+
+    def __init__(self, path: str | os.PathLike, reason: str, detail: str = ""):
+        self.path = str(path)
+        self.reason = reason
+        self.detail = detail
+        super().__init__(self._messages[reason].format(path=self.path, detail=detail or reason))
+
+
+class DatabaseBusy(StoreError):
+    """Another writer held the database for longer than the busy timeout."""
+
+    def __init__(self, detail: str = ""):
+        self.detail = detail
+        super().__init__("The chat database is busy with another writer; try again in a moment.")
+
+
+class NotFound(StoreError, LookupError):
+    def __init__(self, what: str, key: object):
+        self.key = key
+        super().__init__(f"That {what} no longer exists.")
+
+
+def _translate(exc: sqlite3.Error, path: Path) -> StoreError | None:
+    """The typed error for an sqlite3 error that is about the file, not the code; None otherwise."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    detail = str(exc)
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return DatabaseBusy(detail)
+    for prefix, reason in (
+        ("SQLITE_READONLY", "read_only"),
+        ("SQLITE_NOTADB", "corrupt"),
+        ("SQLITE_CORRUPT", "corrupt"),
+        ("SQLITE_CANTOPEN", "cannot_open"),
+        ("SQLITE_PERM", "cannot_open"),
+        ("SQLITE_AUTH", "cannot_open"),
+        ("SQLITE_FULL", "full"),
+        ("SQLITE_IOERR", "io"),
+    ):
+        if name.startswith(prefix):
+            return DatabaseUnavailable(path, reason, detail)
+    return None
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def title_from(text: str, limit: int = TITLE_LENGTH) -> str:
+    """A one-line title: the first non-blank line, whitespace collapsed, cut near ``limit`` characters."""
+    line = next((" ".join(ln.split()) for ln in text.splitlines() if ln.strip()), "")
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit // 2:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def _dumps(value: dict | list | None) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _rows(db: sqlite_utils.Database, sql: str, params: Any = ()) -> list[dict]:
+    cursor = db.execute(sql, params)
+    keys = [d[0] for d in cursor.description]
+    return [dict(zip(keys, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _one(db: sqlite_utils.Database, sql: str, params: Any = ()) -> dict | None:
+    rows = _rows(db, sql, params)
+    return rows[0] if rows else None
+
+
+def _conversation(row: dict) -> dict:
+    row["settings"] = json.loads(row["settings"] or "{}")
+    row["models"] = json.loads(row["models"] or "[]")
+    return row
+
+
+def _message(row: dict) -> dict:
+    row["settings"] = None if row["settings"] is None else json.loads(row["settings"])
+    for flag in ("input_exact", "output_exact", "superseded"):
+        row[flag] = bool(row[flag])
+    return row
+
+
+_TOTALS_SQL = """
+SELECT
+  COUNT(*) FILTER (WHERE superseded = 0) AS message_count,
+  COUNT(*) FILTER (WHERE counted) AS reply_count,
+  COALESCE(SUM(input_tokens) FILTER (WHERE counted), 0) AS input_tokens,
+  COALESCE(SUM(output_tokens) FILTER (WHERE counted), 0) AS output_tokens,
+  COALESCE(SUM(cache_read_tokens) FILTER (WHERE counted), 0) AS cache_read_tokens,
+  COALESCE(SUM(cache_write_tokens) FILTER (WHERE counted), 0) AS cache_write_tokens,
+  TOTAL(cost) FILTER (WHERE counted) AS cost,
+  COUNT(*) FILTER (WHERE counted AND cost IS NULL) AS unknown_cost_count,
+  COUNT(*) FILTER (WHERE counted AND status = 'stopped') AS stopped_count,
+  COUNT(*) FILTER (WHERE counted AND status IN ('error', 'interrupted')) AS error_count
+FROM (
+  SELECT *, role = 'assistant' AND status != 'streaming' AS counted
+  FROM messages WHERE conversation_id = ?
+)
+"""
+
+_MODELS_SQL = """
+SELECT provider || ':' || model FROM messages
+WHERE conversation_id = ? AND role = 'assistant' AND provider IS NOT NULL AND model IS NOT NULL
+GROUP BY 1 ORDER BY MIN(position)
+"""
+
+TOTAL_KEYS = ("message_count", "reply_count", "input_tokens", "output_tokens", "cache_read_tokens",
+              "cache_write_tokens", "cost", "unknown_cost_count", "stopped_count", "error_count", "models")
+
+
+def _fts_query(text: str) -> str:
+    """Every word as a quoted FTS5 string: user input cannot be an FTS syntax error; words are ANDed."""
+    return " ".join('"' + word.replace('"', '""') + '"' for word in text.split())
+
+
+# ---------------------------------------------------------------- the store
+
+
+class Store:
+    def __init__(self, path: str | os.PathLike, *, busy_timeout_ms: int = 5000, pool_size: int = 4):
+        if str(path) in ("", ":memory:"):
+            raise ValueError("Store needs a file path: each pooled connection would see its own :memory:")
+        self.path = Path(path)
+        self.busy_timeout_ms = int(busy_timeout_ms)
+        self._pool_size = pool_size
+        self._idle: list[sqlite_utils.Database] = []
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = "read_only" if exc.errno == 30 else "cannot_open"  # 30: EROFS
+            raise DatabaseUnavailable(self.path, reason, exc.strerror or str(exc)) from exc
+        try:
+            with self.db() as db:
+                migrate(db)
+                # Fail now, with a message the UI can show, rather than on the first message sent
+                db.conn.execute("BEGIN IMMEDIATE")
+                db.conn.execute("ROLLBACK")
+        except BaseException:
+            self.close()
+            raise
+
+    # -- connections
+
+    def _connect(self) -> sqlite_utils.Database:
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, check_same_thread=False,
+                               isolation_level=None)  # transactions are explicit: BEGIN IMMEDIATE ... COMMIT
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            return sqlite_utils.Database(conn)
+        except BaseException:
+            conn.close()
+            raise
+
+    def _acquire(self) -> sqlite_utils.Database:
+        with self._lock:
+            if self._closed:
+                raise StoreError("The chat database has been closed.")
+            if self._idle:
+                return self._idle.pop()
+        return self._connect()
+
+    def _release(self, db: sqlite_utils.Database, *, broken: bool) -> None:
+        try:
+            if db.conn.in_transaction:  # the caller's block raised inside a transaction of its own
+                db.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            broken = True
+        with self._lock:
+            if not (broken or self._closed) and len(self._idle) < self._pool_size:
+                self._idle.append(db)
+                return
+        db.close()
+
+    @contextmanager
+    def db(self) -> Iterator[sqlite_utils.Database]:
+        """A connection for this thread's use until the block ends. Re-entrant within a thread. sqlite3
+        errors about the file come out as :class:`DatabaseUnavailable` or :class:`DatabaseBusy`."""
+        held = getattr(self._local, "db", None)
+        if held is not None:
+            yield held
+            return
+        try:
+            db = self._acquire()
+        except sqlite3.Error as exc:
+            raise (_translate(exc, self.path) or exc) from exc
+        self._local.db = db
+        broken = False
+        try:
+            yield db
+        except sqlite3.Error as exc:
+            typed = _translate(exc, self.path)
+            if typed is None:
+                raise
+            broken = isinstance(typed, DatabaseUnavailable)
+            raise typed from exc
+        finally:
+            self._local.db = None
+            self._release(db, broken=broken)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite_utils.Database]:
+        """One short write transaction, committed when the block ends (a savepoint if one is open)."""
+        with self.db() as db:
+            if db.conn.in_transaction:
+                with db.atomic():
+                    yield db
+                return
+            db.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.conn.execute("COMMIT")
+            except BaseException:
+                if db.conn.in_transaction:
+                    db.conn.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        """Close the idle connections; connections in use close when their block ends."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for db in idle:
+            db.close()
+
+    # -- conversations
+
+    def create_conversation(self, *, user: str, source: str = "chat", title: str | None = None,
+                            settings: dict | None = None, compare_run_id: str | None = None) -> str:
+        if source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
+        conversation_id = uuid.uuid4().hex
+        stamp = now()
+        with self._write() as db:
+            db["conversations"].insert({
+                "id": conversation_id, "user": user, "title": title or "", "source": source,
+                "compare_run_id": compare_run_id, "created_at": stamp, "updated_at": stamp,
+                "settings": _dumps(settings or {}),
+            })
+        return conversation_id
+
+    def get_conversation(self, conversation_id: str, *, include_deleted: bool = False) -> dict | None:
+        with self.db() as db:
+            row = _one(db, "SELECT * FROM conversations WHERE id = ?", [conversation_id])
+        if row is None or (row["deleted_at"] is not None and not include_deleted):
+            return None
+        return _conversation(row)
+
+    def update_conversation(self, conversation_id: str, *, title: str | None = None,
+                            settings: dict | None = None) -> None:
+        changes: dict[str, Any] = {}
+        if title is not None:
+            changes["title"] = title
+        if settings is not None:
+            changes["settings"] = _dumps(settings)
+        if not changes:
+            return
+        changes["updated_at"] = now()
+        with self._write() as db:
+            self._set(db, "conversations", conversation_id, changes)
+
+    def recent_conversations(self, user: str | None, *, limit: int = 20,
+                             source: str | None = "chat") -> list[dict]:
+        """Conversations not deleted, newest ``updated_at`` first. ``user`` / ``source`` None: all."""
+        where, params = ["deleted_at IS NULL"], []
+        if user is not None:
+            where.append("user = ?")
+            params.append(user)
+        if source is not None:
+            where.append("source = ?")
+            params.append(source)
+        sql = (f"SELECT * FROM conversations WHERE {' AND '.join(where)} "
+               "ORDER BY updated_at DESC, rowid DESC LIMIT ?")
+        with self.db() as db:
+            return [_conversation(row) for row in _rows(db, sql, [*params, limit])]
+
+    def soft_delete(self, conversation_id: str) -> None:
+        with self._write() as db:
+            self._require(db, conversation_id)
+            db.execute("UPDATE conversations SET deleted_at = COALESCE(deleted_at, ?) WHERE id = ?",
+                       [now(), conversation_id])
+
+    def restore(self, conversation_id: str) -> None:
+        with self._write() as db:
+            self._set(db, "conversations", conversation_id, {"deleted_at": None})
+
+    def conversation_totals(self, conversation_id: str) -> dict:
+        """The kept totals: tokens, cost (known costs only), unknown_cost_count, reply/message counts,
+        stopped/error counts and the ``provider:model`` ids used. Superseded replies are included."""
+        with self.db() as db:
+            row = self._require(db, conversation_id)
+        return {key: row[key] for key in TOTAL_KEYS} | {"models": json.loads(row["models"])}
+
+    # -- messages
+
+    def add_user_message(self, conversation_id: str, content: str) -> dict:
+        """Store the user's message and commit before returning; names the conversation if unnamed."""
+        stamp = now()
+        with self._write() as db:
+            conversation = self._require(db, conversation_id)
+            message_id = self._insert_message(db, conversation_id, {
+                "role": "user", "content": content, "status": "complete",
+                "created_at": stamp, "updated_at": stamp,
+            })
+            if not conversation["title"].strip():
+                db.execute("UPDATE conversations SET title = ? WHERE id = ?",
+                           [title_from(content), conversation_id])
+            self._refresh_totals(db, conversation_id, touch=stamp)
+            return _message(_one(db, "SELECT * FROM messages WHERE id = ?", [message_id]))
+
+    def start_reply(self, conversation_id: str, *, provider: str, model: str,
+                    settings: dict | None = None) -> int:
+        """An assistant row with status 'streaming' and no text yet; returns its id."""
+        stamp = now()
+        with self._write() as db:
+            self._require(db, conversation_id)
+            message_id = self._insert_message(db, conversation_id, {
+                "role": "assistant", "content": "", "status": "streaming", "provider": provider,
+                "model": model, "settings": _dumps(settings), "created_at": stamp, "updated_at": stamp,
+            })
+            self._refresh_totals(db, conversation_id, touch=stamp)
+        return message_id
+
+    def checkpoint_reply(self, message_id: int, content: str) -> None:
+        """Save the partial text of a streaming reply. A reply that has already left 'streaming' (finished,
+        or marked interrupted) is left as it is."""
+        with self._write() as db:
+            db.execute("UPDATE messages SET content = ?, updated_at = ? WHERE id = ? AND status = 'streaming'",
+                       [content, now(), message_id])
+
+    def finish_reply(self, message_id: int, *, content: str, status: str, usage: Usage | None,
+                     cost: float | None, ttft: float | None = None, duration: float | None = None,
+                     finish_reason: str | None = None, error: str | None = None) -> dict:
+        """Record the reply's final text, status and figures, and the conversation's totals, in one
+        transaction. Finishing the same reply again replaces its figures; it is never counted twice."""
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"status must be one of {FINAL_STATUSES}, not {status!r}")
+        stamp = now()
+        changes = {
+            "content": content, "status": status, "error": error, "cost": cost, "ttft": ttft,
+            "duration": duration, "finish_reason": finish_reason, "updated_at": stamp,
+            "input_tokens": None, "output_tokens": None, "cache_read_tokens": None,
+            "cache_write_tokens": None, "input_exact": 0, "output_exact": 0,
+        }
+        if usage is not None:
+            changes |= {
+                "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+                "cache_read_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens,
+                "input_exact": int(bool(usage.input_exact)), "output_exact": int(bool(usage.output_exact)),
+            }
+        with self._write() as db:
+            row = _one(db, "SELECT conversation_id, role FROM messages WHERE id = ?", [message_id])
+            if row is None:
+                raise NotFound("message", message_id)
+            if row["role"] != "assistant":
+                raise ValueError(f"message {message_id} is a {row['role']} message, not a reply")
+            self._set(db, "messages", message_id, changes)
+            self._refresh_totals(db, row["conversation_id"], touch=stamp)
+            return _message(_one(db, "SELECT * FROM messages WHERE id = ?", [message_id]))
+
+    def messages(self, conversation_id: str, *, include_superseded: bool = False) -> list[dict]:
+        sql = "SELECT * FROM messages WHERE conversation_id = ?"
+        if not include_superseded:
+            sql += " AND superseded = 0"
+        with self.db() as db:
+            return [_message(row) for row in _rows(db, sql + " ORDER BY position", [conversation_id])]
+
+    def supersede_from(self, conversation_id: str, position: int) -> None:
+        """Hide the messages at ``position`` and after (regenerate, edit and resend). They stay in the
+        database and in the totals; new messages are numbered after the highest position."""
+        stamp = now()
+        with self._write() as db:
+            self._require(db, conversation_id)
+            db.execute("UPDATE messages SET superseded = 1, updated_at = ? "
+                       "WHERE conversation_id = ? AND position >= ? AND superseded = 0",
+                       [stamp, conversation_id, position])
+            self._refresh_totals(db, conversation_id, touch=stamp)
+
+    def mark_interrupted_replies(self) -> int:
+        """At start-up: replies left 'streaming' by a crash become 'interrupted', keeping their
+        checkpointed text, and count as errors. Returns how many."""
+        stamp = now()
+        with self._write() as db:
+            conversation_ids = [row[0] for row in db.execute(
+                "SELECT DISTINCT conversation_id FROM messages WHERE status = 'streaming'")]
+            count = db.execute(
+                "UPDATE messages SET status = 'interrupted', error = COALESCE(error, ?), updated_at = ? "
+                "WHERE status = 'streaming'", [INTERRUPTED_ERROR, stamp]).rowcount
+            for conversation_id in conversation_ids:
+                self._refresh_totals(db, conversation_id)
+        return count
+
+    def search(self, query: str, *, user: str | None = None, limit: int = 50) -> list[dict]:
+        """Visible messages of conversations not deleted whose text holds every word of ``query``
+        (Porter-stemmed), best match first; each row also has ``conversation_title`` and ``snippet``."""
+        match = _fts_query(query)
+        if not match:
+            return []
+        sql = """
+            SELECT m.*, c.title AS conversation_title, c.user AS user,
+                   snippet(messages_fts, 0, '', '', '…', 16) AS snippet
+            FROM messages_fts
+            JOIN messages m ON m.id = messages_fts.rowid
+            JOIN conversations c ON c.id = m.conversation_id
+            WHERE messages_fts MATCH ? AND m.superseded = 0 AND c.deleted_at IS NULL
+        """
+        params: list[Any] = [match]
+        if user is not None:
+            sql += " AND c.user = ?"
+            params.append(user)
+        sql += " ORDER BY messages_fts.rank LIMIT ?"
+        with self.db() as db:
+            return [_message(row) for row in _rows(db, sql, [*params, limit])]
+
+    # -- compare runs
+
+    def create_compare_run(self, *, user: str, prompt: str, settings: dict | None = None,
+                           blind: bool = False) -> str:
+        run_id = uuid.uuid4().hex
+        with self._write() as db:
+            db["compare_runs"].insert({
+                "id": run_id, "user": user, "prompt": prompt, "settings": _dumps(settings or {}),
+                "vote": None, "blind": int(blind), "created_at": now(),
+            })
+        return run_id
+
+    # -- inside a write transaction
+
+    @staticmethod
+    def _require(db: sqlite_utils.Database, conversation_id: str) -> dict:
+        row = _one(db, "SELECT * FROM conversations WHERE id = ?", [conversation_id])
+        if row is None:
+            raise NotFound("conversation", conversation_id)
+        return row
+
+    @staticmethod
+    def _set(db: sqlite_utils.Database, table: str, key: object, changes: dict) -> None:
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        cursor = db.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", [*changes.values(), key])
+        if cursor.rowcount == 0:
+            raise NotFound(table.rstrip("s"), key)
+
+    @staticmethod
+    def _insert_message(db: sqlite_utils.Database, conversation_id: str, row: dict) -> int:
+        # The write lock is held (BEGIN IMMEDIATE), so max + 1 cannot race with another writer
+        position = db.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM messages WHERE conversation_id = ?",
+                              [conversation_id]).fetchone()[0]
+        row = {"conversation_id": conversation_id, "position": position, **row}
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        return db.execute(f"INSERT INTO messages ({columns}) VALUES ({marks})", list(row.values())).lastrowid
+
+    @staticmethod
+    def _refresh_totals(db: sqlite_utils.Database, conversation_id: str, *, touch: str | None = None) -> None:
+        """Recompute the conversation's kept totals from its messages (one indexed pass)."""
+        totals = _one(db, _TOTALS_SQL, [conversation_id]) or {}
+        totals["models"] = json.dumps([row[0] for row in db.execute(_MODELS_SQL, [conversation_id])])
+        if touch is not None:
+            totals["updated_at"] = touch
+        Store._set(db, "conversations", conversation_id, totals)

@@ -1,0 +1,296 @@
+"""One chat turn: the user's message saved first, the reply streamed, its usage, cost and status recorded.
+
+The page calls :func:`send` (or :func:`regenerate` / :func:`edit_last`) to get a :class:`Turn`, then feeds
+``turn.stream()`` to ``st.write_stream``. Whatever happens to the stream, the reply row is finished:
+complete, stopped (the consumer closed the generator: a Stop click, a rerun, a closed tab), or error
+(a provider failure, with the partial text kept). While streaming, the partial text is checkpointed at
+least every second, so a crash loses at most about a second of it.
+"""
+
+from __future__ import annotations
+
+import functools
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from chat import tokens
+from chat.config import Endpoint, ModelId
+from chat.pricing import Pricer
+from chat.providers.base import ContextTooLong, Message, Params, Provider, ProviderError, Reply
+from chat.store import Store
+
+DEFAULT_OUTPUT_RESERVE = 4096
+_DONE = object()
+
+
+@dataclass(frozen=True)
+class TurnSettings:
+    """What produces a reply: recorded on the reply so one can always tell which model, system prompt
+    and parameters produced it."""
+
+    model_id: ModelId
+    system: str | None = None
+    params: Params = Params()
+
+    def as_dict(self) -> dict:
+        return {"provider": self.model_id.provider, "model": self.model_id.model, "system": self.system or "",
+                **self.params.as_dict()}
+
+
+@functools.lru_cache(maxsize=256)
+def _listed_context_window(provider: str, model: str) -> int | None:
+    import genai_prices
+
+    try:
+        calc = genai_prices.calc_price(genai_prices.Usage(input_tokens=0, output_tokens=0), model,
+                                       provider_id=provider)
+    except LookupError:
+        return None
+    return calc.model.context_window
+
+
+def context_window(endpoint: Endpoint | None, model: str) -> int | None:
+    """Tokens the model accepts: the endpoint's configured figure, else genai-prices' listing for the
+    built-in providers, else unknown (the request is sent whole and the provider judges)."""
+    if endpoint is None:
+        return None
+    if endpoint.context_window:
+        return endpoint.context_window
+    if endpoint.name in ("openai", "anthropic"):
+        return _listed_context_window(endpoint.name, model)
+    return None
+
+
+def history_from_rows(rows: list[dict]) -> list[Message]:
+    """The messages sent to the provider: visible rows, in order. Empty assistant rows (a reply that
+    failed before its first token) are left out; a stopped or failed partial reply is sent as it was shown."""
+    out: list[Message] = []
+    for row in rows:
+        if row.get("superseded"):
+            continue
+        if row["role"] == "assistant" and not (row.get("content") or "").strip():
+            continue
+        out.append(Message(row["role"], row["content"]))
+    return out
+
+
+def fit_context(history: list[Message], *, model: str, system: str | None, context_window: int | None,
+                reserve: int) -> tuple[list[Message], int]:
+    """Leave out the oldest messages until the request fits ``context_window - reserve`` tokens.
+
+    Returns (messages to send, how many were left out). Raises ContextTooLong when even the newest
+    message alone does not fit, before anything is sent."""
+    if not context_window or not history:
+        return history, 0
+    budget = context_window - reserve
+    if budget <= 0:
+        budget = context_window // 2
+    overhead = 3 + (tokens.count_text(system, model).tokens + 3 if system else 0)
+    sizes = [tokens.count_text(m.content, model).tokens + 3 for m in history]
+    total = overhead + sum(sizes)
+    start = 0
+    while total > budget and start < len(history) - 1:
+        total -= sizes[start]
+        start += 1
+    # A request must open with a user message (Anthropic requires it).
+    while start < len(history) - 1 and history[start].role != "user":
+        total -= sizes[start]
+        start += 1
+    if total > budget:
+        raise ContextTooLong(
+            f"the newest message needs about {total:,} tokens; this model takes about {budget:,}",
+        )
+    return history[start:], start
+
+
+class Turn:
+    """One assistant reply in a conversation. Create it with :func:`send` and friends."""
+
+    def __init__(self, *, store: Store, provider: Provider, pricer: Pricer, conversation_id: str,
+                 settings: TurnSettings, context_window: int | None = None):
+        self.store = store
+        self.provider = provider
+        self.pricer = pricer
+        self.conversation_id = conversation_id
+        self.settings = settings
+        self.context_window = context_window
+        self.reply: Reply | None = None
+        self.record: dict | None = None
+        self.error: ProviderError | None = None
+        self.dropped = 0
+        self.text = ""
+        self._history: list[Message] = []
+        rows = store.messages(conversation_id)
+        model = settings.model_id.model
+        recorded = settings.as_dict()
+        try:
+            self._history, self.dropped = fit_context(
+                history_from_rows(rows), model=model, system=settings.system, context_window=context_window,
+                reserve=settings.params.max_tokens or DEFAULT_OUTPUT_RESERVE)
+        except ContextTooLong as exc:
+            self.error = exc
+        if self.dropped:
+            recorded["context_dropped"] = self.dropped
+        self.message_id = store.start_reply(conversation_id, provider=settings.model_id.provider,
+                                            model=model, settings=recorded)
+        if self.error is not None:  # refused before anything was sent: recorded as a failed reply
+            self._finish("error", error=self.error)
+
+    @property
+    def finished(self) -> bool:
+        return self.record is not None
+
+    def stream(self, *, flush_every: float = 0.03, checkpoint_every: float = 1.0,
+               heartbeat: float = 0.1) -> Iterator[str]:
+        """Yield the reply's text, coalesced to about one chunk per ``flush_every`` seconds.
+
+        When the provider is silent for ``heartbeat`` seconds an empty string is yielded, so the consumer
+        gets a chance to notice a Stop. Closing this generator (``.close()``) stops the reply: the HTTP
+        stream is closed at once and the partial text is saved as stopped."""
+        if self.error is not None:
+            raise self.error
+        model = self.settings.model_id.model
+        try:
+            self.reply = self.provider.stream(model, self._history, system=self.settings.system or None,
+                                              params=self.settings.params)
+        except ProviderError as exc:
+            self._finish("error", error=exc)
+            raise
+
+        items: queue.SimpleQueue = queue.SimpleQueue()
+        reply = self.reply
+
+        def pump() -> None:
+            try:
+                for text in reply:
+                    items.put(text)
+                items.put(_DONE)
+            except BaseException as exc:  # handed to the consumer, which decides
+                items.put(exc)
+
+        threading.Thread(target=pump, name=f"reply-{self.message_id}", daemon=True).start()
+
+        received: list[str] = []
+        pending: list[str] = []
+        last_flush = 0.0
+        last_checkpoint = time.monotonic()
+        try:
+            while True:
+                wait = heartbeat if not pending else max(0.0, last_flush + flush_every - time.monotonic())
+                try:
+                    item = items.get(timeout=wait)
+                except queue.Empty:
+                    if pending:
+                        yield self._flush(pending)
+                        last_flush = time.monotonic()
+                    else:
+                        yield ""
+                    continue
+                if item is _DONE:
+                    break
+                if isinstance(item, BaseException):
+                    if pending:
+                        yield self._flush(pending)
+                    raise item
+                received.append(item)
+                pending.append(item)
+                self.text = "".join(received)
+                now = time.monotonic()
+                if now - last_flush >= flush_every:
+                    yield self._flush(pending)
+                    last_flush = time.monotonic()
+                if now - last_checkpoint >= checkpoint_every:
+                    self.store.checkpoint_reply(self.message_id, self.text)
+                    last_checkpoint = now
+            if pending:
+                yield self._flush(pending)
+            self._finish("complete")
+        except ProviderError as exc:
+            self._finish("error", error=exc)
+            raise
+        except BaseException:
+            # GeneratorExit (the consumer closed us: Stop, rerun, closed tab) or anything unexpected:
+            # close the upstream at once and keep what was received, marked stopped. No yielding here.
+            reply.close()
+            self._finish("stopped")
+            raise
+        finally:
+            reply.close()
+
+    @staticmethod
+    def _flush(pending: list[str]) -> str:
+        text = "".join(pending)
+        pending.clear()
+        return text
+
+    def stop(self) -> None:
+        """Stop from outside the generator (e.g. the consumer is gone): close upstream, save as stopped."""
+        if self.reply is not None:
+            self.reply.close()
+        if not self.finished:
+            self._finish("stopped")
+
+    def _finish(self, status: str, error: ProviderError | None = None) -> None:
+        if self.finished:
+            return
+        self.error = error
+        reply = self.reply
+        model_id = self.settings.model_id
+        text = self.text
+        usage = None
+        ttft = duration = None
+        finish_reason = None
+        if reply is not None:
+            usage = tokens.fill_missing_usage(reply.usage, messages=self._history, system=self.settings.system,
+                                              reply_text=text, model=model_id.model)
+            ttft = reply.time_to_first_token
+            duration = reply.duration
+            finish_reason = reply.finish_reason
+        cost = self.pricer.cost(model_id.provider, model_id.model, usage).usd if usage else None
+        self.record = self.store.finish_reply(
+            self.message_id, content=text, status=status, usage=usage, cost=cost, ttft=ttft,
+            duration=duration, finish_reason=finish_reason,
+            error=(error.hint if error else None),
+        )
+
+
+def send(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, prompt: str,
+         settings: TurnSettings, *, context_window: int | None = None) -> Turn:
+    """Save the user's message (committed before any provider call), then open the reply."""
+    store.add_user_message(conversation_id, prompt)
+    return Turn(store=store, provider=provider, pricer=pricer, conversation_id=conversation_id,
+                settings=settings, context_window=context_window)
+
+
+def last_position(rows: list[dict], role: str) -> int | None:
+    for row in reversed(rows):
+        if row["role"] == role and not row.get("superseded"):
+            return row["position"]
+    return None
+
+
+def regenerate(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, settings: TurnSettings,
+               *, context_window: int | None = None) -> Turn:
+    """Replace the last reply (or retry a failed one): the old reply is superseded, not erased, so what
+    it cost stays counted."""
+    rows = store.messages(conversation_id)
+    user_pos = last_position(rows, "user")
+    if user_pos is None:
+        raise ValueError("there is no message to answer")
+    store.supersede_from(conversation_id, user_pos + 1)
+    return Turn(store=store, provider=provider, pricer=pricer, conversation_id=conversation_id,
+                settings=settings, context_window=context_window)
+
+
+def edit_last(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, prompt: str,
+              settings: TurnSettings, *, context_window: int | None = None) -> Turn:
+    """Replace the last user message with ``prompt`` and answer it afresh."""
+    rows = store.messages(conversation_id)
+    user_pos = last_position(rows, "user")
+    if user_pos is None:
+        raise ValueError("there is no message to edit")
+    store.supersede_from(conversation_id, user_pos)
+    return send(store, provider, pricer, conversation_id, prompt, settings, context_window=context_window)

@@ -1,0 +1,162 @@
+"""The chat page: history from SQLite, a streamed reply, a stop that closes the upstream, figures per reply."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from chat import turns
+from chat.config import parse_model_id
+from chat.display import totals_line
+from chat.providers import Params, ProviderError
+from ui import render
+from ui.resources import boot, current_user, pricer, providers
+
+cfg, db = boot()
+user = current_user()
+available = cfg.available_models()
+
+# ---------------------------------------------------------------- which conversation is open
+cid = st.query_params.get("c")
+conversation = db.get_conversation(cid) if cid else None
+if conversation is not None and conversation["user"] != user:
+    conversation = None
+if cid and conversation is None:
+    st.warning("That conversation was not found. It may have been deleted, or the link is wrong.")
+    del st.query_params["c"]
+    cid = None
+
+if st.session_state.get("open_cid") != cid:
+    # Opening a conversation restores the settings it was last used with.
+    st.session_state.open_cid = cid
+    used = (conversation or {}).get("settings") or {}
+    model_id = f"{used['provider']}:{used['model']}" if used.get("provider") else None
+    st.session_state.model = model_id if model_id in available else cfg.initial_model()
+    st.session_state.system = used.get("system", "")
+    st.session_state.temperature = used.get("temperature")
+    st.session_state.max_tokens = used.get("max_tokens")
+
+
+def new_chat() -> None:
+    st.query_params.clear()
+    st.session_state.open_cid = None
+    st.session_state.pop("action", None)
+
+
+# ---------------------------------------------------------------- sidebar
+with st.sidebar:
+    st.button("New chat", icon=":material/add:", on_click=new_chat, use_container_width=True)
+    if available:
+        if st.session_state.get("model") not in available:
+            st.session_state.model = cfg.initial_model()
+        st.selectbox("Model", available, key="model")
+        with st.expander("Settings"):
+            st.number_input("Temperature", min_value=0.0, max_value=2.0, step=0.1, key="temperature",
+                            placeholder="model default")
+            st.number_input("Max output tokens", min_value=1, max_value=200_000, step=256, key="max_tokens",
+                            placeholder="model default")
+            st.text_area("System prompt", key="system", placeholder="You are a helpful assistant.")
+    unconfigured = [e for e in cfg.endpoints if not e.configured]
+    if available and unconfigured:
+        st.caption("Not set up: " + ", ".join(e.label for e in unconfigured)
+                   + ". Add a key to use them (see README).")
+    if conversation is not None:
+        st.caption(f"This chat: {totals_line(conversation)}")
+    recent = db.recent_conversations(user, limit=15)
+    if recent:
+        st.subheader("Recent", divider=False)
+        for conv in recent:
+            label = (conv["title"] or "Untitled")[:40]
+            st.button(label, key=f"open-{conv['id']}", type="tertiary", disabled=conv["id"] == cid,
+                      on_click=lambda c=conv["id"]: st.query_params.update(c=c))
+
+if not available:
+    st.title("Set up a provider")
+    st.markdown(
+        "No provider is configured yet, so there is nobody to talk to. Do one of these, then reload:\n\n"
+        "- **OpenAI**: set `OPENAI_API_KEY` in the environment or in `.streamlit/secrets.toml`.\n"
+        "- **Anthropic**: set `ANTHROPIC_API_KEY` the same way.\n"
+        "- **A local or internal OpenAI-compatible server** (Ollama, vLLM, LM Studio): add it to "
+        "`.streamlit/secrets.toml`:\n\n"
+        "```toml\n[endpoints.ollama]\nbase_url = \"http://localhost:11434/v1\"\nmodels = [\"llama3.2\"]\n```\n\n"
+        "`.streamlit/secrets.toml.example` lists every setting."
+    )
+    st.stop()
+
+# ---------------------------------------------------------------- what this run does
+model_id = parse_model_id(st.session_state.model)
+settings = turns.TurnSettings(
+    model_id=model_id,
+    system=(st.session_state.get("system") or "").strip() or None,
+    params=Params(temperature=st.session_state.get("temperature"), max_tokens=st.session_state.get("max_tokens")),
+)
+provider = providers()[model_id.provider]
+endpoint = cfg.endpoint(model_id.provider)
+window = turns.context_window(endpoint, model_id.model)
+
+prompt = st.chat_input("Ask anything", submit_mode="stop")
+action = st.session_state.pop("action", None)
+turn = None
+if prompt is not None and prompt.strip():
+    if cid is None:
+        cid = db.create_conversation(user=user, source="chat", settings=settings.as_dict())
+        st.session_state.open_cid = cid
+        st.query_params["c"] = cid
+    else:
+        db.update_conversation(cid, settings=settings.as_dict())
+    turn = turns.send(db, provider, pricer(), cid, prompt, settings, context_window=window)
+elif action and cid:
+    db.update_conversation(cid, settings=settings.as_dict())
+    if action[0] == "edit" and action[1].strip():
+        turn = turns.edit_last(db, provider, pricer(), cid, action[1], settings, context_window=window)
+    elif action[0] == "regenerate":
+        turn = turns.regenerate(db, provider, pricer(), cid, settings, context_window=window)
+
+# ---------------------------------------------------------------- the conversation
+rows = db.messages(cid) if cid else []
+if not rows:
+    st.caption(f"Talking to **{model_id}**. Ask anything below.")
+for row in rows:
+    if turn is None or row["id"] != turn.message_id:
+        render.message(row)
+
+if turn is not None:
+    with st.chat_message("assistant"):
+        thinking = st.empty()
+        thinking.caption("Thinking…")
+        chunks = turn.stream()
+
+        def shown(chunks=chunks):
+            first = True
+            for chunk in chunks:
+                if not chunk:
+                    st.session_state["_heartbeat"] = True  # gives Streamlit a chance to deliver a Stop
+                    continue
+                if first:
+                    thinking.empty()
+                    first = False
+                yield chunk
+
+        try:
+            st.write_stream(shown())
+        except ProviderError:
+            pass  # recorded on the reply; the rerun below shows it with a Retry button
+        finally:
+            chunks.close()  # a Stop lands here as StopException: this closes upstream and saves "stopped"
+            turn.stop()
+    st.rerun()
+
+# ---------------------------------------------------------------- actions on the last exchange
+visible = [r for r in rows if not r.get("superseded")]
+if visible:
+    last = visible[-1]
+    last_user = next((r for r in reversed(visible) if r["role"] == "user"), None)
+    cols = st.columns([1, 1, 6])
+    retry = last["role"] == "user" or last.get("status") in ("error", "interrupted", "stopped")
+    cols[0].button("Retry" if retry else "Regenerate", icon=":material/refresh:", type="tertiary",
+                   on_click=lambda: st.session_state.update(action=("regenerate",)))
+    if last_user is not None:
+        with cols[1].popover("Edit", icon=":material/edit:", type="tertiary"):
+            edit_key = f"edit-{last_user['id']}"
+            st.text_area("Your last message", value=last_user["content"], key=edit_key)
+            st.button("Resend", type="primary",
+                      on_click=lambda: st.session_state.update(action=("edit", st.session_state[edit_key])))

@@ -1,0 +1,723 @@
+"""A fake LLM provider: a local HTTP server that speaks the streaming wire formats of OpenAI Chat
+Completions (``POST /v1/chat/completions``) and Anthropic Messages (``POST /v1/messages``).
+
+Standard library only, so it runs in-process (tests) and as a subprocess (browser tests, benchmarks)::
+
+    with FakeProvider() as server:                     # free loopback port, daemon thread
+        server.set_scenario("slow-model", tokens_per_second=20, first_token_delay=0.2)
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="test-key")
+
+    python tests/fake_provider.py --port 8765          # prints "READY http://127.0.0.1:8765"
+
+Scenarios are plain knobs (see ``DEFAULT_KNOBS``), set for one model name or as the default
+(``model=None``). The effective scenario of a request is the built-in defaults, updated by the default
+scenario, updated by the scenario of the request's model. ``set_scenario`` replaces what was set for
+that key; an unknown knob name raises ``ValueError`` (HTTP 400 over ``/_control/scenario``).
+
+Reply text, when ``text`` is not set: ``"Echo: <last user message>"`` followed by filler words until the
+reply has ``words`` tokens. A token is one word with its leading whitespace; each token is one streamed
+chunk. Reported counts, unless ``input_tokens`` / ``output_tokens`` are set: input = the number of
+whitespace-separated words in the system prompt and all messages; output = the number of chunks
+sent. ``input_tokens`` is the uncached input (Anthropic's convention): the OpenAI format reports
+``prompt_tokens = input_tokens + cache_read_tokens`` with ``cached_tokens = cache_read_tokens``.
+
+If the request sets ``max_tokens`` / ``max_completion_tokens`` below the reply's length, the reply is cut
+and ends with ``finish_reason="length"`` (OpenAI) / ``stop_reason="max_tokens"`` (Anthropic).
+
+Control over HTTP (for a subprocess server), no authentication:
+``POST /_control/scenario`` ``{"model": null | "name", <knob>: value, ...}``, ``GET /_control/scenario``,
+``POST /_control/reset``, ``GET /_control/log`` (optional ``?kind=disconnect``), ``GET /_control/health``.
+
+Log events are dicts with ``kind``, ``t`` (time.monotonic()), ``wall`` (time.time()), ``request`` (a
+serial number) and ``model``. Kinds: ``request`` (path, protocol, stream, body, headers with auth values
+redacted, auth_header, auth_ok), ``status_error`` (status), ``chunk`` (n, text), ``ping``,
+``midstream_error`` (chunks), ``stall`` (chunks), ``drop`` (chunks), ``complete`` (chunks,
+finish_reason), ``disconnect`` (chunks, planned, during). The server notices a client that closes the
+connection while it waits between chunks (select + recv(MSG_PEEK) == b"") within a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import select
+import signal
+import socket
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+DEFAULT_KEY = "test-key"
+
+DEFAULT_KNOBS: dict[str, Any] = {
+    # what the reply says
+    "text": None,  # exact reply text; None -> "Echo: <last user message>" + filler words
+    "words": 20,  # tokens (chunks) in the default text
+    "finish_reason": None,  # None -> "stop" (OpenAI) / "end_turn" (Anthropic), or "length"/"max_tokens"
+    # pacing
+    "tokens_per_second": None,  # None or 0 -> as fast as possible
+    "first_token_delay": 0.0,  # seconds between the stream's preamble and the first text chunk
+    "headers_delay": 0.0,  # seconds before the response status line (a slow server / pre-stream timeout)
+    # usage
+    "include_usage": True,  # False: OpenAI never sends the usage chunk; Anthropic omits message_delta
+    "input_tokens": None,  # None -> words in system + messages
+    "output_tokens": None,  # None -> chunks sent
+    "cache_read_tokens": 0,
+    "cache_write_tokens": 0,  # Anthropic only (cache_creation_input_tokens)
+    # authentication: the expected key, checked in "Authorization: Bearer" or "x-api-key"; None: no check
+    "api_key": DEFAULT_KEY,
+    # an error instead of the stream
+    "status": None,  # 400, 401, 403, 404, 413, 429, 500, 503, 529, ... in the provider's error format
+    "context_too_long": False,  # with status None or 400: the provider's context-length 400
+    "error_type": None,  # override the error body's type
+    "error_code": None,  # override the OpenAI error body's code
+    "error_message": None,  # override the error body's message
+    "retry_after": None,  # value of a retry-after header on the error response
+    "fail_times": None,  # fail only the first N requests of this scenario, then stream normally
+    # trouble during the stream, after N text chunks (0 = before the first one)
+    "error_after": None,  # an error event (Anthropic) / error data line (OpenAI), then a clean end
+    "drop_after": None,  # close the socket abruptly, in the middle of the chunked body
+    "stall_after": None,  # stop sending and keep the connection open
+    "stall_for": None,  # seconds the stall lasts before streaming resumes; None -> until the client leaves
+    "split_utf8": False,  # split every chunk holding a multi-byte character across two network writes
+    "split_delay": 0.02,  # seconds between the two halves
+    "ping_every": None,  # an extra ping (Anthropic event / OpenAI SSE comment) every N chunks
+}
+
+FILLER = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut "
+          "labore et dolore magna aliqua").split()
+
+_AUTH_HEADERS = ("authorization", "x-api-key", "api-key")
+_POLL = 0.05  # the longest a waiting handler goes without checking the stop and reset flags
+
+
+class _Gone(Exception):
+    """The client closed the connection (or the server is stopping / was reset)."""
+
+
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"\s*\S+|\s+$", text)
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return ""
+
+
+def _count_words(body: dict) -> int:
+    words = len(_content_text(body.get("system") or "").split())
+    for message in body.get("messages") or []:
+        words += len(_content_text(message.get("content")).split())
+    return words
+
+
+def default_text(body: dict, words: int) -> str:
+    last_user = ""
+    for message in body.get("messages") or []:
+        if message.get("role") == "user":
+            last_user = _content_text(message.get("content"))
+    text = f"Echo: {last_user}".rstrip()
+    have = len(_tokens(text))
+    filler = [FILLER[i % len(FILLER)] for i in range(max(0, words - have))]
+    return " ".join([text, *filler]) if filler else text
+
+
+# ---------------------------------------------------------------- error bodies
+
+
+def _openai_error(status: int, knobs: dict, model: str, key: str | None) -> dict:
+    if status == 400 and knobs["context_too_long"]:
+        err = ("This model's maximum context length is 128000 tokens. However, your messages resulted in "
+               "131072 tokens. Please reduce the length of the messages.", "invalid_request_error",
+               "context_length_exceeded")
+    else:
+        err = {
+            400: ("Invalid value for 'temperature': must be between 0 and 2.", "invalid_request_error", None),
+            # like the real API it echoes the key it got (real: masked): the adapters must not show it
+            401: (f"Incorrect API key provided: {key}. You can find your API key at "
+                  "https://platform.openai.com/account/api-keys.", "invalid_request_error", "invalid_api_key"),
+            403: (f"Project does not have access to model {model}.", "invalid_request_error",
+                  "model_not_found"),
+            404: (f"The model `{model}` does not exist or you do not have access to it.",
+                  "invalid_request_error", "model_not_found"),
+            429: (f"Rate limit reached for {model} on requests per min (RPM): Limit 3, Used 3, Requested 1. "
+                  "Please try again in 20s.", "requests", "rate_limit_exceeded"),
+            500: ("The server had an error while processing your request. Sorry about that!",
+                  "server_error", None),
+            503: ("The engine is currently overloaded, please try again later.", "server_error", None),
+        }.get(status, (f"Error {status}", "server_error" if status >= 500 else "invalid_request_error", None))
+    message, type_, code = err
+    return {"error": {"message": knobs["error_message"] or message, "type": knobs["error_type"] or type_,
+                      "param": None, "code": knobs["error_code"] or code}}
+
+
+def _anthropic_error(status: int, knobs: dict, model: str) -> dict:
+    if status == 400 and knobs["context_too_long"]:
+        type_, message = "invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum"
+    else:
+        type_, message = {
+            400: ("invalid_request_error", "temperature: range: 0..1"),
+            401: ("authentication_error", "invalid x-api-key"),
+            403: ("permission_error", "Your API key does not have permission to use the specified resource."),
+            404: ("not_found_error", f"model: {model}"),
+            413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
+            429: ("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit."),
+            500: ("api_error", "Internal server error"),
+            503: ("api_error", "Service unavailable"),
+            529: ("overloaded_error", "Overloaded"),
+        }.get(status, ("api_error" if status >= 500 else "invalid_request_error", f"Error {status}"))
+    return {"type": "error", "error": {"type": knobs["error_type"] or type_,
+                                       "message": knobs["error_message"] or message},
+            "request_id": f"req_{uuid.uuid4().hex[:24]}"}
+
+
+# ---------------------------------------------------------------- wire formats
+
+
+class _OpenAIWire:
+    protocol = "openai"
+
+    def __init__(self, body: dict, knobs: dict):
+        self.model = body.get("model", "")
+        self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        self.created = int(time.time())
+        self.usage_wanted = bool((body.get("stream_options") or {}).get("include_usage"))
+        self.send_usage = self.usage_wanted and knobs["include_usage"]
+        self.limit = body.get("max_completion_tokens") or body.get("max_tokens")
+
+    def _chunk(self, choices: list, **extra: Any) -> bytes:
+        data = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                "model": self.model, "system_fingerprint": "fp_fake", "choices": choices, **extra}
+        if self.usage_wanted and "usage" not in extra:
+            data["usage"] = None
+        return _sse(data)
+
+    def preamble(self, usage: dict) -> list[bytes]:
+        delta = {"role": "assistant", "content": "", "refusal": None}
+        return [self._chunk([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}])]
+
+    def text(self, text: str) -> bytes:
+        return self._chunk([{"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": None}])
+
+    def ping(self) -> bytes:
+        return b": ping\n\n"
+
+    def error(self, knobs: dict) -> bytes:
+        message = knobs["error_message"] or "The server had an error while processing your request."
+        return _sse({"error": {"message": message, "type": knobs["error_type"] or "server_error",
+                               "param": None, "code": knobs["error_code"]}})
+
+    def epilogue(self, finish_reason: str, usage: dict) -> list[bytes]:
+        frames = [self._chunk([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish_reason}])]
+        if self.send_usage:
+            prompt = usage["input_tokens"] + usage["cache_read_tokens"]
+            frames.append(self._chunk([], usage={
+                "prompt_tokens": prompt, "completion_tokens": usage["output_tokens"],
+                "total_tokens": prompt + usage["output_tokens"],
+                "prompt_tokens_details": {"cached_tokens": usage["cache_read_tokens"], "audio_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                              "accepted_prediction_tokens": 0,
+                                              "rejected_prediction_tokens": 0}}))
+        frames.append(b"data: [DONE]\n\n")
+        return frames
+
+    def default_finish(self, cut: bool) -> str:
+        return "length" if cut else "stop"
+
+    def whole(self, text: str, finish_reason: str, usage: dict) -> dict:
+        prompt = usage["input_tokens"] + usage["cache_read_tokens"]
+        return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
+                             "logprobs": None, "finish_reason": finish_reason}],
+                "usage": {"prompt_tokens": prompt, "completion_tokens": usage["output_tokens"],
+                          "total_tokens": prompt + usage["output_tokens"],
+                          "prompt_tokens_details": {"cached_tokens": usage["cache_read_tokens"]}}}
+
+
+class _AnthropicWire:
+    protocol = "anthropic"
+
+    def __init__(self, body: dict, knobs: dict):
+        self.model = body.get("model", "")
+        self.id = f"msg_{uuid.uuid4().hex[:24]}"
+        self.send_usage = knobs["include_usage"]
+        self.limit = body.get("max_tokens")
+
+    def _usage(self, usage: dict, output_tokens: int) -> dict:
+        return {"input_tokens": usage["input_tokens"],
+                "cache_creation_input_tokens": usage["cache_write_tokens"],
+                "cache_read_input_tokens": usage["cache_read_tokens"], "output_tokens": output_tokens}
+
+    def preamble(self, usage: dict) -> list[bytes]:
+        message = {"id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
+                   "stop_reason": None, "stop_sequence": None, "usage": self._usage(usage, 1)}
+        return [_sse({"type": "message_start", "message": message}, "message_start"),
+                _sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                     "content_block_start"),
+                self.ping()]
+
+    def text(self, text: str) -> bytes:
+        return _sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+                    "content_block_delta")
+
+    def ping(self) -> bytes:
+        return _sse({"type": "ping"}, "ping")
+
+    def error(self, knobs: dict) -> bytes:
+        return _sse({"type": "error", "error": {"type": knobs["error_type"] or "overloaded_error",
+                                                "message": knobs["error_message"] or "Overloaded"}}, "error")
+
+    def epilogue(self, finish_reason: str, usage: dict) -> list[bytes]:
+        frames = [_sse({"type": "content_block_stop", "index": 0}, "content_block_stop")]
+        if self.send_usage:
+            frames.append(_sse({"type": "message_delta",
+                                "delta": {"stop_reason": finish_reason, "stop_sequence": None},
+                                "usage": {"output_tokens": usage["output_tokens"]}}, "message_delta"))
+        frames.append(_sse({"type": "message_stop"}, "message_stop"))
+        return frames
+
+    def default_finish(self, cut: bool) -> str:
+        return "max_tokens" if cut else "end_turn"
+
+    def whole(self, text: str, finish_reason: str, usage: dict) -> dict:
+        return {"id": self.id, "type": "message", "role": "assistant", "model": self.model,
+                "content": [{"type": "text", "text": text}], "stop_reason": finish_reason,
+                "stop_sequence": None, "usage": self._usage(usage, usage["output_tokens"])}
+
+
+def _sse(data: dict, event: str | None = None) -> bytes:
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {payload}\n\n".encode()
+
+
+# ---------------------------------------------------------------- the request handler
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # each token leaves at once (no Nagle + delayed-ACK stalls)
+    timeout = 120  # idle keep-alive connections
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    # -- plumbing
+    def _json(self, status: int, data: Any, headers: dict | None = None) -> None:
+        raw = json.dumps(data).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def _read_json(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        return json.loads(raw) if raw else {}
+
+    def _client_gone(self, wait: float = 0.0) -> bool:
+        """Wait up to ``wait`` seconds; True as soon as the client has closed the connection."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], wait)
+            if not readable:
+                return False
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
+
+    def _sleep_until(self, deadline: float) -> None:
+        """Sleep, watching the socket: raise _Gone when the client leaves or the server stops/resets."""
+        while True:
+            if self.server.provider._stale(self._generation):
+                raise _Gone("server")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            if self._client_gone(min(remaining, _POLL)):
+                raise _Gone("client")
+            # data waiting but not EOF (a pipelined request): avoid spinning on a readable socket
+            if remaining > 0 and select.select([self.connection], [], [], 0)[0]:
+                time.sleep(min(remaining, 0.005))
+
+    def _write(self, data: bytes) -> None:
+        if self._client_gone():
+            raise _Gone("client")
+        try:
+            self.wfile.write(data)
+        except OSError as exc:
+            raise _Gone("client") from exc
+
+    def _chunk(self, data: bytes, split: bool = False, split_delay: float = 0.0) -> None:
+        cut = _mid_character(data) if split else None
+        if cut is None:
+            self._write(b"%x\r\n%s\r\n" % (len(data), data))
+            return
+        self._write(b"%x\r\n%s\r\n" % (cut, data[:cut]))  # half a character ...
+        self._sleep_until(time.monotonic() + split_delay)
+        self._write(b"%x\r\n%s\r\n" % (len(data) - cut, data[cut:]))  # ... then the rest
+
+    # -- routes
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        provider = self.server.provider
+        if url.path == "/_control/log":
+            kind = parse_qs(url.query).get("kind", [None])[0]
+            self._json(200, {"events": provider.events(kind)})
+        elif url.path == "/_control/scenario":
+            self._json(200, provider.scenarios())
+        elif url.path == "/_control/health":
+            self._json(200, {"ok": True})
+        else:
+            self._json(404, {"error": {"message": f"no route GET {url.path}", "type": "not_found"}})
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        provider = self.server.provider
+        try:
+            body = self._read_json()
+        except ValueError:
+            self._json(400, {"error": {"message": "body is not JSON", "type": "invalid_request_error"}})
+            return
+        if path == "/_control/scenario":
+            if not isinstance(body, dict):
+                self._json(400, {"error": "expected a JSON object"})
+                return
+            model = body.pop("model", None)
+            try:
+                provider.set_scenario(model, **body)
+            except ValueError as exc:
+                self._json(400, {"error": str(exc)})
+                return
+            self._json(200, {"ok": True, "scenarios": provider.scenarios()})
+        elif path == "/_control/reset":
+            provider.reset()
+            self._json(200, {"ok": True})
+        elif path in ("/v1/chat/completions", "/chat/completions"):
+            self._complete(_OpenAIWire, body)
+        elif path in ("/v1/messages", "/messages"):
+            self._complete(_AnthropicWire, body)
+        else:
+            self._json(404, {"error": {"message": f"no route POST {path}", "type": "not_found"}})
+
+    # -- one completion
+    def _complete(self, wire_class: type, body: dict) -> None:
+        provider = self.server.provider
+        self._generation = provider._generation
+        model = str(body.get("model", ""))
+        knobs = provider.scenario_for(model)
+        rid = provider._next_request_id()
+        protocol = wire_class.protocol
+
+        auth_header, given = None, None
+        for name in _AUTH_HEADERS:
+            value = self.headers.get(name)
+            if value:
+                auth_header = name
+                given = value.removeprefix("Bearer ").strip() if name == "authorization" else value.strip()
+                break
+        auth_ok = knobs["api_key"] is None or given == knobs["api_key"]
+        headers = {k.lower(): ("<redacted>" if k.lower() in _AUTH_HEADERS else v) for k, v in self.headers.items()}
+        log = provider._logger(rid, model, self._generation)
+        log("request", path=self.path, protocol=protocol, stream=bool(body.get("stream")), body=body,
+            headers=headers, auth_header=auth_header, auth_ok=auth_ok)
+
+        status = knobs["status"]
+        if status is None and knobs["context_too_long"]:
+            status = 400
+        if not auth_ok:
+            status = 401
+        elif status is not None and not provider._should_fail(model, knobs["fail_times"]):
+            status = None
+        if status is not None:
+            self._error(status, protocol, knobs, model, given, log)
+            return
+
+        wire = wire_class(body, knobs)
+        tokens = _tokens(knobs["text"] if knobs["text"] is not None else default_text(body, knobs["words"]))
+        cut = bool(wire.limit) and len(tokens) > wire.limit
+        if cut:
+            tokens = tokens[: wire.limit]
+        finish = knobs["finish_reason"] or wire.default_finish(cut)
+        usage = {"input_tokens": knobs["input_tokens"] if knobs["input_tokens"] is not None
+                 else _count_words(body),
+                 "output_tokens": knobs["output_tokens"] if knobs["output_tokens"] is not None else len(tokens),
+                 "cache_read_tokens": knobs["cache_read_tokens"], "cache_write_tokens": knobs["cache_write_tokens"]}
+
+        sent = 0
+        during = "headers"
+        try:
+            if knobs["headers_delay"]:
+                self._sleep_until(time.monotonic() + knobs["headers_delay"])
+            if not body.get("stream"):
+                self._json(200, wire.whole("".join(tokens), finish, usage))
+                log("complete", chunks=len(tokens), finish_reason=finish, stream=False)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            during = "preamble"
+            for frame in wire.preamble(usage):
+                self._chunk(frame)
+            start = time.monotonic() + float(knobs["first_token_delay"] or 0)
+            tps = knobs["tokens_per_second"]
+            during = "text"
+            for index in range(len(tokens) + 1):
+                if self._trouble(index, wire, knobs, log):
+                    return
+                if index == len(tokens):
+                    break
+                self._sleep_until(start + (index / tps if tps else 0))
+                if knobs["ping_every"] and index and index % knobs["ping_every"] == 0:
+                    self._chunk(wire.ping())
+                    log("ping", chunks=sent)
+                self._chunk(wire.text(tokens[index]), knobs["split_utf8"], knobs["split_delay"])
+                sent = index + 1
+                log("chunk", n=sent, text=tokens[index])
+            during = "epilogue"
+            # the last frames and the end of the chunked body in one write: a client that closes the
+            # connection as soon as it has read [DONE] / message_stop is not a disconnect
+            self._write(b"".join(b"%x\r\n%s\r\n" % (len(f), f) for f in wire.epilogue(finish, usage))
+                        + b"0\r\n\r\n")
+            log("complete", chunks=sent, finish_reason=finish)
+        except _Gone as gone:
+            self.close_connection = True
+            if str(gone) == "client":
+                log("disconnect", chunks=sent, planned=len(tokens), during=during)
+            else:
+                self._abort()
+
+    def _trouble(self, index: int, wire: Any, knobs: dict, log: Any) -> bool:
+        """Before text chunk ``index + 1``: stall, drop or error as the scenario says. True: stop here."""
+        if knobs["stall_after"] == index:
+            log("stall", chunks=index)
+            forever = knobs["stall_for"] is None
+            self._sleep_until(float("inf") if forever else time.monotonic() + knobs["stall_for"])
+        if knobs["drop_after"] == index:
+            log("drop", chunks=index)
+            self._abort()
+            return True
+        if knobs["error_after"] == index:
+            self._write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(err := wire.error(knobs)), err))
+            log("midstream_error", chunks=index)
+            return True
+        return False
+
+    def _abort(self) -> None:
+        """Close the connection without finishing the chunked body."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _error(self, status: int, protocol: str, knobs: dict, model: str, key: str | None, log: Any) -> None:
+        if protocol == "openai":
+            body = _openai_error(status, knobs, model, key)
+        else:
+            body = _anthropic_error(status, knobs, model)
+        headers = {}
+        if knobs["retry_after"] is not None:
+            headers["retry-after"] = str(knobs["retry_after"])
+        if protocol == "anthropic":
+            headers["request-id"] = body["request_id"]
+        log("status_error", status=status)
+        try:
+            self._json(status, body, headers)
+        except OSError:
+            self.close_connection = True
+
+
+def _mid_character(data: bytes) -> int | None:
+    """The index just after the first byte of the first multi-byte UTF-8 character, if any."""
+    for i, byte in enumerate(data):
+        if byte >= 0xC0:
+            return i + 1
+    return None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    provider: FakeProvider
+
+
+# ---------------------------------------------------------------- the public object
+
+
+class FakeProvider:
+    """The fake provider server. ``start()`` binds a free loopback port (or ``port``) and serves from a
+    daemon thread; ``url`` is ``http://127.0.0.1:<port>`` (OpenAI clients add ``/v1``)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, api_key: str | None = DEFAULT_KEY):
+        self.host = host
+        self.port = port
+        self.api_key = api_key
+        self.log: list[dict] = []
+        self._lock = threading.Condition()
+        self._default: dict[str, Any] = {}
+        self._models: dict[str, dict[str, Any]] = {}
+        self._failures: dict[str, int] = {}
+        self._request_id = 0
+        self._generation = 0
+        self._stopping = False
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle
+    def start(self) -> FakeProvider:
+        self._stopping = False
+        self._httpd = _Server((self.host, self.port), _Handler)
+        self._httpd.provider = self
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"fake-provider-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> FakeProvider:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # -- scenarios
+    def set_scenario(self, model: str | None = None, **knobs: Any) -> None:
+        """Set the scenario of ``model`` (None: the default one), replacing what was set for it before."""
+        unknown = sorted(set(knobs) - set(DEFAULT_KNOBS))
+        if unknown:
+            raise ValueError(f"unknown scenario knob(s): {', '.join(unknown)}; known: {', '.join(DEFAULT_KNOBS)}")
+        with self._lock:
+            if model is None:
+                self._default = dict(knobs)
+            else:
+                self._models[model] = dict(knobs)
+            self._failures.pop(model or "", None)
+
+    def scenario_for(self, model: str) -> dict[str, Any]:
+        with self._lock:
+            return {**DEFAULT_KNOBS, "api_key": self.api_key, **self._default, **self._models.get(model, {})}
+
+    def scenarios(self) -> dict[str, Any]:
+        with self._lock:
+            return {"default": dict(self._default), "models": {m: dict(k) for m, k in self._models.items()}}
+
+    def reset(self) -> None:
+        """Forget scenarios and the log; streams still running from before are cut off."""
+        with self._lock:
+            self._default, self._models, self._failures = {}, {}, {}
+            self.log = []
+            self._generation += 1
+
+    # -- the log
+    def events(self, kind: str | None = None, **match: Any) -> list[dict]:
+        with self._lock:
+            return [e for e in self.log if (kind is None or e["kind"] == kind)
+                    and all(e.get(k) == v for k, v in match.items())]
+
+    def wait_for(self, kind: str, timeout: float = 2.0, **match: Any) -> dict:
+        """The first logged event of ``kind`` (whose fields equal ``match``), waiting up to ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                for event in self.log:
+                    if event["kind"] == kind and all(event.get(k) == v for k, v in match.items()):
+                        return event
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no {kind!r} event {match or ''} within {timeout} s")
+                self._lock.wait(remaining)
+
+    @property
+    def requests(self) -> list[dict]:
+        return self.events("request")
+
+    @property
+    def last_request(self) -> dict:
+        requests = self.requests
+        if not requests:
+            raise LookupError("no request logged yet")
+        return requests[-1]
+
+    # -- for the handler
+    def _stale(self, generation: int) -> bool:
+        return self._stopping or generation != self._generation
+
+    def _next_request_id(self) -> int:
+        with self._lock:
+            self._request_id += 1
+            return self._request_id
+
+    def _should_fail(self, model: str, fail_times: int | None) -> bool:
+        if fail_times is None:
+            return True
+        key = model if model in self._models else ""
+        with self._lock:
+            done = self._failures.get(key, 0)
+            self._failures[key] = done + 1
+            return done < fail_times
+
+    def _logger(self, request: int, model: str, generation: int):
+        def log(kind: str, **fields: Any) -> None:
+            event = {"kind": kind, "t": time.monotonic(), "wall": time.time(), "request": request,
+                     "model": model, **fields}
+            with self._lock:
+                if generation != self._generation:  # a stream from before a reset
+                    return
+                self.log.append(event)
+                self._lock.notify_all()
+
+        return log
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="A fake OpenAI / Anthropic streaming server.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0: a free port")
+    parser.add_argument("--api-key", default=DEFAULT_KEY, help="the key clients must send")
+    parser.add_argument("--no-auth", action="store_true", help="accept any key, or none")
+    parser.add_argument("--scenario", default=None, help="default scenario knobs as a JSON object")
+    args = parser.parse_args(argv)
+
+    server = FakeProvider(args.host, args.port, api_key=None if args.no_auth else args.api_key)
+    if args.scenario:
+        server.set_scenario(None, **json.loads(args.scenario))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server.start()
+    print(f"READY {server.url} port={server.port}", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""How stored messages look on a page."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from chat.display import figures_line
+
+LONG_MESSAGE = 20_000  # characters shown in full; longer messages are shown cut, so the page stays fast
+
+
+def message_body(content: str) -> None:
+    """Markdown, never HTML (st.markdown escapes it). Very long text is cut for display only."""
+    if len(content) > LONG_MESSAGE:
+        st.markdown(content[:LONG_MESSAGE])
+        st.caption(f"… message cut for display: {len(content):,} characters in all.")
+    else:
+        st.markdown(content)
+
+
+def message(row: dict) -> None:
+    with st.chat_message(row["role"]):
+        if row["content"]:
+            message_body(row["content"])
+        if row["role"] == "assistant":
+            assistant_footer(row)
+
+
+def assistant_footer(row: dict) -> None:
+    dropped = (row.get("settings") or {}).get("context_dropped")
+    if dropped:
+        st.caption(f"{dropped} older message{'s were' if dropped != 1 else ' was'} left out of this request "
+                   "to fit the model's context window.")
+    if row.get("status") == "error" and row.get("error"):
+        st.error(row["error"], icon=":material/error:")
+    elif row.get("status") == "interrupted":
+        st.warning("This reply was interrupted (the server stopped while it streamed). The text above is "
+                   "what had arrived.", icon=":material/warning:")
+    st.caption(figures_line(row))

@@ -1,0 +1,69 @@
+"""Process-wide resources, built once per server (`st.cache_resource`) and shared by every session.
+
+Each is thread-safe: the Store hands connections out per use, SDK clients are thread-safe, the Pricer and
+Settings are read-only."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import streamlit as st
+
+from chat import tokens
+from chat.config import ConfigError, Settings, load_settings
+from chat.pricing import Pricer
+from chat.providers import Provider, build_providers
+from chat.store import Store, StoreError
+
+LOCAL_USER = "local"
+
+
+def _secrets() -> dict:
+    try:
+        return st.secrets.to_dict()
+    except Exception:  # no secrets.toml, or an unreadable one: the environment still works
+        return {}
+
+
+@st.cache_resource(show_spinner=False)
+def settings() -> Settings:
+    return load_settings(os.environ, _secrets())
+
+
+@st.cache_resource(show_spinner=False)
+def store() -> Store:
+    db = Store(settings().db_path)
+    db.mark_interrupted_replies()
+    return db
+
+
+@st.cache_resource(show_spinner=False)
+def providers() -> dict[str, Provider]:
+    # Token encodings load in the background so the first reply never waits for them.
+    threading.Thread(target=tokens.warm_up, name="tiktoken-warm-up", daemon=True).start()
+    return build_providers(settings())
+
+
+@st.cache_resource(show_spinner=False)
+def pricer() -> Pricer:
+    return Pricer(settings().prices)
+
+
+def current_user() -> str:
+    return LOCAL_USER
+
+
+def boot() -> tuple[Settings, Store]:
+    """Settings and store, or a clear message and a stopped page when either is unusable."""
+    try:
+        cfg = settings()
+    except ConfigError as exc:
+        st.error(f"The configuration has a problem: {exc}")
+        st.stop()
+    try:
+        db = store()
+    except StoreError as exc:
+        st.error(f"The database at `{cfg.db_path}` cannot be used: {exc}")
+        st.stop()
+    return cfg, db
