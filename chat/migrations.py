@@ -45,8 +45,8 @@ def migration(fn: Migration) -> Migration:
 
 
 def now() -> str:
-    """ISO-8601 UTC with milliseconds and 'Z': fixed width, so it sorts as text."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """ISO-8601 UTC to the microsecond, with 'Z': fixed width, so it sorts as text."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def applied(db: sqlite_utils.Database) -> list[str]:

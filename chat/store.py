@@ -14,6 +14,7 @@ touching ``messages``; a reply counts once it has left ``streaming``, however of
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -197,7 +198,7 @@ class Store:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            reason = "read_only" if exc.errno == 30 else "cannot_open"  # 30: EROFS
+            reason = "read_only" if exc.errno == errno.EROFS else "cannot_open"
             raise DatabaseUnavailable(self.path, reason, exc.strerror or str(exc)) from exc
         try:
             with self.db() as db:

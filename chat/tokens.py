@@ -34,7 +34,9 @@ import hashlib
 import importlib.util
 import logging
 import math
+import re
 import threading
+import zlib
 from binascii import a2b_base64
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -90,7 +92,10 @@ _SPECS: dict[str, _Spec] = {
     ),
     CL100K_BASE: _Spec(
         sha256="223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
-        pat_str=r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+        pat_str=(
+            r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+            r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+        ),
         special_tokens=(
             ("<|endoftext|>", 100257),
             ("<|fim_prefix|>", 100258),
@@ -178,7 +183,7 @@ def read_ranks(name: str, data_dir: Path | None = None) -> dict[bytes, int]:
     path = Path(data_dir) / f"{name}.tiktoken.gz"
     try:
         data = gzip.decompress(path.read_bytes())
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # OSError includes gzip.BadGzipFile
         raise EncodingUnavailable(f"cannot read {path}: {exc}") from exc
     actual = hashlib.sha256(data).hexdigest()
     if actual != spec.sha256:
@@ -232,16 +237,16 @@ def _cut_points(text: str, size: int) -> Iterator[int]:
     yield n
 
 
+# The last position in text[lo:hi] (searched backwards by the regex engine, not a Python loop) just before a
+# space that follows a non-space; failing that, just after a newline followed by a non-space other than "/".
+_LAST_SPACE_CUT = re.compile(r"(?s:.*)\S(?= )")
+_LAST_NEWLINE_CUT = re.compile(r"(?s:.*)\n(?=[^\s/])")
+
+
 def _safe_cut(text: str, lo: int, hi: int) -> int:
-    i = hi
-    while (i := text.rfind(" ", lo, i)) > lo:
-        if not text[i - 1].isspace():
-            return i
-    i = hi
-    while (i := text.rfind("\n", lo, i - 1)) >= lo:
-        after = text[i + 1]
-        if not after.isspace() and after != "/":
-            return i + 1
+    for pattern in (_LAST_SPACE_CUT, _LAST_NEWLINE_CUT):
+        if m := pattern.match(text, lo, hi):
+            return m.end()
     return hi
 
 
@@ -375,6 +380,7 @@ def fill_missing_usage(usage: Usage, *, messages: list[Message], system: str | N
 
 
 def warm_up(names: Iterable[str] = (O200K_BASE,)) -> None:
-    """Load encodings now rather than on the first count (~0.25 s for o200k_base, ~0.1 s for cl100k_base).
-    Blocks; the app calls it once at start on a background thread. Safe to call concurrently with counts."""
+    """Load encodings now rather than on the first count (measured: ~0.3 s for o200k_base, ~0.1 s for
+    cl100k_base). Blocks; the app calls it once at start on a background thread. Safe to call concurrently
+    with counts, which wait for the load rather than load a second copy."""
     _default.warm_up(names)

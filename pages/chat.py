@@ -32,8 +32,11 @@ if st.session_state.get("open_cid") != cid:
     model_id = f"{used['provider']}:{used['model']}" if used.get("provider") else None
     st.session_state.model = model_id if model_id in available else cfg.initial_model()
     st.session_state.system = used.get("system", "")
-    st.session_state.temperature = used.get("temperature")
-    st.session_state.max_tokens = used.get("max_tokens")
+    for key in ("temperature", "max_tokens"):  # None means "model default": an empty input
+        if used.get(key) is None:
+            st.session_state.pop(key, None)
+        else:
+            st.session_state[key] = used[key]
 
 
 def new_chat() -> None:
@@ -51,9 +54,9 @@ with st.sidebar:
         st.selectbox("Model", available, key="model")
         with st.expander("Settings"):
             st.number_input("Temperature", min_value=0.0, max_value=2.0, step=0.1, key="temperature",
-                            placeholder="model default")
+                            value=None, placeholder="model default")
             st.number_input("Max output tokens", min_value=1, max_value=200_000, step=256, key="max_tokens",
-                            placeholder="model default")
+                            value=None, placeholder="model default")
             st.text_area("System prompt", key="system", placeholder="You are a helpful assistant.")
     unconfigured = [e for e in cfg.endpoints if not e.configured]
     if available and unconfigured:

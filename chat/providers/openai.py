@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from openai import Stream
     from openai.types.chat import ChatCompletionChunk
 
+NO_PARAMS = Params()  # Params is frozen: one shared default is safe
 _RATE_LIMIT_TYPES = {"rate_limit_exceeded", "rate_limit_error", "requests", "tokens"}
 _OVERLOAD_TYPES = {"overloaded", "overloaded_error", "server_overloaded", "engine_overloaded"}
 
@@ -43,6 +44,8 @@ _OVERLOAD_TYPES = {"overloaded", "overloaded_error", "server_overloaded", "engin
 class OpenAIProvider:
     """One OpenAI (or OpenAI-compatible) endpoint. ``client=None`` means no key is configured: iterating
     a reply then raises :class:`MissingKey`. ``label`` is the name errors and the UI show."""
+
+    supports_temperature = True
 
     def __init__(self, name: str, client: openai.OpenAI | None, label: str | None = None, *,
                  max_tokens_param: str | None = None):
@@ -52,7 +55,7 @@ class OpenAIProvider:
         self.max_tokens_param = max_tokens_param or ("max_completion_tokens" if name == "openai" else "max_tokens")
 
     def request(self, model: str, messages: list[Message], *, system: str | None = None,
-                params: Params = Params()) -> dict[str, Any]:
+                params: Params = NO_PARAMS) -> dict[str, Any]:
         """The keyword arguments of ``chat.completions.create`` for this turn."""
         wire = [{"role": "system", "content": system}] if system else []
         wire += [{"role": m.role, "content": m.content} for m in messages]
@@ -65,7 +68,7 @@ class OpenAIProvider:
         return kwargs
 
     def stream(self, model: str, messages: list[Message], *, system: str | None = None,
-               params: Params = Params()) -> OpenAIReply:
+               params: Params = NO_PARAMS) -> OpenAIReply:
         return OpenAIReply(self, model, self.request(model, messages, system=system, params=params))
 
 

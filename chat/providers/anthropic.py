@@ -1,0 +1,180 @@
+"""Anthropic Messages, streamed as raw events (``client.messages.create(stream=True)``).
+
+Raw events rather than ``messages.stream(...)``: the raw SDK ``Stream`` is the HTTP response and its
+``close()`` closes it at once, and there is no accumulated message we do not need.
+
+Usage: ``message_start`` carries the exact input and cache tokens, so even a stopped reply keeps them;
+``message_delta`` carries the cumulative output tokens (replace, never add). ``message_start``'s
+``output_tokens`` (a placeholder, usually 1) is not taken: output stays None and inexact until
+``message_delta`` arrives.
+
+No temperature: anthropic 2.x sends ``anthropic-version: 2026-10-21`` and has dropped the sampling
+parameters from ``messages.create``; that API version answers 400 to ``temperature``/``top_p``/``top_k`` at
+any value. ``Params.temperature`` is therefore ignored here (``supports_temperature`` is False).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import anthropic
+import httpx2
+
+from chat.providers._common import error_for_status, looks_like_context_too_long, redact, retry_after_seconds
+from chat.providers.base import (
+    ConnectionLost,
+    Message,
+    MissingKey,
+    Overloaded,
+    Params,
+    ProviderError,
+    RateLimited,
+    Reply,
+    StreamError,
+    Timeout,
+)
+
+if TYPE_CHECKING:
+    from anthropic import Stream
+    from anthropic.types import RawMessageStreamEvent
+
+NO_PARAMS = Params()  # Params is frozen: one shared default is safe
+DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens
+
+
+class AnthropicProvider:
+    """Anthropic's Messages API. ``client=None`` means no key is configured: iterating a reply then
+    raises :class:`MissingKey`."""
+
+    supports_temperature = False
+
+    def __init__(self, name: str = "anthropic", client: anthropic.Anthropic | None = None,
+                 label: str | None = None):
+        self.name = name
+        self.client = client
+        self.label = label or ("Anthropic" if name == "anthropic" else name)
+
+    def request(self, model: str, messages: list[Message], *, system: str | None = None,
+                params: Params = NO_PARAMS) -> dict[str, Any]:
+        """The keyword arguments of ``messages.create`` for this turn."""
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "max_tokens": params.max_tokens if params.max_tokens is not None else DEFAULT_MAX_TOKENS,
+            "stream": True,
+        }
+        if system:
+            kwargs["system"] = system
+        # params.temperature is not sent: see the module docstring
+        return kwargs
+
+    def stream(self, model: str, messages: list[Message], *, system: str | None = None,
+               params: Params = NO_PARAMS) -> AnthropicReply:
+        return AnthropicReply(self, model, self.request(model, messages, system=system, params=params))
+
+
+class AnthropicReply(Reply):
+    """The HTTP request is made on the first iteration; the reply object itself costs nothing."""
+
+    def __init__(self, provider: AnthropicProvider, model: str, kwargs: dict[str, Any]):
+        super().__init__(provider.label, model)
+        self._client = provider.client
+        self._kwargs = kwargs
+        self._sdk_stream: Stream[RawMessageStreamEvent] | None = None
+        self._lock = threading.Lock()
+
+    def _stream(self) -> Iterator[str]:
+        if self._client is None:
+            raise MissingKey(f"no API key configured for {self.provider}", provider=self.provider)
+        if self.closed:
+            return
+        stream = self._client.messages.create(**self._kwargs)
+        with self._lock:
+            self._sdk_stream = stream
+            closed_meanwhile = self.closed
+        if closed_meanwhile:  # close() ran while the request was on its way
+            stream.close()
+            return
+        for event in stream:
+            if event.type == "message_start":
+                self._take_usage(event.message.usage, start=True)
+            elif event.type == "content_block_delta":
+                if event.delta.type == "text_delta" and event.delta.text:
+                    yield event.delta.text
+            elif event.type == "message_delta":
+                if event.delta.stop_reason:
+                    self.finish_reason = event.delta.stop_reason
+                self._take_usage(event.usage, start=False)
+
+    def _take_usage(self, usage: Any, *, start: bool) -> None:
+        if usage is None:
+            return
+        u = self.usage
+        # every figure is cumulative: a later event's value replaces the earlier one
+        if getattr(usage, "input_tokens", None) is not None:
+            u.input_tokens = usage.input_tokens
+            u.input_exact = True
+        if getattr(usage, "cache_read_input_tokens", None) is not None:
+            u.cache_read_tokens = usage.cache_read_input_tokens
+        if getattr(usage, "cache_creation_input_tokens", None) is not None:
+            u.cache_write_tokens = usage.cache_creation_input_tokens
+        if not start and getattr(usage, "output_tokens", None) is not None:
+            u.output_tokens = usage.output_tokens
+            u.output_exact = True
+
+    def _close_stream(self) -> None:
+        with self._lock:
+            stream, self._sdk_stream = self._sdk_stream, None
+        if stream is not None:
+            stream.close()  # closes the HTTP response: the server sees the disconnect at once
+
+    def _map_error(self, exc: BaseException) -> ProviderError:
+        return map_anthropic_error(exc, provider=self.provider, key=getattr(self._client, "api_key", None))
+
+
+def _error_fields(body: object) -> tuple[str, str]:
+    """(type, message) of an Anthropic error body ``{"type": "error", "error": {"type", "message"}}``."""
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            return str(error.get("type") or ""), str(error.get("message") or "")
+    return "", ""
+
+
+def map_anthropic_error(exc: BaseException, *, provider: str, key: str | None = None) -> ProviderError:
+    """The typed error for an exception from the Anthropic SDK, including the raw httpx2 errors it lets
+    through in the middle of a stream."""
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, (anthropic.APITimeoutError, httpx2.TimeoutException)):
+        return Timeout(redact(f"{type(exc).__name__}: {exc}", key), provider=provider)
+    if isinstance(exc, anthropic.APIConnectionError):
+        cause = exc.__cause__
+        if isinstance(cause, httpx2.TimeoutException):
+            return Timeout(redact(str(exc), key), provider=provider)
+        detail = str(exc) + (f" ({type(cause).__name__}: {cause})" if cause is not None else "")
+        return ConnectionLost(redact(detail, key), provider=provider)
+    if isinstance(exc, (httpx2.TransportError, httpx2.StreamError)):
+        return ConnectionLost(redact(f"{type(exc).__name__}: {exc}", key), provider=provider)
+    if isinstance(exc, anthropic.APIStatusError):
+        kind, message = _error_fields(exc.body)
+        message = message or exc.message
+        if exc.status_code == 200:  # an `event: error` in the middle of the stream
+            detail = redact(f"{kind or 'error'}: {message}", key)
+            if kind == "overloaded_error":
+                return Overloaded(detail, provider=provider)
+            if kind == "rate_limit_error":
+                return RateLimited(detail, provider=provider)
+            return StreamError(detail, provider=provider)
+        detail = redact(f"HTTP {exc.status_code}" + (f" {kind}" if kind else "") + f": {message}", key)
+        retry_after = retry_after_seconds(exc.response.headers)
+        if kind == "overloaded_error":
+            return Overloaded(detail, provider=provider, status=exc.status_code, retry_after=retry_after)
+        return error_for_status(exc.status_code, detail, provider=provider, retry_after=retry_after,
+                                context_too_long=looks_like_context_too_long(message))
+    if isinstance(exc, anthropic.CredentialsError) or (
+            isinstance(exc, TypeError) and "authentication method" in str(exc)):
+        return MissingKey(redact(str(exc), key), provider=provider)
+    return ProviderError(redact(f"{type(exc).__name__}: {exc}", key), provider=provider)

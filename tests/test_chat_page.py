@@ -1,0 +1,204 @@
+"""The chat page under Streamlit's AppTest, talking to the fake provider over HTTP."""
+
+from __future__ import annotations
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from chat.store import Store
+
+APP = "../app.py"
+ENV_NAMES = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "CHAT_ENDPOINTS",
+             "CHAT_DEFAULT_MODEL", "OPENAI_MODELS", "ANTHROPIC_MODELS", "CHAT_DB", "CHAT_PRICES")
+
+
+@pytest.fixture
+def bare_env(monkeypatch, tmp_path):
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CHAT_DB", str(tmp_path / "chat.db"))
+    monkeypatch.setenv("CHAT_MAX_RETRIES", "0")
+    st.cache_resource.clear()
+    yield tmp_path / "chat.db"
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def app_env(bare_env, monkeypatch, fake_provider):
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_provider.url + "/v1")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_provider.url)
+    monkeypatch.setenv("CHAT_DEFAULT_MODEL", "openai:gpt-4o-mini")
+    st.cache_resource.clear()
+    return bare_env
+
+
+def run_app(**query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    for k, v in query.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def open_cid(at: AppTest) -> str | None:
+    value = at.query_params.get("c")
+    return value[0] if isinstance(value, list) else value
+
+
+def send(at: AppTest, text: str) -> AppTest:
+    at.chat_input[0].set_value(text).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_sending_a_message_streams_stores_and_shows_the_figures_line(app_env, fake_provider):
+    at = send(run_app(), "Hello page")
+    user, reply = at.chat_message
+    assert user.markdown[0].value == "Hello page"
+    assert reply.markdown[0].value.startswith("Echo: Hello page")
+    line = reply.caption[-1].value
+    assert line.startswith("gpt-4o-mini · 2 in · 20 out · $")
+    assert "to first token" in line
+    rows = Store(app_env).messages(open_cid(at))
+    assert [r["role"] for r in rows] == ["user", "assistant"]
+    assert rows[1]["status"] == "complete" and rows[1]["cost"] > 0 and rows[1]["output_tokens"] == 20
+
+
+def test_the_conversation_total_is_shown_in_the_sidebar(app_env, fake_provider):
+    at = send(send(run_app(), "one"), "two")
+    totals = [c.value for c in at.sidebar.caption if c.value.startswith("This chat:")]
+    assert totals and "tokens" in totals[0] and "$" in totals[0]
+
+
+def test_a_conversation_link_restores_the_whole_conversation(app_env, fake_provider):
+    at = send(run_app(), "remember me")
+    cid = open_cid(at)
+    again = run_app(c=cid)
+    assert [m.markdown[0].value for m in again.chat_message][0] == "remember me"
+    assert "20 out" in again.chat_message[1].caption[-1].value
+
+
+def test_an_unknown_conversation_id_shows_not_found(app_env):
+    at = run_app(c="does-not-exist")
+    assert any("not found" in w.value for w in at.warning)
+    assert not at.chat_message
+
+
+def test_someone_elses_conversation_shows_not_found(app_env):
+    cid = Store(app_env).create_conversation(user="someone-else", settings={})
+    at = run_app(c=cid)
+    assert any("not found" in w.value for w in at.warning)
+
+
+def test_new_chat_starts_an_empty_conversation(app_env, fake_provider):
+    at = send(run_app(), "first chat")
+    at.sidebar.button[0].click().run()
+    assert not at.chat_message
+    assert open_cid(at) is None
+    send(at, "second chat")
+    assert len(Store(app_env).recent_conversations("local")) == 2
+
+
+def test_switching_conversations_from_the_recent_list(app_env, fake_provider):
+    at = send(run_app(), "alpha question")
+    at.sidebar.button[0].click().run()
+    send(at, "beta question")
+    alpha = next(b for b in at.sidebar.button if b.label.startswith("alpha"))
+    alpha.click().run()
+    assert at.chat_message[0].markdown[0].value == "alpha question"
+
+
+def test_empty_or_whitespace_input_does_nothing(app_env, fake_provider):
+    at = send(run_app(), "   \n ")
+    assert not at.chat_message
+    assert not fake_provider.events("request")
+
+
+def test_no_configured_provider_shows_the_setup_card(bare_env):
+    at = run_app()
+    assert not at.exception
+    assert at.title[0].value == "Set up a provider"
+    assert not at.chat_input
+
+
+def test_the_system_prompt_and_model_are_recorded_on_each_reply(app_env, fake_provider):
+    at = run_app()
+    at.sidebar.text_area(key="system").set_value("Answer in French.")
+    send(at, "hi")
+    at.sidebar.selectbox(key="model").set_value("anthropic:claude-haiku-4-5")
+    send(at, "again")
+    rows = Store(app_env).messages(open_cid(at))
+    assert rows[1]["settings"]["system"] == "Answer in French." and rows[1]["model"] == "gpt-4o-mini"
+    assert rows[3]["model"] == "claude-haiku-4-5" and rows[3]["provider"] == "anthropic"
+    assert fake_provider.events("request")[-1]["body"]["system"] == "Answer in French."
+
+
+@pytest.mark.parametrize(("knobs", "expected"), [
+    ({"api_key": "another-key"}, "rejected the API key"),
+    ({"status": 403}, "not allowed"),
+    ({"status": 404}, "does not know this model"),
+    ({"status": 429, "retry_after": "7"}, "rate-limiting"),
+    ({"status": 529}, "overloaded"),
+    ({"status": 500}, "returned an error"),
+    ({"context_too_long": True}, "too long"),
+    ({"words": 30, "drop_after": 5}, "partial text is kept"),
+])
+def test_each_provider_error_is_shown_as_a_clear_message_with_a_retry(app_env, fake_provider, knobs, expected):
+    at = run_app()
+    at.sidebar.selectbox(key="model").set_value("anthropic:claude-haiku-4-5")
+    fake_provider.set_scenario(None, **knobs)
+    send(at, "hello")
+    assert at.chat_message[0].markdown[0].value == "hello"
+    errors = [e.value for e in at.chat_message[1].error]
+    assert errors and expected in errors[0], errors
+    retry = next(b for b in at.button if b.label == "Retry")
+    fake_provider.reset()
+    retry.click().run()
+    assert not at.exception
+    assert at.chat_message[1].markdown[0].value.startswith("Echo: hello")
+    assert not at.chat_message[1].error
+
+
+def test_an_unreachable_server_is_explained(app_env, monkeypatch, fake_provider):
+    monkeypatch.setenv("CHAT_ENDPOINTS", '{"local": {"base_url": "http://127.0.0.1:9/v1", "models": ["m"]}}')
+    st.cache_resource.clear()
+    at = run_app()
+    at.sidebar.selectbox(key="model").set_value("local:m")
+    send(at, "hello")
+    errors = [e.value for e in at.chat_message[1].error]
+    assert errors and "connection" in errors[0].lower()
+
+
+def test_regenerate_replaces_the_last_reply(app_env, fake_provider):
+    at = send(run_app(), "hi")
+    fake_provider.set_scenario(None, text="A different answer")
+    next(b for b in at.button if b.label == "Regenerate").click().run()
+    assert len(at.chat_message) == 2
+    assert at.chat_message[1].markdown[0].value == "A different answer"
+
+
+def test_editing_the_last_message_resends_it(app_env, fake_provider):
+    at = send(run_app(), "helo")
+    cid = open_cid(at)
+    last_user = Store(app_env).messages(cid)[0]
+    at.text_area(key=f"edit-{last_user['id']}").set_value("hello")
+    next(b for b in at.button if b.label == "Resend").click().run()
+    assert [m.markdown[0].value for m in at.chat_message][0] == "hello"
+    assert at.chat_message[1].markdown[0].value.startswith("Echo: hello")
+
+
+def test_html_in_messages_is_not_rendered_as_html(app_env, fake_provider):
+    fake_provider.set_scenario(None, text="<script>alert(1)</script> done")
+    at = send(run_app(), "<b>bold?</b>")
+    # st.markdown escapes HTML unless unsafe_allow_html is set; the page never sets it.
+    assert all(not m.allow_html for msg in at.chat_message for m in msg.markdown)
+
+
+def test_a_very_long_message_is_cut_for_display_but_stored_whole(app_env, fake_provider):
+    long = "x" * 1_000_000
+    at = send(run_app(), long)
+    assert len(at.chat_message[0].markdown[0].value) < 50_000
+    rows = Store(app_env).messages(open_cid(at))
+    assert rows[0]["content"] == long

@@ -1,0 +1,102 @@
+import sqlite3
+from contextlib import closing
+
+import pytest
+import sqlite_utils
+
+from chat.migrations import MIGRATIONS, SchemaTooNew, StoreError, applied, migrate
+from chat.store import Store
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return tmp_path / "chat.db"
+
+
+@pytest.fixture
+def fresh_db(db_path):
+    db = sqlite_utils.Database(db_path)
+    yield db
+    db.close()
+
+
+def schema(db):
+    return sorted(db.execute("SELECT type, name, sql FROM sqlite_master").fetchall(), key=str)
+
+
+def test_migrating_a_blank_database_applies_every_migration_in_order(fresh_db):
+    assert migrate(fresh_db) == [m.__name__ for m in MIGRATIONS]
+    assert applied(fresh_db) == [m.__name__ for m in MIGRATIONS]
+    rows = list(fresh_db["_migrations"].rows)
+    assert all(row["applied_at"].endswith("Z") for row in rows)
+
+
+def test_migrating_a_blank_database_twice_is_a_noop(fresh_db):
+    migrate(fresh_db)
+    before = schema(fresh_db), list(fresh_db["_migrations"].rows)
+    assert migrate(fresh_db) == []
+    assert (schema(fresh_db), list(fresh_db["_migrations"].rows)) == before
+
+
+def test_the_first_migration_creates_the_tables_indexes_and_search_index(fresh_db):
+    migrate(fresh_db)
+    assert {"conversations", "messages", "compare_runs", "messages_fts", "_migrations"} <= set(
+        fresh_db.table_names())
+    indexes = {tuple(i.columns): i.unique for i in fresh_db["messages"].indexes}
+    assert indexes[("conversation_id", "position")] == 1
+    conversation_indexes = {tuple(i.columns) for i in fresh_db["conversations"].indexes}
+    assert {("user", "updated_at"), ("updated_at",), ("deleted_at",)} <= conversation_indexes
+    assert fresh_db["messages"].detect_fts() == "messages_fts"
+    assert "porter" in fresh_db["messages_fts"].schema
+    assert {t.name for t in fresh_db["messages"].triggers} == {"messages_ai", "messages_ad", "messages_au"}
+
+
+def test_a_database_with_a_migration_this_code_does_not_know_is_refused_and_left_untouched(fresh_db,
+                                                                                            db_path):
+    migrate(fresh_db)
+    fresh_db["_migrations"].insert({"name": "m999_from_the_future", "applied_at": "2099-01-01T00:00:00.000Z"})
+    before = schema(fresh_db)
+    with pytest.raises(SchemaTooNew) as caught:
+        migrate(fresh_db)
+    assert caught.value.unknown == ["m999_from_the_future"]
+    assert isinstance(caught.value, StoreError)
+    assert "newer version" in str(caught.value)
+    assert schema(fresh_db) == before
+    with pytest.raises(SchemaTooNew):
+        Store(db_path)
+
+
+def test_only_the_missing_migrations_are_applied(fresh_db):
+    calls = []
+
+    def m001_first(db):
+        calls.append("m001_first")
+        db["one"].create({"id": int}, pk="id")
+
+    def m002_second(db):
+        calls.append("m002_second")
+        db["two"].create({"id": int}, pk="id")
+
+    assert migrate(fresh_db, [m001_first]) == ["m001_first"]
+    assert migrate(fresh_db, [m001_first, m002_second]) == ["m002_second"]
+    assert calls == ["m001_first", "m002_second"]
+    assert applied(fresh_db) == ["m001_first", "m002_second"]
+
+
+def test_a_failing_migration_is_rolled_back_and_stays_pending(fresh_db):
+    def m001_breaks(db):
+        db["half"].create({"id": int}, pk="id")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        migrate(fresh_db, [m001_breaks])
+    assert "half" not in fresh_db.table_names()
+    assert applied(fresh_db) == []
+    assert not fresh_db.conn.in_transaction
+
+
+def test_the_migrations_table_can_be_read_by_plain_sqlite(fresh_db, db_path):
+    migrate(fresh_db)
+    with closing(sqlite3.connect(db_path)) as raw:
+        names = [row[0] for row in raw.execute("SELECT name FROM _migrations ORDER BY rowid")]
+    assert names == [m.__name__ for m in MIGRATIONS]
