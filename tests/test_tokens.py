@@ -295,16 +295,11 @@ BIG_TEXTS = {
 
 
 @pytest.mark.parametrize("kind", BIG_TEXTS)
-def test_a_megabyte_of_text_counts_in_well_under_a_second(kind):
-    tokens.warm_up()
-    text = BIG_TEXTS[kind]
-    start = time.process_time()  # CPU time: other processes competing for the CPU do not make it flaky
-    count = tokens.count_text(text, "gpt-4o")
-    elapsed = time.process_time() - start
-
+def test_a_megabyte_of_any_kind_of_text_counts_with_the_real_encoding(kind):
+    # Speed is measured in benchmarks/, not asserted here.
+    count = tokens.count_text(BIG_TEXTS[kind], "gpt-4o")
     assert count.method == O200K_BASE
     assert count.tokens > 0
-    assert elapsed < 1.0  # measured: 0.03 s (prose) to 0.3 s (CJK, spaces)
 
 
 @pytest.mark.parametrize("kind", ["prose", "code"])
@@ -314,11 +309,9 @@ def test_counting_a_big_text_in_pieces_gives_the_same_count_as_tiktoken_on_the_w
     assert tokens.count_text(text, "gpt-4o").tokens == whole
 
 
-def test_the_rough_fallback_counts_a_megabyte_fast(tmp_path):
+def test_the_rough_fallback_counts_a_megabyte_by_its_utf8_bytes(tmp_path):
     tokenizer = Tokenizer(data_dir=tmp_path)  # no files there
-    start = time.process_time()
     count = tokenizer.count_text("é" * MEGABYTE, "gpt-4o")
-    assert time.process_time() - start < 0.1
     assert count == Count(MEGABYTE // 2, ROUGH)  # 2 MB of UTF-8
 
 

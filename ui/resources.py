@@ -13,7 +13,7 @@ import streamlit as st
 from chat import tokens
 from chat.config import ConfigError, Settings, load_settings
 from chat.pricing import Pricer
-from chat.providers import Provider, build_providers
+from chat.providers import Provider, Usage, build_providers
 from chat.store import Store, StoreError
 
 LOCAL_USER = "local"
@@ -40,9 +40,14 @@ def store() -> Store:
 
 @st.cache_resource(show_spinner=False)
 def providers() -> dict[str, Provider]:
-    # Token encodings load in the background so the first reply never waits for them.
-    threading.Thread(target=tokens.warm_up, name="tiktoken-warm-up", daemon=True).start()
+    # Token encodings and price data load in the background so the first reply never waits for them.
+    threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
     return build_providers(settings())
+
+
+def _warm_up() -> None:
+    tokens.warm_up()
+    Pricer().cost("openai", "gpt-4o-mini", Usage(input_tokens=1, output_tokens=1))
 
 
 @st.cache_resource(show_spinner=False)
