@@ -256,7 +256,10 @@ class Store:
         try:
             db = self._acquire()
         except sqlite3.Error as exc:
-            raise (_translate(exc, self.path) or exc) from exc
+            typed = _translate(exc, self.path)
+            if typed is None:
+                raise
+            raise typed from exc
         self._local.db = db
         broken = False
         try:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
+
 from fake_provider import FakeProvider, default_text
 
 HELLO = [{"role": "user", "content": "hello there"}]

@@ -1,0 +1,147 @@
+"""The chat page in a real headless Chromium against `streamlit run` on loopback."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from e2e_support import CHROMIUM, AppProcess, FakeProviderProcess, app_env, launch_chromium, wait_idle
+
+pytestmark = pytest.mark.browser
+
+if not Path(CHROMIUM).exists():
+    reason = f"Chromium is not installed at {CHROMIUM}; `python3 dev.py test` installs it (root on Debian)."
+    if os.environ.get("CI"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """The fake provider and the app as real processes, and a Chromium; all stopped by pid afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    tmp = tmp_path_factory.mktemp("browser")
+    provider = FakeProviderProcess(log=tmp / "provider.log")
+    db_path = tmp / "chat.db"
+    app = None
+    try:
+        app = AppProcess(app_env(provider.url, db_path), log=tmp / "app.log")
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw, tmp / "profile")
+            try:
+                yield provider, app, browser, db_path
+            finally:
+                browser.close()
+    finally:
+        if app is not None:
+            app.stop()
+        provider.stop()
+
+
+@pytest.fixture
+def page(stack):
+    provider, app, browser, _ = stack
+    provider.reset()
+    page = browser.new_page()
+    page.goto(app.url)
+    wait_idle(page)
+    page.wait_for_selector("[data-testid='stChatInput'] textarea")
+    yield page
+    page.close()
+
+
+def send(page, text: str) -> None:
+    box = page.locator("[data-testid='stChatInput'] textarea")
+    box.fill(text)
+    box.press("Enter")
+
+
+def reply_text(page) -> str:
+    messages = page.locator("[data-testid='stChatMessage']")
+    if messages.count() < 2:
+        return ""
+    return messages.nth(messages.count() - 1).inner_text()
+
+
+def wait_message(page, text: str):
+    found = page.locator("[data-testid='stChatMessage']", has_text=text).first
+    found.wait_for()
+    return found
+
+
+def rows(db_path: Path) -> list[tuple]:
+    con = sqlite3.connect(db_path)
+    try:
+        return con.execute("select role, status, content from messages order by id").fetchall()
+    finally:
+        con.close()
+
+
+def test_a_message_is_sent_and_the_reply_grows_while_it_streams(stack, page):
+    provider, _, _, _ = stack
+    provider.set_scenario(None, words=60, tokens_per_second=40)
+    send(page, "grow please")
+    wait_message(page, "grow please")
+    lengths = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lengths.append(len(reply_text(page)))
+        if provider.events("complete"):
+            break
+        time.sleep(0.15)
+    assert len({n for n in lengths if n}) >= 3, lengths  # seen at several different lengths: it grew
+    wait_message(page, "60 out")  # the figures line under the reply
+    assert "Echo: grow please" in reply_text(page)
+
+
+def test_stop_closes_the_upstream_stream_and_keeps_the_partial_reply_as_stopped(stack, page):
+    provider, _, _, db_path = stack
+    provider.set_scenario(None, words=400, tokens_per_second=30)
+    send(page, "a long answer please")
+    provider.wait_for("chunk", timeout=10, count=20)
+    stop = page.locator("[data-testid='stChatInput'] button")
+    clicked_at = time.time()
+    stop.click()
+    disconnect = provider.wait_for("disconnect", timeout=5)[0]
+    assert disconnect["wall"] - clicked_at < 0.5, disconnect["wall"] - clicked_at
+    assert disconnect["chunks"] < 400
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and rows(db_path)[-1][1] == "streaming":
+        time.sleep(0.05)
+    role, status, content = rows(db_path)[-1]
+    assert (role, status) == ("assistant", "stopped")
+    assert content.startswith("Echo: a long answer please")
+    on_screen = page.locator("[data-testid='stChatMessage']").last.inner_text()
+    assert on_screen.split("\n")[-1].strip() and content.split()[:5] == on_screen.split()[1:6]
+
+
+def test_a_refresh_restores_the_conversation_with_its_figures(stack, page):
+    send(page, "survive a refresh")
+    page.wait_for_url("**/?c=*")
+    wait_idle(page)
+    wait_message(page, "20 out")
+    page.reload()
+    wait_idle(page)
+    wait_message(page, "survive a refresh")
+    assert "20 out" in reply_text(page)
+
+
+def test_the_conversation_link_opens_in_a_fresh_page(stack, page):
+    _, _, browser, _ = stack
+    send(page, "share this link")
+    page.wait_for_url("**/?c=*")
+    wait_idle(page)
+    wait_message(page, "20 out")
+    fresh = browser.new_page()
+    try:
+        fresh.goto(page.url)
+        wait_idle(fresh)
+        wait_message(fresh, "share this link")
+        assert "Echo: share this link" in reply_text(fresh)
+    finally:
+        fresh.close()
