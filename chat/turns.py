@@ -250,6 +250,8 @@ class Turn:
             duration = reply.duration
             finish_reason = reply.finish_reason
         cost = self.pricer.cost(model_id.provider, model_id.model, usage).usd if usage else None
+        if status == "error" and not text and not (reply and reply.usage.input_exact):
+            usage, cost = None, 0.0  # refused before it started: nothing was generated or billed
         self.record = self.store.finish_reply(
             self.message_id, content=text, status=status, usage=usage, cost=cost, ttft=ttft,
             duration=duration, finish_reason=finish_reason,

@@ -127,6 +127,7 @@ def test_a_turn_that_fails_before_the_first_token_is_recorded_as_an_error(store,
     assert rows[0]["content"] == "hi"
     assert rows[1]["status"] == "error" and "overloaded" in rows[1]["error"].lower()
     assert rows[1]["content"] == ""
+    assert rows[1]["cost"] == 0 and rows[1]["input_tokens"] is None  # a refused request is not billed
 
 
 def test_a_turn_that_fails_after_the_first_token_keeps_the_partial_text(store, openai_provider, fake_provider):

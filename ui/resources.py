@@ -69,6 +69,6 @@ def boot() -> tuple[Settings, Store]:
     try:
         db = store()
     except StoreError as exc:
-        st.error(f"The database at `{cfg.db_path}` cannot be used: {exc}")
+        st.error(str(exc))
         st.stop()
     return cfg, db
