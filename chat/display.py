@@ -25,7 +25,8 @@ def tokens_per_second(row: dict) -> float | None:
 def figures_line(row: dict) -> str:
     """model · in · out · cost · first token · speed · status, with "≈" on estimates."""
     parts = [row.get("model") or "unknown model"]
-    estimated = not (row.get("input_exact") and row.get("output_exact"))
+    estimated = (row.get("input_tokens") is not None and not row.get("input_exact")) or (
+        row.get("output_tokens") is not None and not row.get("output_exact"))
     if row.get("input_tokens") is not None:
         parts.append(f"{format_tokens(row['input_tokens'], estimated=not row.get('input_exact'))} in")
     if row.get("output_tokens") is not None:

@@ -96,39 +96,15 @@ provider = providers()[model_id.provider]
 endpoint = cfg.endpoint(model_id.provider)
 window = turns.context_window(endpoint, model_id.model)
 
-prompt = st.chat_input("Ask anything", submit_mode="stop")
-action = st.session_state.pop("action", None)
-turn = None
-if prompt is not None and prompt.strip():
-    if cid is None:
-        cid = db.create_conversation(user=user, source="chat", settings=settings.as_dict())
-        st.session_state.open_cid = cid
-        st.query_params["c"] = cid
-    else:
-        db.update_conversation(cid, settings=settings.as_dict())
-    turn = turns.send(db, provider, pricer(), cid, prompt, settings, context_window=window)
-elif action and cid:
-    db.update_conversation(cid, settings=settings.as_dict())
-    if action[0] == "edit" and action[1].strip():
-        turn = turns.edit_last(db, provider, pricer(), cid, action[1], settings, context_window=window)
-    elif action[0] == "regenerate":
-        turn = turns.regenerate(db, provider, pricer(), cid, settings, context_window=window)
 
-# ---------------------------------------------------------------- the conversation
-rows = db.messages(cid) if cid else []
-if not rows:
-    st.caption(f"Talking to **{model_id}**. Ask anything below.")
-for row in rows:
-    if turn is None or row["id"] != turn.message_id:
-        render.message(row)
-
-if turn is not None:
+def stream_reply(turn: turns.Turn) -> None:
+    """Stream one reply into an assistant bubble, then rerun the page to show it settled."""
     with st.chat_message("assistant"):
         thinking = st.empty()
         thinking.caption("Thinking…")
         chunks = turn.stream()
 
-        def shown(chunks=chunks):
+        def shown():
             first = True
             for chunk in chunks:
                 if not chunk:
@@ -148,7 +124,28 @@ if turn is not None:
             turn.stop()
     st.rerun()
 
-# ---------------------------------------------------------------- actions on the last exchange
+
+# ---------------------------------------------------------------- regenerate / edit (a full run)
+action = st.session_state.pop("action", None)
+turn = None
+if action and cid:
+    db.update_conversation(cid, settings=settings.as_dict())
+    if action[0] == "edit" and action[1].strip():
+        turn = turns.edit_last(db, provider, pricer(), cid, action[1], settings, context_window=window)
+    elif action[0] == "regenerate":
+        turn = turns.regenerate(db, provider, pricer(), cid, settings, context_window=window)
+
+# ---------------------------------------------------------------- the conversation
+rows = db.messages(cid) if cid else []
+if not rows:
+    st.caption(f"Talking to **{model_id}**. Ask anything below.")
+for row in rows:
+    if turn is None or row["id"] != turn.message_id:
+        render.message(row)
+shown_upto = max((r["position"] for r in rows), default=0)
+if turn is not None:
+    stream_reply(turn)
+
 visible = [r for r in rows if not r.get("superseded")]
 if visible:
     last = visible[-1]
@@ -163,3 +160,34 @@ if visible:
             st.text_area("Your last message", value=last_user["content"], key=edit_key)
             st.button("Resend", type="primary",
                       on_click=lambda: st.session_state.update(action=("edit", st.session_state[edit_key])))
+
+
+# ---------------------------------------------------------------- a new message (a fragment run)
+@st.fragment
+def composer() -> None:
+    """The input and the new turn. Only this part reruns on Send, so a long history above it is not
+    redrawn before the first token."""
+    prompt = st.session_state.pop("pending_prompt", None)
+    body = st.container()  # drawn above the input, filled after it: the input (and its Stop) is live meanwhile
+    st.chat_input("Ask anything", key="prompt", submit_mode="stop",
+                  on_submit=lambda: st.session_state.update(pending_prompt=st.session_state.prompt))
+    if prompt is None or not prompt.strip():
+        return
+    with body:
+        conversation_id = st.session_state.get("open_cid")
+        if conversation_id is None:
+            conversation_id = db.create_conversation(user=user, source="chat", settings=settings.as_dict())
+            st.session_state.open_cid = conversation_id
+            st.query_params["c"] = conversation_id
+        else:
+            db.update_conversation(conversation_id, settings=settings.as_dict())
+            # Messages saved since the page was last drawn in full (e.g. a reply that was stopped).
+            for row in db.messages(conversation_id):
+                if row["position"] > shown_upto:
+                    render.message(row)
+        new = turns.send(db, provider, pricer(), conversation_id, prompt, settings, context_window=window)
+        with st.chat_message("user"):
+            render.message_body(prompt)
+        stream_reply(new)
+
+composer()

@@ -1,0 +1,33 @@
+from chat.display import figures_line, totals_line
+
+
+def row(**kw):
+    base = {"model": "gpt-4o-mini", "input_tokens": 1234, "output_tokens": 256, "input_exact": True,
+            "output_exact": True, "cost": 0.0025, "ttft": 0.41, "duration": 4.54, "status": "complete"}
+    return {**base, **kw}
+
+
+def test_the_figures_line_reads_model_tokens_cost_first_token_and_speed():
+    assert figures_line(row()) == "gpt-4o-mini · 1,234 in · 256 out · $0.0025 · 0.41 s to first token · 62 tok/s"
+
+
+def test_estimated_figures_are_marked_and_a_stop_is_named():
+    line = figures_line(row(output_exact=False, status="stopped"))
+    assert "≈256 out" in line and "≈$0.0025" in line and line.endswith("stopped by you")
+
+
+def test_an_unknown_price_says_so_instead_of_zero():
+    assert "cost unknown" in figures_line(row(cost=None))
+
+
+def test_a_request_refused_before_streaming_shows_a_plain_zero_cost_and_failed():
+    line = figures_line(row(input_tokens=None, output_tokens=None, input_exact=False, output_exact=False,
+                            cost=0.0, ttft=None, duration=0.2, status="error"))
+    assert line == "gpt-4o-mini · $0.00 · failed"
+
+
+def test_the_conversation_total_names_replies_of_unknown_cost():
+    assert totals_line({"input_tokens": 1000, "output_tokens": 200, "cost": 0.01, "unknown_cost_count": 1}) == (
+        "1,200 tokens · $0.01 + 1 reply of unknown cost")
+    assert totals_line({"input_tokens": 10, "output_tokens": 2, "cost": None, "unknown_cost_count": 2}) == (
+        "12 tokens · cost unknown")
