@@ -11,6 +11,9 @@ from chat.providers import Params, ProviderError
 from ui import render
 from ui.resources import boot, current_user, pricer, providers
 
+RECENT_WINDOW = 60  # messages drawn when a conversation opens
+EARLIER_STEP = 200  # more drawn per "Show earlier messages" click
+
 cfg, db = boot()
 user = current_user()
 available = cfg.available_models()
@@ -139,7 +142,16 @@ if action and cid:
 rows = db.messages(cid) if cid else []
 if not rows:
     st.caption(f"Talking to **{model_id}**. Ask anything below.")
-for row in rows:
+# Every element on the page costs the browser time at each run, so a long conversation opens on its
+# latest messages, with earlier ones a click away.
+window = st.session_state.setdefault(f"window-{cid}", RECENT_WINDOW)
+hidden = max(0, len(rows) - window)
+if hidden:
+    more = min(hidden, EARLIER_STEP)
+    st.button(f"Show {more:,} earlier message{'s' if more != 1 else ''} ({hidden:,} hidden)",
+              icon=":material/expand_less:", type="tertiary",
+              on_click=lambda: st.session_state.update({f"window-{cid}": window + EARLIER_STEP}))
+for row in rows[hidden:]:
     if turn is None or row["id"] != turn.message_id:
         render.message(row)
 shown_upto = max((r["position"] for r in rows), default=0)

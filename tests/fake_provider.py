@@ -32,7 +32,8 @@ Log events are dicts with ``kind``, ``t`` (time.monotonic()), ``wall`` (time.tim
 serial number) and ``model``. Kinds: ``request`` (path, protocol, stream, body, headers with auth values
 redacted, auth_header, auth_ok), ``status_error`` (status), ``chunk`` (n, text), ``ping``,
 ``midstream_error`` (chunks), ``stall`` (chunks), ``drop`` (chunks), ``complete`` (chunks,
-finish_reason), ``disconnect`` (chunks, planned, during). The server notices a client that closes the
+finish_reason; logged just before the last write, so a client that has read the whole reply finds it),
+``disconnect`` (chunks, planned, during). The server notices a client that closes the
 connection while it waits between chunks (select + recv(MSG_PEEK) == b"") within a few milliseconds.
 """
 
@@ -44,6 +45,7 @@ import re
 import select
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -460,8 +462,8 @@ class _Handler(BaseHTTPRequestHandler):
             if knobs["headers_delay"]:
                 self._sleep_until(time.monotonic() + knobs["headers_delay"])
             if not body.get("stream"):
-                self._json(200, wire.whole("".join(tokens), finish, usage))
                 log("complete", chunks=len(tokens), finish_reason=finish, stream=False)
+                self._json(200, wire.whole("".join(tokens), finish, usage))
                 return
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream; charset=utf-8")
@@ -487,11 +489,13 @@ class _Handler(BaseHTTPRequestHandler):
                 sent = index + 1
                 log("chunk", n=sent, text=tokens[index])
             during = "epilogue"
+            # logged before the write, so a client that has read the whole reply always finds it logged
+            # (if the write fails, a "disconnect" with during="epilogue" follows)
+            log("complete", chunks=sent, finish_reason=finish)
             # the last frames and the end of the chunked body in one write: a client that closes the
             # connection as soon as it has read [DONE] / message_stop is not a disconnect
             self._write(b"".join(b"%x\r\n%s\r\n" % (len(f), f) for f in wire.epilogue(finish, usage))
                         + b"0\r\n\r\n")
-            log("complete", chunks=sent, finish_reason=finish)
         except _Gone as gone:
             self.close_connection = True
             if str(gone) == "client":
@@ -510,8 +514,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._abort()
             return True
         if knobs["error_after"] == index:
-            self._write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(err := wire.error(knobs)), err))
             log("midstream_error", chunks=index)
+            self._write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(err := wire.error(knobs)), err))
             return True
         return False
 
@@ -553,6 +557,11 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     allow_reuse_address = True
     provider: FakeProvider
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a client resetting an idle keep-alive connection is normal, not worth a traceback
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
 
 # ---------------------------------------------------------------- the public object

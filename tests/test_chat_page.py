@@ -202,3 +202,19 @@ def test_a_very_long_message_is_cut_for_display_but_stored_whole(app_env, fake_p
     assert len(at.chat_message[0].markdown[0].value) < 50_000
     rows = Store(app_env).messages(open_cid(at))
     assert rows[0]["content"] == long
+
+
+def test_a_long_conversation_opens_on_its_latest_messages_with_earlier_ones_a_click_away(app_env):
+    store = Store(app_env)
+    cid = store.create_conversation(user="local", settings={})
+    for i in range(50):
+        store.add_user_message(cid, f"question {i}")
+        reply = store.start_reply(cid, provider="openai", model="gpt-4o-mini")
+        store.finish_reply(reply, content=f"answer {i}", status="complete", usage=None, cost=None)
+    at = run_app(c=cid)
+    assert len(at.chat_message) == 60
+    assert at.chat_message[-1].markdown[0].value == "answer 49"
+    more = next(b for b in at.button if b.label.startswith("Show 40 earlier messages"))
+    more.click().run()
+    assert len(at.chat_message) == 100
+    assert at.chat_message[0].markdown[0].value == "question 0"

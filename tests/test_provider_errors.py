@@ -1,11 +1,14 @@
 """Every failure the providers can meet, over HTTP, mapped to the typed errors of chat.providers.base.
 Each test runs against both adapters (real SDK clients, fake provider server)."""
 
+import email.utils
 import socket
+import time
 
 import httpx2
 import pytest
 
+from chat.providers._common import redact, retry_after_seconds
 from chat.providers.anthropic import AnthropicProvider
 from chat.providers.base import (
     AuthenticationFailed,
@@ -213,3 +216,24 @@ def test_a_compatible_endpoints_errors_carry_its_label(fake_provider, make_opena
     error, _ = fail(OpenAIProvider("ollama", make_openai_client()))
     assert type(error) is ModelNotFound and error.provider == "ollama"
     assert "ollama does not know this model" in error.hint
+
+
+def test_an_anthropic_413_request_too_large_is_context_too_long(fake_provider, make_anthropic_client):
+    fake_provider.set_scenario(None, status=413)
+    error, _ = fail(AnthropicProvider("anthropic", make_anthropic_client()))
+    assert type(error) is ContextTooLong and error.status == 413
+
+
+def test_retry_after_is_read_as_milliseconds_seconds_or_an_http_date():
+    assert retry_after_seconds({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    assert retry_after_seconds({"retry-after": "2.5"}) == 2.5
+    in_a_minute = email.utils.formatdate(time.time() + 60, usegmt=True)
+    assert 55 <= retry_after_seconds({"retry-after": in_a_minute}) <= 60
+    assert retry_after_seconds({"retry-after": "soon"}) is None
+    assert retry_after_seconds({}) is None
+
+
+def test_key_shaped_strings_are_redacted_even_when_they_are_not_the_clients_key():
+    text = "Incorrect API key provided: sk-proj-abc***wxyz. Also sk-ant-api03-secretsecret here."
+    assert redact(text) == "Incorrect API key provided: [redacted] Also [redacted] here."
+    assert redact("token my-own-key-1234 failed", "my-own-key-1234") == "token [redacted] failed"

@@ -41,11 +41,17 @@ def store() -> Store:
 @st.cache_resource(show_spinner=False)
 def providers() -> dict[str, Provider]:
     # Token encodings and price data load in the background so the first reply never waits for them.
-    threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
-    return build_providers(settings())
+    built = build_providers(settings())
+    threading.Thread(target=_warm_up, args=(built,), name="warm-up", daemon=True).start()
+    return built
 
 
-def _warm_up() -> None:
+def _warm_up(built: dict[str, Provider]) -> None:
+    # The SDKs import their resource modules on first use (~0.3 s): do it before the first Send.
+    for provider in built.values():
+        client = getattr(provider, "client", None)
+        if client is not None:
+            _ = client.messages if hasattr(client, "messages") else client.chat.completions
     tokens.warm_up()
     Pricer().cost("openai", "gpt-4o-mini", Usage(input_tokens=1, output_tokens=1))
 
