@@ -55,9 +55,13 @@ with st.sidebar:
         if st.session_state.get("model") not in available:
             st.session_state.model = cfg.initial_model()
         st.selectbox("Model", available, key="model")
+        takes_temperature = getattr(providers()[parse_model_id(st.session_state.model).provider],
+                                    "supports_temperature", True)
         with st.expander("Settings"):
             st.number_input("Temperature", min_value=0.0, max_value=2.0, step=0.1, key="temperature",
-                            value=None, placeholder="model default")
+                            value=None, placeholder="model default" if takes_temperature else "not adjustable",
+                            disabled=not takes_temperature,
+                            help=None if takes_temperature else "This provider's API fixes the temperature.")
             st.number_input("Max output tokens", min_value=1, max_value=200_000, step=256, key="max_tokens",
                             value=None, placeholder="model default")
             st.text_area("System prompt", key="system", placeholder="You are a helpful assistant.")
@@ -93,7 +97,8 @@ model_id = parse_model_id(st.session_state.model)
 settings = turns.TurnSettings(
     model_id=model_id,
     system=(st.session_state.get("system") or "").strip() or None,
-    params=Params(temperature=st.session_state.get("temperature"), max_tokens=st.session_state.get("max_tokens")),
+    params=Params(temperature=st.session_state.get("temperature") if takes_temperature else None,
+                  max_tokens=st.session_state.get("max_tokens")),
 )
 provider = providers()[model_id.provider]
 endpoint = cfg.endpoint(model_id.provider)

@@ -218,3 +218,15 @@ def test_a_long_conversation_opens_on_its_latest_messages_with_earlier_ones_a_cl
     more.click().run()
     assert len(at.chat_message) == 100
     assert at.chat_message[0].markdown[0].value == "question 0"
+
+
+def test_temperature_is_sent_where_the_provider_takes_it_and_not_recorded_where_it_does_not(app_env, fake_provider):
+    at = run_app()
+    at.sidebar.number_input(key="temperature").set_value(0.3)
+    send(at, "warm")
+    assert fake_provider.events("request")[-1]["body"]["temperature"] == 0.3
+    at.sidebar.selectbox(key="model").set_value("anthropic:claude-haiku-4-5").run()
+    assert at.sidebar.number_input(key="temperature").disabled
+    send(at, "cold")
+    assert "temperature" not in fake_provider.events("request")[-1]["body"]
+    assert Store(app_env).messages(open_cid(at))[-1]["settings"]["temperature"] is None
