@@ -11,6 +11,8 @@ Names other tools rely on:
     OPENAI_MODELS, ANTHROPIC_MODELS   comma-separated model lists shown in the picker
     CHAT_TIMEOUT            seconds to wait for the provider between chunks (default 60)
     CHAT_MAX_RETRIES        retries the SDKs make before streaming starts (default 2)
+    CHAT_MAX_RETRY_WAIT     longest retry-after (s) the SDKs may wait out before a retry (default 10);
+                            a longer one fails at once with "wait about N s"
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class Settings:
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
     timeout: float = 60.0
     max_retries: int = 2
+    max_retry_wait: float = 10.0
 
     def endpoint(self, name: str) -> Endpoint | None:
         return next((e for e in self.endpoints if e.name == name), None)
@@ -207,4 +210,5 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
         prices=prices,
         timeout=number("CHAT_TIMEOUT", 60.0),
         max_retries=int(number("CHAT_MAX_RETRIES", 2)),
+        max_retry_wait=number("CHAT_MAX_RETRY_WAIT", 10.0),
     )

@@ -114,9 +114,14 @@ def stream_reply(turn: turns.Turn) -> None:
 
         def shown():
             first = True
+            attempts = 1
             for chunk in chunks:
                 if not chunk:
                     st.session_state["_heartbeat"] = True  # gives Streamlit a chance to deliver a Stop
+                    if first and turn.reply is not None and turn.reply.attempts > attempts:
+                        attempts = turn.reply.attempts  # the SDK is retrying before streaming: say so
+                        thinking.caption(f"{turn.reply.provider or 'The provider'} did not answer; "
+                                         f"retrying (attempt {attempts})…")
                     continue
                 if first:
                     thinking.empty()

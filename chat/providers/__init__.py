@@ -29,10 +29,13 @@ __all__ = [
 ]
 
 
-def build_provider(endpoint: Endpoint, *, timeout: float = 60.0, max_retries: int = 2) -> Provider:
+def build_provider(endpoint: Endpoint, *, timeout: float = 60.0, max_retries: int = 2,
+                   max_retry_wait: float = 10.0) -> Provider:
     """One provider with its SDK client built once. An endpoint without a key gets no client: its
     replies raise MissingKey instead of the SDK failing at construction."""
     import httpx2  # the transport both SDKs use
+
+    from chat.providers.transport import http_client
 
     request_timeout = httpx2.Timeout(timeout, connect=min(10.0, timeout))
     if endpoint.kind == "anthropic":
@@ -42,8 +45,10 @@ def build_provider(endpoint: Endpoint, *, timeout: float = 60.0, max_retries: in
 
         client = None
         if endpoint.api_key:
-            client = anthropic.Anthropic(api_key=endpoint.api_key, base_url=endpoint.base_url,
-                                         timeout=request_timeout, max_retries=max_retries)
+            client = anthropic.Anthropic(
+                api_key=endpoint.api_key, base_url=endpoint.base_url, timeout=request_timeout,
+                max_retries=max_retries,
+                http_client=http_client(anthropic, timeout=request_timeout, max_retry_wait=max_retry_wait))
         return AnthropicProvider(name=endpoint.name, client=client, label=endpoint.label)
 
     import openai
@@ -52,13 +57,16 @@ def build_provider(endpoint: Endpoint, *, timeout: float = 60.0, max_retries: in
 
     client = None
     if endpoint.configured:
-        client = openai.OpenAI(api_key=endpoint.api_key or "not-needed", base_url=endpoint.base_url,
-                               timeout=request_timeout, max_retries=max_retries)
+        client = openai.OpenAI(
+            api_key=endpoint.api_key or "not-needed", base_url=endpoint.base_url, timeout=request_timeout,
+            max_retries=max_retries,
+            http_client=http_client(openai, timeout=request_timeout, max_retry_wait=max_retry_wait))
     return OpenAIProvider(name=endpoint.name, client=client, label=endpoint.label)
 
 
 def build_providers(settings: Settings) -> dict[str, Provider]:
     return {
-        e.name: build_provider(e, timeout=settings.timeout, max_retries=settings.max_retries)
+        e.name: build_provider(e, timeout=settings.timeout, max_retries=settings.max_retries,
+                               max_retry_wait=settings.max_retry_wait)
         for e in settings.endpoints
     }

@@ -191,6 +191,7 @@ class Reply:
         self.error: ProviderError | None = None
         self.closed = False
         self.completed = False
+        self.attempts = 0  # HTTP attempts made for this reply (> 1: the SDK retried before streaming)
         self._iterating = False
 
     # -- what subclasses provide
@@ -209,6 +210,9 @@ class Reply:
             raise RuntimeError("a Reply can be iterated only once")
         self._iterating = True
         self.started_at = time.monotonic()
+        from chat.providers import transport
+
+        transport.driving(self)
         try:
             for text in self._stream():
                 if self.closed:
@@ -235,6 +239,7 @@ class Reply:
             # keep the typed error in the chain: StreamError <- ConnectionLost <- the SDK's exception
             raise self.error from (exc if self.error is mapped else mapped)
         finally:
+            transport.driving(None)
             self.finished_at = time.monotonic()
             self._close_quietly()
 

@@ -1,0 +1,49 @@
+"""The HTTP client both SDKs are given: it makes their pre-stream retries visible and bounded.
+
+The SDKs retry 408/409/429/5xx and connection errors before streaming starts, honouring `retry-after`
+(Anthropic's without any cap). Two event hooks on our own client, no SDK internals:
+- every HTTP attempt is counted on the Reply being driven by this thread, so the UI can say "retrying…";
+- a retryable response asking for a wait longer than ``max_retry_wait`` gets `x-should-retry: false`, so
+  the SDK raises at once and the user is told how long to wait, instead of a silent multi-minute pause.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import httpx2
+
+from chat.providers._common import retry_after_seconds
+
+RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+_current = threading.local()
+
+
+def driving(reply: Any) -> None:
+    """Attempts made by this thread from now on are counted on ``reply`` (None to stop)."""
+    _current.reply = reply
+
+
+def _on_request(request: httpx2.Request) -> None:
+    reply = getattr(_current, "reply", None)
+    if reply is not None:
+        reply.attempts += 1
+
+
+def _bound_retry_wait(max_wait: float):
+    def on_response(response: httpx2.Response) -> None:
+        if response.status_code in RETRYABLE:
+            wait = retry_after_seconds(response.headers)
+            if wait is not None and wait > max_wait:
+                response.headers["x-should-retry"] = "false"
+
+    return on_response
+
+
+def http_client(sdk: Any, *, timeout: httpx2.Timeout, max_retry_wait: float) -> httpx2.Client:
+    """``sdk.DefaultHttpxClient`` (the SDK's own defaults) with the two hooks."""
+    return sdk.DefaultHttpxClient(
+        timeout=timeout,
+        event_hooks={"request": [_on_request], "response": [_bound_retry_wait(max_retry_wait)]},
+    )

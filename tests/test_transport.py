@@ -1,0 +1,47 @@
+"""Pre-stream retries through the clients the app builds: counted, and bounded by the longest wait."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from chat.config import Endpoint
+from chat.providers import Message, RateLimited, build_provider
+
+
+def provider_for(fake_provider, kind: str, **kwargs):
+    base = fake_provider.url + ("/v1" if kind == "openai" else "")
+    endpoint = Endpoint(name=kind, kind=kind, label=kind.title(), models=("m",), api_key="test-key", base_url=base)
+    return build_provider(endpoint, timeout=5, **kwargs)
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_retry_before_streaming_is_counted_on_the_reply(fake_provider, kind):
+    fake_provider.set_scenario(None, status=503, fail_times=1, retry_after="0")
+    reply = provider_for(fake_provider, kind, max_retries=2).stream("m", [Message("user", "hi")])
+    assert "".join(reply).startswith("Echo: hi")
+    assert reply.attempts == 2
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_long_retry_after_fails_at_once_instead_of_waiting_silently(fake_provider, kind):
+    fake_provider.set_scenario(None, status=429, retry_after="30")
+    reply = provider_for(fake_provider, kind, max_retries=2, max_retry_wait=5).stream("m", [Message("user", "hi")])
+    started = time.monotonic()
+    with pytest.raises(RateLimited) as caught:
+        list(reply)
+    assert time.monotonic() - started < 5
+    assert reply.attempts == 1
+    assert caught.value.retry_after == pytest.approx(30, abs=1)
+    assert "30 s" in caught.value.hint
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_retries_are_bounded_by_the_configured_count(fake_provider, kind):
+    fake_provider.set_scenario(None, status=503, retry_after="0")
+    reply = provider_for(fake_provider, kind, max_retries=2).stream("m", [Message("user", "hi")])
+    with pytest.raises(Exception):  # noqa: B017 - the type is covered in test_provider_errors
+        list(reply)
+    assert reply.attempts == 3
+    assert len(fake_provider.events("request")) == 3
