@@ -135,30 +135,50 @@ def test_the_system_prompt_and_model_are_recorded_on_each_reply(app_env, fake_pr
     assert fake_provider.events("request")[-1]["body"]["system"] == "Answer in French."
 
 
-@pytest.mark.parametrize(("knobs", "expected"), [
+FAULTS = [
     ({"api_key": "another-key"}, "rejected the API key"),
     ({"status": 403}, "not allowed"),
     ({"status": 404}, "does not know this model"),
-    ({"status": 429, "retry_after": "7"}, "rate-limiting"),
-    ({"status": 529}, "overloaded"),
+    ({"status": 429, "retry_after": "7"}, "Wait about 7 s"),
+    ({"status": 429}, "rate-limiting"),
     ({"status": 500}, "returned an error"),
+    ({"status": 503}, "overloaded"),
+    ({"status": 529}, "overloaded"),
     ({"context_too_long": True}, "too long"),
+    ({"first_token_delay": 3}, "took too long"),
+    ({"headers_delay": 3}, "took too long"),
+    ({"words": 30, "error_after": 5}, "partial text is kept"),
     ({"words": 30, "drop_after": 5}, "partial text is kept"),
-])
-def test_each_provider_error_is_shown_as_a_clear_message_with_a_retry(app_env, fake_provider, knobs, expected):
+    ({"words": 30, "stall_after": 5}, "partial text is kept"),
+]
+
+
+@pytest.mark.parametrize("model", ["openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"])
+@pytest.mark.parametrize(("knobs", "expected"), FAULTS, ids=[str(f[0]) for f in FAULTS])
+def test_each_provider_fault_is_shown_as_a_clear_message_and_loses_nothing(app_env, monkeypatch, fake_provider,
+                                                                            knobs, expected, model):
+    monkeypatch.setenv("CHAT_TIMEOUT", "1")
+    st.cache_resource.clear()
     at = run_app()
-    at.sidebar.selectbox(key="model").set_value("anthropic:claude-haiku-4-5")
+    at.sidebar.selectbox(key="model").set_value(model)
     fake_provider.set_scenario(None, **knobs)
     send(at, "hello")
     assert at.chat_message[0].markdown[0].value == "hello"
     errors = [e.value for e in at.chat_message[1].error]
     assert errors and expected in errors[0], errors
-    retry = next(b for b in at.button if b.label == "Retry")
+    rows = Store(app_env).messages(open_cid(at))
+    assert rows[0]["content"] == "hello" and rows[1]["status"] == "error"
+    if knobs.get("words"):  # broke after 5 chunks: the partial reply is kept, on screen and stored
+        assert rows[1]["content"].startswith("Echo: hello") and len(rows[1]["content"].split()) == 5
+        assert at.chat_message[1].markdown[0].value == rows[1]["content"]
+    # One click retries, and the app takes the next message.
     fake_provider.reset()
-    retry.click().run()
+    next(b for b in at.button if b.label == "Retry").click().run()
     assert not at.exception
     assert at.chat_message[1].markdown[0].value.startswith("Echo: hello")
     assert not at.chat_message[1].error
+    send(at, "and next")
+    assert at.chat_message[-1].markdown[0].value.startswith("Echo: and next")
 
 
 def test_an_unreachable_server_is_explained(app_env, monkeypatch, fake_provider):
