@@ -56,3 +56,33 @@ def totals_line(totals: dict) -> str:
         if unknown:
             cost_text += f" + {unknown} repl{'y' if unknown == 1 else 'ies'} of unknown cost"
     return f"{format_tokens(tokens)} tokens · {cost_text}"
+
+
+# ---------------------------------------------------------------- model output made inert for display
+# Markdown images in model output would make the browser fetch any URL the model (or a prompt injection)
+# chose: a tracking pixel, or data smuggled out in the query string. They are shown as text instead:
+# a zero-width space between "!" and "[" breaks the image syntax and looks the same. Display only; the
+# stored text is untouched. (HTML needs nothing: st.markdown escapes it.)
+_ZWSP = "\u200b"
+
+
+def inert_markdown(text: str) -> str:
+    return text.replace("![", "!" + _ZWSP + "[")
+
+
+class InertStream:
+    """The same for a stream of chunks, where "!" and "[" may arrive in different chunks."""
+
+    def __init__(self) -> None:
+        self._held = ""
+
+    def feed(self, chunk: str) -> str:
+        text = inert_markdown(self._held + chunk)
+        self._held = ""
+        if text.endswith("!"):
+            text, self._held = text[:-1], "!"
+        return text
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        return held

@@ -6,7 +6,7 @@ import streamlit as st
 
 from chat import turns
 from chat.config import parse_model_id
-from chat.display import totals_line
+from chat.display import InertStream, totals_line
 from chat.providers import Params, ProviderError
 from ui import render
 from ui.resources import boot, current_user, pricer, providers
@@ -112,6 +112,8 @@ def stream_reply(turn: turns.Turn) -> None:
         thinking.caption("Thinking…")
         chunks = turn.stream()
 
+        guard = InertStream()
+
         def shown():
             first = True
             attempts = 1
@@ -126,7 +128,8 @@ def stream_reply(turn: turns.Turn) -> None:
                 if first:
                     thinking.empty()
                     first = False
-                yield chunk
+                yield guard.feed(chunk)
+            yield guard.flush()
 
         try:
             st.write_stream(shown())

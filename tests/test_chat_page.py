@@ -250,3 +250,58 @@ def test_temperature_is_sent_where_the_provider_takes_it_and_not_recorded_where_
     send(at, "cold")
     assert "temperature" not in fake_provider.events("request")[-1]["body"]
     assert Store(app_env).messages(open_cid(at))[-1]["settings"]["temperature"] is None
+
+
+def test_a_remote_image_in_model_output_is_shown_as_text(app_env, fake_provider):
+    fake_provider.set_scenario(None, text="Here ![pixel](https://tracker.example/p.png) done")
+    at = send(run_app(), "hi")
+    shown = at.chat_message[1].markdown[0].value
+    assert "![" not in shown and "tracker.example" in shown
+    assert Store(app_env).messages(open_cid(at))[1]["content"] == "Here ![pixel](https://tracker.example/p.png) done"
+
+
+@pytest.mark.parametrize("text", [
+    "a\x00b\x07c", "שלום עולם مرحبا", "👩‍👩‍👧 e\u0301 ZA̡͊͠͝LGΌ",
+    "'; DROP TABLE messages; --",
+])
+def test_odd_input_is_stored_and_shown_as_typed(app_env, fake_provider, text):
+    at = send(run_app(), text)
+    rows = Store(app_env).messages(open_cid(at))
+    assert rows[0]["content"] == text
+    assert rows[1]["content"].startswith("Echo:") and rows[1]["status"] == "complete"
+
+
+def test_an_unusable_database_path_gives_a_clear_message(bare_env, monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("CHAT_DB", str(blocker / "chat.db"))
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    st.cache_resource.clear()
+    at = run_app()
+    assert not at.exception
+    assert at.error and str(blocker) in at.error[0].value
+
+
+def test_a_corrupt_database_file_gives_a_clear_message_and_is_left_untouched(bare_env, monkeypatch):
+    bare_env.write_bytes(b"this is not sqlite" * 100)
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    st.cache_resource.clear()
+    at = run_app()
+    assert not at.exception
+    assert at.error and "database" in at.error[0].value.lower()
+    assert bare_env.read_bytes() == b"this is not sqlite" * 100
+
+
+def test_a_database_from_a_newer_version_is_refused_clearly(bare_env, monkeypatch):
+    import sqlite3
+
+    Store(bare_env).close()
+    con = sqlite3.connect(bare_env)
+    con.execute("insert into _migrations (name, applied_at) values ('m999_from_the_future', '2030-01-01')")
+    con.commit()
+    con.close()
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    st.cache_resource.clear()
+    at = run_app()
+    assert not at.exception
+    assert at.error and "newer" in at.error[0].value.lower()

@@ -31,3 +31,20 @@ def test_the_conversation_total_names_replies_of_unknown_cost():
         "1,200 tokens · $0.01 + 1 reply of unknown cost")
     assert totals_line({"input_tokens": 10, "output_tokens": 2, "cost": None, "unknown_cost_count": 2}) == (
         "12 tokens · cost unknown")
+
+
+def test_markdown_images_in_model_output_are_shown_as_text_not_fetched():
+    from chat.display import inert_markdown
+
+    shown = inert_markdown("See ![pixel](https://tracker.example/p.png?d=secret) and [a link](https://x.example)")
+    assert "![" not in shown
+    assert "[a link](https://x.example)" in shown
+
+
+def test_an_image_split_across_stream_chunks_is_made_inert_too():
+    from chat.display import InertStream
+
+    guard = InertStream()
+    out = "".join(guard.feed(c) for c in ["look !", "[x](https://t.example/a.png) ok!", "!"]) + guard.flush()
+    assert "![" not in out
+    assert out.replace("\u200b", "") == "look ![x](https://t.example/a.png) ok!!"

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from chat.display import figures_line
+from chat.display import figures_line, inert_markdown
 
 LONG_MESSAGE = 20_000  # characters shown in full; longer messages are shown cut, so the page stays fast
 
 
 def message_body(content: str) -> None:
-    """Markdown, never HTML (st.markdown escapes it). Very long text is cut for display only."""
+    """Markdown, never HTML (st.markdown escapes it), and no remote images. Very long text is cut for
+    display only."""
+    content = inert_markdown(content)
     if len(content) > LONG_MESSAGE:
         st.markdown(content[:LONG_MESSAGE])
         st.caption(f"… message cut for display: {len(content):,} characters in all.")
