@@ -145,3 +145,36 @@ def test_the_conversation_link_opens_in_a_fresh_page(stack, page):
         assert "Echo: share this link" in reply_text(fresh)
     finally:
         fresh.close()
+
+
+def test_html_script_and_remote_images_in_model_output_stay_inert_in_the_browser(stack, page):
+    import http.server
+    import threading
+
+    hits = []
+
+    class Pixel(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Pixel)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    pixel = f"http://127.0.0.1:{server.server_address[1]}/p.png"
+    provider, _, _, _ = stack
+    provider.set_scenario(None, text=(f'Hi <script>window.__pwned = 1</script> <img src="{pixel}?html" '
+                                      f'onerror="window.__pwned = 2"> and ![x]({pixel}?md) end'))
+    try:
+        send(page, "<b>not bold</b> <img src=x onerror='window.__pwned = 3'>")
+        wait_message(page, " out")
+        time_to_load = 1.0
+        page.wait_for_timeout(time_to_load * 1000)
+        assert page.evaluate("() => window.__pwned") is None
+        assert hits == []
+        assert "not bold" in page.locator("[data-testid='stChatMessage']").first.inner_text()
+    finally:
+        server.shutdown()
