@@ -11,6 +11,10 @@ Names other tools rely on:
     OPENAI_MODELS, ANTHROPIC_MODELS   comma-separated model lists shown in the picker
     CHAT_TIMEOUT            seconds to wait for the provider between chunks (default 60)
     CHAT_MAX_RETRIES        retries the SDKs make before streaming starts (default 2)
+    CHAT_AUTH               identity mode: none (default), header, oidc (see chat/identity.py)
+    CHAT_AUTH_HEADER        the trusted proxy's header in header mode (default X-Forwarded-Email)
+    CHAT_ANALYSTS           comma-separated users who see everyone's chats on the History page
+    CHAT_DAILY_LIMIT_USD    per-user daily spending limit; a turn past it is refused
     CHAT_MAX_RETRY_WAIT     longest retry-after (s) the SDKs may wait out before a retry (default 10);
                             a longer one fails at once with "wait about N s"
 """
@@ -82,6 +86,10 @@ class Settings:
     timeout: float = 60.0
     max_retries: int = 2
     max_retry_wait: float = 10.0
+    auth_mode: str = "none"
+    auth_header: str = "X-Forwarded-Email"
+    analysts: frozenset[str] = frozenset()
+    daily_limit_usd: float | None = None
 
     def endpoint(self, name: str) -> Endpoint | None:
         return next((e for e in self.endpoints if e.name == name), None)
@@ -200,6 +208,14 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
         except (TypeError, ValueError):
             raise ConfigError(f"{key} must be a number, got {value!r}.") from None
 
+    auth_mode = str(_lookup(env, secrets, "CHAT_AUTH") or "none").strip().lower()
+    if auth_mode not in ("none", "header", "oidc"):
+        raise ConfigError(f"CHAT_AUTH must be none, header or oidc, not {auth_mode!r}.")
+    analysts = _lookup(env, secrets, "CHAT_ANALYSTS") or ()
+    if isinstance(analysts, str):
+        analysts = analysts.split(",")
+    limit = _lookup(env, secrets, "CHAT_DAILY_LIMIT_USD")
+
     default_model = _lookup(env, secrets, "CHAT_DEFAULT_MODEL")
     if default_model:
         parse_model_id(default_model)  # fail early and clearly on a malformed id
@@ -211,4 +227,8 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
         timeout=number("CHAT_TIMEOUT", 60.0),
         max_retries=int(number("CHAT_MAX_RETRIES", 2)),
         max_retry_wait=number("CHAT_MAX_RETRY_WAIT", 10.0),
+        auth_mode=auth_mode,
+        auth_header=str(_lookup(env, secrets, "CHAT_AUTH_HEADER") or "X-Forwarded-Email"),
+        analysts=frozenset(a.strip().lower() for a in analysts if str(a).strip()),
+        daily_limit_usd=number("CHAT_DAILY_LIMIT_USD", 0.0) or None if limit is not None else None,
     )

@@ -110,7 +110,8 @@ class Turn:
     """One assistant reply in a conversation. Create it with :func:`send` and friends."""
 
     def __init__(self, *, store: Store, provider: Provider, pricer: Pricer, conversation_id: str,
-                 settings: TurnSettings, context_window: int | None = None):
+                 settings: TurnSettings, context_window: int | None = None,
+                 refused: ProviderError | None = None):
         self.store = store
         self.provider = provider
         self.pricer = pricer
@@ -132,6 +133,8 @@ class Turn:
                 reserve=settings.params.max_tokens or DEFAULT_OUTPUT_RESERVE)
         except ContextTooLong as exc:
             self.error = exc
+        if refused is not None:
+            self.error = refused
         if self.dropped:
             recorded["context_dropped"] = self.dropped
         self.message_id = store.start_reply(conversation_id, provider=settings.model_id.provider,
@@ -260,11 +263,23 @@ class Turn:
 
 
 def send(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, prompt: str,
-         settings: TurnSettings, *, context_window: int | None = None) -> Turn:
-    """Save the user's message (committed before any provider call), then open the reply."""
+         settings: TurnSettings, *, context_window: int | None = None, user: str | None = None,
+         daily_limit: float | None = None) -> Turn:
+    """Save the user's message (committed before any provider call), then open the reply. Past the
+    user's daily spending limit the reply is refused (recorded as failed, nothing sent)."""
     store.add_user_message(conversation_id, prompt)
     return Turn(store=store, provider=provider, pricer=pricer, conversation_id=conversation_id,
-                settings=settings, context_window=context_window)
+                settings=settings, context_window=context_window, refused=_refusal(store, user, daily_limit))
+
+
+def _refusal(store: Store, user: str | None, daily_limit: float | None) -> ProviderError | None:
+    from chat.limits import SpendLimitReached, check_daily_limit
+
+    try:
+        check_daily_limit(store, user or "", daily_limit)
+    except SpendLimitReached as exc:
+        return exc
+    return None
 
 
 def last_position(rows: list[dict], role: str) -> int | None:
@@ -275,7 +290,8 @@ def last_position(rows: list[dict], role: str) -> int | None:
 
 
 def regenerate(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, settings: TurnSettings,
-               *, context_window: int | None = None) -> Turn:
+               *, context_window: int | None = None, user: str | None = None,
+               daily_limit: float | None = None) -> Turn:
     """Replace the last reply (or retry a failed one): the old reply is superseded, not erased, so what
     it cost stays counted."""
     rows = store.messages(conversation_id)
@@ -284,15 +300,17 @@ def regenerate(store: Store, provider: Provider, pricer: Pricer, conversation_id
         raise ValueError("there is no message to answer")
     store.supersede_from(conversation_id, user_pos + 1)
     return Turn(store=store, provider=provider, pricer=pricer, conversation_id=conversation_id,
-                settings=settings, context_window=context_window)
+                settings=settings, context_window=context_window, refused=_refusal(store, user, daily_limit))
 
 
 def edit_last(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, prompt: str,
-              settings: TurnSettings, *, context_window: int | None = None) -> Turn:
+              settings: TurnSettings, *, context_window: int | None = None, user: str | None = None,
+              daily_limit: float | None = None) -> Turn:
     """Replace the last user message with ``prompt`` and answer it afresh."""
     rows = store.messages(conversation_id)
     user_pos = last_position(rows, "user")
     if user_pos is None:
         raise ValueError("there is no message to edit")
     store.supersede_from(conversation_id, user_pos)
-    return send(store, provider, pricer, conversation_id, prompt, settings, context_window=context_window)
+    return send(store, provider, pricer, conversation_id, prompt, settings, context_window=context_window,
+                user=user, daily_limit=daily_limit)

@@ -9,13 +9,15 @@ from chat.config import parse_model_id
 from chat.display import InertStream, totals_line
 from chat.providers import Params, ProviderError
 from ui import render
-from ui.resources import boot, current_user, pricer, providers
+from ui.resources import boot, current_viewer, pricer, providers, signed_in_caption
 
 RECENT_WINDOW = 60  # messages drawn when a conversation opens
 EARLIER_STEP = 200  # more drawn per "Show earlier messages" click
 
 cfg, db = boot()
-user = current_user()
+viewer = current_viewer()
+user = viewer.user
+limits = {"user": user, "daily_limit": cfg.daily_limit_usd}
 available = cfg.available_models()
 
 # ---------------------------------------------------------------- which conversation is open
@@ -50,6 +52,7 @@ def new_chat() -> None:
 
 # ---------------------------------------------------------------- sidebar
 with st.sidebar:
+    signed_in_caption(viewer)
     st.button("New chat", icon=":material/add:", on_click=new_chat, use_container_width=True)
     if available:
         if st.session_state.get("model") not in available:
@@ -147,9 +150,10 @@ turn = None
 if action and cid:
     db.update_conversation(cid, settings=settings.as_dict())
     if action[0] == "edit" and action[1].strip():
-        turn = turns.edit_last(db, provider, pricer(), cid, action[1], settings, context_window=window)
+        turn = turns.edit_last(db, provider, pricer(), cid, action[1], settings, context_window=window,
+                               **limits)
     elif action[0] == "regenerate":
-        turn = turns.regenerate(db, provider, pricer(), cid, settings, context_window=window)
+        turn = turns.regenerate(db, provider, pricer(), cid, settings, context_window=window, **limits)
 
 # ---------------------------------------------------------------- the conversation
 rows = db.messages(cid) if cid else []
@@ -210,7 +214,8 @@ def composer() -> None:
             for row in db.messages(conversation_id):
                 if row["position"] > shown_upto:
                     render.message(row)
-        new = turns.send(db, provider, pricer(), conversation_id, prompt, settings, context_window=window)
+        new = turns.send(db, provider, pricer(), conversation_id, prompt, settings, context_window=window,
+                         **limits)
         with st.chat_message("user"):
             render.message_body(prompt)
         stream_reply(new)

@@ -12,11 +12,10 @@ import streamlit as st
 
 from chat import tokens
 from chat.config import ConfigError, Settings, load_settings
+from chat.identity import NotSignedIn, Viewer, resolve_viewer
 from chat.pricing import Pricer
 from chat.providers import Provider, Usage, build_providers
 from chat.store import Store, StoreError
-
-LOCAL_USER = "local"
 
 
 def _secrets() -> dict:
@@ -61,8 +60,42 @@ def pricer() -> Pricer:
     return Pricer(settings().prices)
 
 
+def current_viewer() -> Viewer:
+    """Who is using this session, per the configured identity mode; stops the page with a clear message
+    (or a login button) when there is nobody."""
+    cfg = settings()
+    email = None
+    if cfg.auth_mode == "oidc":
+        try:
+            logged_in = st.user.is_logged_in
+        except Exception:  # no [auth] section: st.user cannot log anyone in
+            st.error("Login is enabled (CHAT_AUTH=oidc) but `.streamlit/secrets.toml` has no [auth] section. "
+                     "Add one (see the README) or set CHAT_AUTH=none.")
+            st.stop()
+        if not logged_in:
+            st.title("Chat workbench")
+            st.button("Log in", type="primary", on_click=st.login)
+            st.stop()
+        email = st.user.get("email")
+    try:
+        return resolve_viewer(cfg.auth_mode, headers=st.context.headers, header_name=cfg.auth_header,
+                              oidc_email=email, analysts=cfg.analysts)
+    except NotSignedIn as exc:
+        st.error(str(exc))
+        st.stop()
+
+
 def current_user() -> str:
-    return LOCAL_USER
+    return current_viewer().user
+
+
+def signed_in_caption(viewer: Viewer) -> None:
+    if settings().auth_mode == "none":
+        return
+    role = " · analyst" if viewer.analyst else ""
+    st.caption(f"Signed in as {viewer.user}{role}")
+    if settings().auth_mode == "oidc":
+        st.button("Log out", type="tertiary", on_click=st.logout)
 
 
 def boot() -> tuple[Settings, Store]:
