@@ -148,3 +148,30 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     # mark_interrupted_replies() at start-up looks only at the few rows still streaming
     db.execute("CREATE INDEX idx_messages_streaming ON messages(status) WHERE status = 'streaming'")
     messages.enable_fts(["content"], create_triggers=True, tokenize="porter")
+
+
+# ---------------------------------------------------------------- history page (issue 5)
+
+
+@migration
+def m002_history_indexes(db: sqlite_utils.Database) -> None:
+    """Indexes for the History page.
+
+    - The full index on ``deleted_at`` from m001 made SQLite answer ``deleted_at IS NULL`` from it (NULL
+      counts as one value, so it looks selective) and then sort every live conversation to show the newest
+      50; it becomes a partial index of the deleted ones, and live conversations get their own index by time.
+    - The cards, page counts and per-user figures sum the kept totals of the live conversations: an index
+      holding those totals and the filtered columns answers them without reading the conversations' rows.
+    - Analytics read every finished reply of the chosen conversations: a covering index of the figures
+      they need saves reading each message's text.
+    """
+    db.execute("DROP INDEX IF EXISTS idx_conversations_deleted_at")
+    db.execute("CREATE INDEX idx_conversations_deleted_at ON conversations(deleted_at) WHERE deleted_at IS NOT NULL")
+    db.execute("CREATE INDEX idx_conversations_live_updated_at ON conversations(updated_at) "
+               "WHERE deleted_at IS NULL")
+    db.execute("CREATE INDEX idx_conversations_live_totals ON conversations(user, updated_at, source, models, "
+               "stopped_count, error_count, message_count, reply_count, input_tokens, output_tokens, "
+               "cache_read_tokens, cache_write_tokens, cost, unknown_cost_count) WHERE deleted_at IS NULL")
+    db.execute("CREATE INDEX idx_messages_reply_figures ON messages(conversation_id, created_at, provider, model, "
+               "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost, ttft, duration) "
+               "WHERE role = 'assistant' AND status != 'streaming'")

@@ -141,6 +141,12 @@ def _conversation(row: dict) -> dict:
     return row
 
 
+def _compare_run(row: dict) -> dict:  # Compare page addition
+    row["settings"] = json.loads(row["settings"] or "{}")
+    row["blind"] = bool(row["blind"])
+    return row
+
+
 def _message(row: dict) -> dict:
     row["settings"] = None if row["settings"] is None else json.loads(row["settings"])
     for flag in ("input_exact", "output_exact", "superseded"):
@@ -499,6 +505,74 @@ class Store:
                 "vote": None, "blind": int(blind), "created_at": now(),
             })
         return run_id
+
+    # ---- Compare page additions (chat/compare.py uses these) ----------------------------------------
+
+    def get_compare_run(self, run_id: str) -> dict | None:
+        """A compare run with its settings parsed and ``blind`` as a bool; None if unknown."""
+        with self.db() as db:
+            row = _one(db, "SELECT * FROM compare_runs WHERE id = ?", [run_id])
+        return None if row is None else _compare_run(row)
+
+    def set_compare_vote(self, run_id: str, vote: str | None) -> None:
+        """Record the run's vote (a label such as ``A``, ``tie`` or ``all_bad``; None clears it)."""
+        with self._write() as db:
+            self._set(db, "compare_runs", run_id, {"vote": vote})
+
+    def conversations_for_run(self, run_id: str) -> list[dict]:
+        """The conversations (not deleted) of a compare run, in the order they were created."""
+        with self.db() as db:
+            rows = _rows(db, "SELECT * FROM conversations WHERE compare_run_id = ? AND deleted_at IS NULL "
+                             "ORDER BY rowid", [run_id])
+        return [_conversation(row) for row in rows]
+
+    def compare_replies(self, run_ids: list[str]) -> list[dict]:
+        """For each conversation (not deleted) of these compare runs, its first reply: the compared one,
+        whatever was added when it was continued as a chat. Each row is a message row plus
+        ``compare_run_id`` and ``conversation_settings`` (parsed). In creation order."""
+        out: list[dict] = []
+        with self.db() as db:
+            for start in range(0, len(run_ids), 500):
+                chunk = run_ids[start:start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                sql = f"""
+                    SELECT m.*, c.compare_run_id AS compare_run_id, c.settings AS conversation_settings
+                    FROM conversations c
+                    JOIN messages m ON m.id = (
+                        SELECT id FROM messages WHERE conversation_id = c.id AND role = 'assistant'
+                        ORDER BY position LIMIT 1)
+                    WHERE c.compare_run_id IN ({marks}) AND c.deleted_at IS NULL
+                    ORDER BY c.rowid
+                """
+                for row in _rows(db, sql, chunk):
+                    row["conversation_settings"] = json.loads(row["conversation_settings"] or "{}")
+                    out.append(_message(row))
+        return out
+
+    def recent_compare_runs(self, user: str | None, *, limit: int = 20, mode: str | None = None) -> list[dict]:
+        """Compare runs, newest first; ``mode`` "single" or "batch" filters on ``settings.mode``."""
+        where, params = [], []
+        if user is not None:
+            where.append("user = ?")
+            params.append(user)
+        if mode is not None:
+            where.append("COALESCE(json_extract(settings, '$.mode'), 'single') = ?")
+            params.append(mode)
+        sql = "SELECT * FROM compare_runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self.db() as db:
+            rows = _rows(db, sql + " ORDER BY created_at DESC, rowid DESC LIMIT ?", [*params, limit])
+        return [_compare_run(row) for row in rows]
+
+    def compare_runs_in_batch(self, batch_id: str) -> list[dict]:
+        """The runs of one batch (one per prompt), by prompt index."""
+        with self.db() as db:
+            rows = _rows(db, "SELECT * FROM compare_runs WHERE json_extract(settings, '$.batch_id') = ? "
+                             "ORDER BY json_extract(settings, '$.prompt_index'), rowid", [batch_id])
+        return [_compare_run(row) for row in rows]
+
+    # ---- end of Compare page additions -------------------------------------------------------------
 
     # -- inside a write transaction
 

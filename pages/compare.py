@@ -1,0 +1,366 @@
+"""The compare page: one prompt streamed to 2-4 targets side by side, figures and ranks, votes, batch runs.
+
+How a run streams: the Run click's script run saves the run (one conversation per target) and calls one
+``@st.fragment(parallel=True)`` per column, so the columns stream on worker threads side by side; the main
+thread then waits, updating a clock (each update is also where Streamlit can interrupt it), and reruns the
+page once every column has finished, which then draws the saved run with its summary and votes.
+
+How a stop works: any new run (the Stop button, Run again, a widget) interrupts the waiting main thread;
+Streamlit then stops every column worker at its next Streamlit call, each worker's ``finally`` closes its
+turn's generator, which closes the upstream HTTP stream and saves the partial reply as stopped. The Stop
+button's own run then draws the run from the database, each column marked "stopped by you". With
+``runner.fastReruns`` (the default) that new run starts while the old one is still stopping, so it waits
+(up to 3 s, typically ~0.2 s) for the run's replies to leave "streaming" before drawing them.
+
+Batch mode runs in the main thread: :class:`chat.compare.BatchRun` keeps at most N calls in flight on its
+own thread pool, and the progress bar's updates are where a Stop lands; closing the batch generator then
+stops the calls in flight (saved as stopped) and skips the rest.
+"""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from chat import compare, turns
+from chat.config import ModelId
+from chat.providers import ProviderError
+from chat.store import title_from
+from ui import render
+from ui.resources import boot, current_viewer, pricer, providers, signed_in_caption
+
+cfg, db = boot()
+viewer = current_viewer()
+user = viewer.user
+available = cfg.available_models()
+
+if not available:
+    st.title("Set up a provider")
+    st.markdown("No provider is configured yet, so there is nothing to compare. The Chat page explains how "
+                "to add an OpenAI or Anthropic key or a local OpenAI-compatible server.")
+    st.page_link("pages/chat.py", label="Set-up instructions", icon=":material/chat:")
+    st.stop()
+
+
+def window_for(model_id: ModelId) -> int | None:
+    return turns.context_window(cfg.endpoint(model_id.provider), model_id.model)
+
+
+def open_run(run_id: str | None) -> None:
+    if run_id:
+        st.query_params["run"] = run_id
+    else:
+        st.query_params.pop("run", None)
+
+
+# ---------------------------------------------------------------- targets and parameters (sidebar)
+with st.sidebar:
+    signed_in_caption(viewer)
+    st.subheader("Targets", divider=False)
+    count = st.radio("How many", list(range(compare.MIN_TARGETS, compare.MAX_TARGETS + 1)), horizontal=True,
+                     key="cmp_count")
+    first = cfg.initial_model()
+    defaults = [first] + [m for m in available if m != first] if first in available else available
+    models = []
+    for i in range(count):
+        key = f"cmp_model_{i}"
+        if st.session_state.get(key) not in available:
+            st.session_state[key] = defaults[i % len(defaults)]
+        models.append(st.selectbox(f"Target {i + 1}", available, key=key))
+    st.text_area("System prompt", key="cmp_system", placeholder="You are a helpful assistant.")
+    synced = st.toggle("Same parameters for every target", value=True, key="cmp_synced")
+    shared_system = (st.session_state.get("cmp_system") or "").strip() or None
+    targets: list[compare.Target] = []
+    if synced:
+        temperature = st.number_input("Temperature", min_value=0.0, max_value=2.0, step=0.1, value=None,
+                                      placeholder="model default", key="cmp_temperature")
+        max_tokens = st.number_input("Max output tokens", min_value=1, max_value=200_000, step=256, value=None,
+                                     placeholder="model default", key="cmp_max_tokens")
+        targets = [compare.Target.parse(m, system=shared_system, temperature=temperature, max_tokens=max_tokens)
+                   for m in models]
+    else:
+        for i, model in enumerate(models):
+            with st.expander(f"Target {i + 1}: {model}"):
+                temperature = st.number_input("Temperature", min_value=0.0, max_value=2.0, step=0.1, value=None,
+                                              placeholder="model default", key=f"cmp_temperature_{i}")
+                max_tokens = st.number_input("Max output tokens", min_value=1, max_value=200_000, step=256,
+                                             value=None, placeholder="model default", key=f"cmp_max_tokens_{i}")
+                system = st.text_area("System prompt", key=f"cmp_system_{i}",
+                                      placeholder="empty: the shared system prompt")
+            targets.append(compare.Target.parse(model, system=(system or "").strip() or shared_system,
+                                                temperature=temperature, max_tokens=max_tokens))
+    recent = db.recent_compare_runs(user, limit=8, mode="single")
+    if recent:
+        st.subheader("Recent comparisons", divider=False)
+        for run in recent:
+            st.button(title_from(run["prompt"], 40), key=f"cmp_open_{run['id']}", type="tertiary",
+                      on_click=open_run, args=(run["id"],))
+
+
+# ---------------------------------------------------------------- drawing a run
+@st.fragment(parallel=True)
+def live_column(live: compare.LiveRun, index: int) -> None:
+    """Stream one column on a worker thread. Whatever ends it (done, failed, stopped, even a stop before
+    anything was drawn), the finally closes the turn's generator: the upstream is closed and the reply
+    saved. No Streamlit call happens in the finally (a stopped run raises again at each one)."""
+    if not live.claim(index):  # abandoned: the run was interrupted before this worker started
+        return
+    column = live.columns[index]
+    turn = column.turn
+    chunks = turn.stream(flush_every=0.05)  # a generator: nothing is sent before its first next()
+    text = ""
+    try:
+        text_slot = st.empty()
+        figures_slot = st.empty()
+        text_slot.caption("Thinking…")
+        prompt_tokens = compare.input_estimate(live.prompt, column.target)
+        prices = pricer()
+        text_drawn = figures_drawn = 0.0
+        try:
+            for chunk in chunks:
+                now = time.monotonic()
+                text += chunk
+                # a long text is redrawn less often: each redraw sends all of it
+                if chunk and now - text_drawn >= (0.05 if len(text) < 10_000 else 0.25):
+                    text_slot.markdown(text[: render.LONG_MESSAGE])
+                    text_drawn = now
+                elif not chunk or now - figures_drawn >= 0.25:  # a heartbeat always draws: a stop lands there
+                    row = compare.live_row(turn, input_tokens=prompt_tokens, pricer=prices)
+                    figures_slot.caption("  \n".join(compare.figures(row)) or "…")
+                    figures_drawn = now
+            chunks.close()
+            failure = None
+        except ProviderError as exc:
+            failure = exc
+        if text:
+            text_slot.markdown(text[: render.LONG_MESSAGE])
+        else:
+            text_slot.empty()
+        figures_slot.caption("  \n".join(compare.figures(turn.record or {})))
+        if failure is not None:
+            hint = failure.hint
+            if live.blind:
+                hint = compare.anonymise(hint, provider_names(column.target.model_id.provider))
+            st.error(hint, icon=":material/error:")
+    finally:
+        chunks.close()
+        turn.stop()
+        live.column_done(index)
+
+
+def provider_names(name: str) -> list[str]:
+    """What an error hint may call a provider: its label and its name (hidden in blind mode)."""
+    provider = providers().get(name)
+    return [name, getattr(provider, "label", "") or ""]
+
+
+def column_header(title: str, settings: dict, show_settings: bool) -> None:
+    st.markdown(f"**{title}**")
+    if show_settings:
+        provider = providers().get(settings.get("provider") or "")
+        detail = compare.describe_settings(
+            settings, temperature_supported=getattr(provider, "supports_temperature", True))
+        if settings.get("system"):
+            detail = " · ".join(filter(None, [detail, "system prompt set"]))
+        st.caption(detail or "model defaults")
+
+
+def saved_column(view: compare.RunView, column: compare.RunColumn) -> None:
+    reply = column.reply
+    column_header(compare.column_title(view, column), column.settings, view.revealed)
+    if reply.get("content"):
+        render.message_body(reply["content"])
+    if reply.get("status") == "error" and reply.get("error"):
+        hint = reply["error"] if view.revealed else compare.anonymise(reply["error"], provider_names(
+            column.settings.get("provider") or ""))
+        st.error(hint, icon=":material/error:")
+    elif reply.get("status") == "interrupted":
+        st.warning("This reply was interrupted (the server stopped while it streamed). The text above is what "
+                   "had arrived.", icon=":material/warning:")
+    st.caption("  \n".join(compare.figures(reply)))
+    if view.revealed and st.button("Continue as chat", key=f"cmp_continue_{column.conversation_id}",
+                                   icon=":material/chat:", type="tertiary"):
+        st.switch_page("pages/chat.py", query_params={"c": column.conversation_id})
+
+
+def saved_run(view: compare.RunView) -> None:
+    st.caption(f"Prompt: {title_from(view.run['prompt'], 120)}")
+    if not view.columns:
+        st.info("The replies of this comparison were deleted.")
+        return
+    for slot, column in zip(st.columns(len(view.columns), border=True), view.columns, strict=True):
+        with slot:
+            saved_column(view, column)
+    if view.streaming:
+        st.info("Some replies of this comparison are still streaming elsewhere; reload to see them finish.")
+        return
+    line = compare.summary_line({c.label: c.reply for c in view.columns})
+    if line:
+        st.markdown(line)
+    st.dataframe(compare.summary_rows(view), hide_index=True, width="stretch",
+                 column_config={"Model": st.column_config.TextColumn(width="medium")})
+    choices = compare.vote_choices(view.labels)
+    st.caption("Your vote" + ("" if view.revealed else " (the models are revealed once you vote)"))
+    for slot, (value, text) in zip(st.columns(len(choices)), choices, strict=True):
+        slot.button(text, key=f"cmp_vote_{value}", width="stretch",
+                    type="primary" if view.vote == value else "secondary",
+                    on_click=compare.cast_vote, args=(db, view.id, value))
+    if view.vote:
+        st.caption(f"You voted: {compare.vote_text(view.vote, view.labels)}.")
+
+
+# ---------------------------------------------------------------- the Compare tab
+def compare_tab(work: dict) -> None:
+    st.text_area("Prompt", key="cmp_prompt", placeholder="Ask every target the same thing", height=100)
+    run_col, stop_col, blind_col = st.columns([1, 1, 4], vertical_alignment="center")
+    run_clicked = run_col.button("Run", type="primary", icon=":material/play_arrow:", key="cmp_run",
+                                 width="stretch")
+    blind = blind_col.checkbox("Blind", key="cmp_blind",
+                               help="Hide which model wrote which column (labels A, B, …) until you vote.")
+    live = None
+    if run_clicked:
+        try:
+            live = work["live"] = compare.start_run(
+                db, providers(), pricer(), user=user, prompt=st.session_state.cmp_prompt, targets=targets,
+                blind=blind, window_for=window_for, options={"synced": synced}, daily_limit=cfg.daily_limit_usd)
+        except compare.CompareError as exc:
+            st.warning(str(exc))
+    # Drawn after Run so it is enabled exactly while this run streams; any click on it starts a new run,
+    # which is what stops the streams.
+    stop_col.button("Stop", icon=":material/stop:", key="cmp_stop", disabled=live is None, width="stretch")
+    work["clock"] = st.empty()
+    if live is not None:
+        open_run(live.run_id)
+        st.session_state.cmp_streamed = live.run_id
+        slots = st.columns(len(live.columns), border=True)
+        for index, (slot, column) in enumerate(zip(slots, live.columns, strict=True)):
+            with slot:
+                name = "model hidden" if live.blind else column.target.name
+                column_header(f"{column.label}: {name}", column.target.as_dict(), not live.blind)
+                live_column(live, index)
+        return
+    run_id = st.query_params.get("run")
+    view = compare.load_run(db, run_id, user=user) if run_id else None
+    if view is not None and view.streaming and st.session_state.get("cmp_streamed") == run_id:
+        # This session's run was just interrupted (Stop, Run again, any widget): this run started at once,
+        # while the old one is still closing its streams and saving them. Give it a moment.
+        with st.spinner("Stopping…"):
+            view = compare.wait_settled(db, run_id, user=user, timeout=3.0)
+    st.session_state.pop("cmp_streamed", None)
+    if run_id and view is None:
+        st.warning("That comparison was not found. It may have been deleted, or the link is wrong.")
+        open_run(None)
+    elif view is not None:
+        saved_run(view)
+    else:
+        st.caption("Choose the targets in the sidebar, write a prompt and press Run: every target answers at the "
+                   "same time, each in its own column.")
+
+
+# ---------------------------------------------------------------- the Batch tab
+def batch_prompts() -> list[str]:
+    source = st.radio("Prompts", ["Paste, one per line", "CSV file"], horizontal=True, key="batch_source")
+    if source != "CSV file":
+        return compare.prompts_from_text(st.text_area("Prompts, one per line", key="batch_text", height=150))
+    upload = st.file_uploader("CSV file with a header row", type=["csv"], key="batch_file")
+    if upload is None:
+        return []
+    data = upload.getvalue()
+    try:
+        names = compare.csv_columns(data)
+        if not names:
+            return []
+        return compare.prompts_from_csv(data, st.selectbox("Column holding the prompts", names, key="batch_column"))
+    except compare.CompareError as exc:
+        st.warning(str(exc))
+        return []
+
+
+def batch_results(batch_id: str) -> None:
+    if st.session_state.pop("batch_streamed", None) == batch_id:
+        # just interrupted (as for a comparison): the old run is still stopping its calls
+        with st.spinner("Stopping…"):
+            rows = compare.batch_rows_settled(db, batch_id, user=user, timeout=3.0)
+    else:
+        rows = compare.batch_rows(db, batch_id, user=user)
+    if not rows:
+        return
+    expected = compare.batch_expected_calls(db, batch_id)
+    st.caption(f"{len(rows):,} of {expected:,} calls ran." if expected > len(rows) else f"All {len(rows):,} calls ran.")
+    st.markdown("**Totals per target**")
+    st.dataframe(compare.batch_totals(rows), hide_index=True, width="stretch")
+    st.markdown("**Results**")
+    st.dataframe(compare.batch_table(rows), hide_index=True, width="stretch",
+                 column_config={"Reply": st.column_config.TextColumn(width="large")})
+    st.download_button("Download CSV", compare.batch_csv(rows), file_name=f"compare-batch-{batch_id[:8]}.csv",
+                       mime="text/csv", icon=":material/download:", key="batch_download")
+
+
+def batch_tab(work: dict) -> None:
+    prompts = batch_prompts()
+    in_flight = st.number_input("Calls in flight at most", min_value=1, max_value=compare.MAX_IN_FLIGHT, value=4,
+                                key="batch_in_flight")
+    st.caption(f"{len(prompts):,} prompt{'s' if len(prompts) != 1 else ''} × {len(targets)} targets = "
+               f"{len(prompts) * len(targets):,} calls, each saved as a conversation.")
+    go_col, halt_col, _ = st.columns([1, 1, 4])
+    batch = None
+    if go_col.button("Run batch", type="primary", icon=":material/play_arrow:", key="batch_run", width="stretch"):
+        try:
+            batch = work["batch"] = compare.BatchRun(db, providers(), pricer(), user=user, prompts=prompts,
+                                                     targets=targets, max_in_flight=int(in_flight),
+                                                     window_for=window_for, daily_limit=cfg.daily_limit_usd)
+        except compare.CompareError as exc:
+            st.warning(str(exc))
+    halt_col.button("Stop", icon=":material/stop:", key="batch_stop", disabled=batch is None, width="stretch")
+    work["progress"] = st.empty()
+    work["table"] = st.empty()
+    if batch is not None:
+        st.query_params["batch"] = batch.batch_id
+        st.session_state.batch_streamed = batch.batch_id
+    elif batch_id := st.query_params.get("batch"):
+        batch_results(batch_id)
+
+
+# ---------------------------------------------------------------- the work of this run, after drawing it all
+def wait_for_columns(live: compare.LiveRun, clock) -> None:
+    while not live.wait(0.1):
+        clock.caption(f"Streaming… {live.elapsed:.1f} s")  # also where a Stop interrupts this thread
+    st.rerun()
+
+
+def run_batch(batch: compare.BatchRun, progress_slot, table_slot) -> None:
+    started = time.monotonic()
+    progress = progress_slot.progress(0.0, text=f"0 of {batch.total:,} calls")
+    shown = 0.0
+    results = batch.run()
+    try:
+        for row in results:
+            done = len(batch.rows)
+            progress.progress(done / batch.total,
+                              text=f"{done:,} of {batch.total:,} calls · {time.monotonic() - started:.1f} s")
+            if row is not None and time.monotonic() - shown > 0.5:
+                table_slot.dataframe(compare.batch_table(batch.rows), hide_index=True, width="stretch")
+                shown = time.monotonic()
+    finally:
+        results.close()  # a Stop lands here: stops the calls in flight (saved as stopped), skips the rest
+    st.rerun()
+
+
+tab_one, tab_batch = st.tabs(["Compare", "Batch"])
+work: dict = {}  # what this run started: "live" (a comparison) or "batch", and where they draw
+try:
+    with tab_one:
+        compare_tab(work)
+    with tab_batch:
+        batch_tab(work)
+    if "live" in work:
+        wait_for_columns(work["live"], work["clock"])
+    if "batch" in work:
+        run_batch(work["batch"], work["progress"], work["table"])
+except BaseException:
+    # Interrupted (Stop, Run again, any widget, a closed tab) or done (st.rerun): columns whose worker never
+    # started are saved as stopped here; started ones stop themselves in their own finally.
+    if "live" in work:
+        work["live"].abandon_unclaimed()
+    raise

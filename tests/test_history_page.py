@@ -1,0 +1,275 @@
+"""The History page under Streamlit's AppTest, over a database seeded through the Store."""
+
+from __future__ import annotations
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from chat.providers.base import Usage
+from chat.store import Store
+
+APP = "../app.py"
+PAGE = "pages/history.py"
+ENV_NAMES = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "CHAT_ENDPOINTS",
+             "CHAT_DEFAULT_MODEL", "OPENAI_MODELS", "ANTHROPIC_MODELS", "CHAT_DB", "CHAT_PRICES", "CHAT_AUTH",
+             "CHAT_AUTH_HEADER", "CHAT_ANALYSTS", "CHAT_DAILY_LIMIT_USD")
+
+
+@pytest.fixture
+def store(monkeypatch, tmp_path):
+    """A fresh database the app will open, with an OpenAI key so the chat page has a model (nothing is sent)."""
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CHAT_DB", str(tmp_path / "chat.db"))
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("CHAT_DEFAULT_MODEL", "openai:gpt-4o-mini")
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    s = Store(tmp_path / "chat.db")
+    yield s
+    s.close()
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def conversation(store, question, answer, *, user="local", source="chat", provider="openai", model="gpt-4o-mini",
+                 status="complete", cost=0.0025, error=None, system="Answer briefly."):
+    settings = {"provider": provider, "model": model, "system": system, "temperature": 0.2, "max_tokens": 500}
+    cid = store.create_conversation(user=user, source=source, settings=settings)
+    store.add_user_message(cid, question)
+    reply = store.start_reply(cid, provider=provider, model=model, settings=settings)
+    store.finish_reply(reply, content=answer, status=status, cost=cost, ttft=0.41, duration=1.41, error=error,
+                       usage=Usage(1234, 256, input_exact=True, output_exact=True))
+    return cid
+
+
+def history_page(**query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.switch_page(PAGE)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def table_titles(at: AppTest) -> list[str]:
+    return list(at.dataframe[0].value["Title"]) if at.dataframe else []
+
+
+def markdown_texts(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown]
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def open_id(at: AppTest) -> str | None:
+    value = at.query_params.get("open")
+    return value[0] if isinstance(value, list) else value
+
+
+def test_the_page_lists_your_conversations_newest_first_with_their_figures(store):
+    conversation(store, "How do I rename a git branch?", "git branch -m new")
+    conversation(store, "Local models?", "Try llama.", provider="ollama", model="llama3.2", cost=None)
+    conversation(store, "Someone else's secret", "hidden", user="ann")
+    at = history_page()
+    table = at.dataframe[0].value
+    assert list(table["Title"]) == ["Local models?", "How do I rename a git branch?"]
+    assert list(table["Models"]) == ["ollama:llama3.2", "openai:gpt-4o-mini"]
+    assert list(table["Cost"]) == ["cost unknown", "$0.0025"]  # never $0 for an unknown price
+    assert list(table["Tokens"]) == [1490, 1490] and list(table["Messages"]) == [2, 2]
+    assert list(table["User"]) == ["local", "local"] and list(table["Source"]) == ["chat", "chat"]
+    assert any(c.value.startswith("2 conversations") for c in at.caption)
+
+
+def test_no_conversations_shows_an_empty_state(store):
+    at = history_page()
+    assert not at.dataframe
+    assert any("No conversations match" in i.value for i in at.info)
+
+
+def test_a_filtered_view_is_read_from_the_link(store):
+    conversation(store, "plain chat", "ok")
+    compared = conversation(store, "compared prompt", "ok", source="compare", provider="anthropic",
+                            model="claude-haiku-4-5", status="stopped")
+    at = history_page(source="compare")
+    assert table_titles(at) == ["compared prompt"]
+    assert table_titles(history_page(provider="anthropic")) == ["compared prompt"]
+    assert table_titles(history_page(model_id="openai:gpt-4o-mini")) == ["plain chat"]
+    assert table_titles(history_page(status="stopped")) == ["compared prompt"]
+    assert table_titles(history_page(**{"from": "2000-01-01", "to": "2000-01-31"})) == []
+    store.soft_delete(compared)
+    assert table_titles(history_page(deleted="true")) == ["compared prompt"]
+    assert table_titles(history_page()) == ["plain chat"]
+
+
+def test_searching_shows_highlighted_snippets_safely_and_opens_the_conversation(store):
+    cid = conversation(store, "Why is my <script>alert(1)</script> query slow?",
+                       "Add an index on the *orders* table; the query planner will use it.")
+    conversation(store, "Unrelated", "Nothing to see.")
+    at = history_page()
+    at.text_input(key="q").set_value("planner").run()
+    assert not at.exception
+    texts = markdown_texts(at)
+    assert any("**planner**" in t for t in texts), texts
+    assert any("\\*orders\\*" in t for t in texts)  # the message's own Markdown is shown as text
+    assert all(not m.allow_html for m in at.markdown)
+    assert any(t.startswith("**Why is my \\<script\\>") for t in texts)  # the title, escaped
+    assert any(c.value.startswith("1 conversation found") for c in at.caption)
+    at.button(key=f"open-{cid}").click().run()
+    assert open_id(at) == cid
+    assert [m.markdown[0].value for m in at.chat_message][1].startswith("Add an index")
+
+
+def test_a_search_link_restores_the_results_and_hostile_text_is_harmless(store):
+    conversation(store, "tell me about unbalanced quotes", "They break parsers.")
+    at = history_page(q='"unbalanced quotes')
+    assert any("Searched as plain words" in c.value for c in at.caption)
+    assert any("**unbalanced**" in t for t in markdown_texts(at))
+    for text in ("a AND", "NEAR(", "*", "-x", "'; DROP TABLE messages", "🎉"):
+        assert not history_page(q=text).exception
+
+
+def test_selecting_a_row_opens_the_read_only_transcript_with_figures_and_settings(store):
+    conversation(store, "First question", "First answer")
+    cid = conversation(store, "Second question", "Partial answer", status="stopped", system="Be terse.")
+    at = history_page()
+    table = at.dataframe[0]
+    at.session_state[table.key] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    assert open_id(at) == cid
+    assert at.subheader[0].value == "Second question"
+    you, reply = at.chat_message
+    assert you.markdown[0].value == "Second question" and reply.markdown[0].value == "Partial answer"
+    figures = reply.caption[-1].value
+    assert figures.startswith("gpt-4o-mini · 1,234 in · 256 out · $0.0025 · 0.41 s to first token")
+    assert figures.endswith("stopped by you")
+    assert not at.chat_input  # read-only
+    settings = at.expander[0]
+    assert settings.label == "System prompt and parameters"
+    assert "Be terse." in settings.code[0].value and "Temperature: 0.2" in settings.code[0].value
+    assert {b.label for b in at.download_button} >= {"Export Markdown", "Export JSON", "Download table (CSV)"}
+
+
+def test_a_failed_reply_shows_its_error_in_the_transcript(store):
+    cid = conversation(store, "Hello?", "", status="error", error="Anthropic is overloaded right now.")
+    at = history_page(open=cid)
+    assert [e.value for e in at.chat_message[1].error] == ["Anthropic is overloaded right now."]
+    assert any("1 failed" in c.value for c in at.caption)
+
+
+def test_continue_in_chat_opens_the_conversation_on_the_chat_page(store):
+    cid = conversation(store, "Carry on from here", "Sure.")
+    at = history_page(open=cid)
+    button(at, "Continue in chat").click().run()
+    assert not at.exception
+    value = at.query_params.get("c")
+    assert (value[0] if isinstance(value, list) else value) == cid
+    assert at.chat_message[0].markdown[0].value == "Carry on from here"
+    assert at.chat_input  # the chat page, ready to continue
+
+
+def test_delete_hides_the_conversation_and_undo_brings_it_back(store):
+    cid = conversation(store, "Delete me", "ok")
+    conversation(store, "Keep me", "ok")
+    at = history_page(open=cid)
+    button(at, "Delete").click().run()
+    assert not at.exception
+    assert table_titles(at) == ["Keep me"] and open_id(at) is None
+    assert store.get_conversation(cid) is None  # hidden everywhere, the chat page included
+    assert any("Deleted **Delete me**" in t for t in markdown_texts(at))
+    assert [t.value for t in at.toast] == ["Conversation deleted."]
+    button(at, "Undo").click().run()
+    assert not at.exception
+    assert table_titles(at) == ["Keep me", "Delete me"]
+    assert open_id(at) == cid and store.get_conversation(cid) is not None
+
+
+def test_a_deleted_conversation_can_be_found_and_restored(store):
+    cid = conversation(store, "Restore me", "ok")
+    store.soft_delete(cid)
+    at = history_page(deleted="true", open=cid)
+    assert table_titles(at) == ["Restore me"]
+    assert not [b for b in at.button if b.label in ("Continue in chat", "Delete")]
+    button(at, "Restore").click().run()
+    assert not at.exception
+    assert store.get_conversation(cid) is not None
+    assert table_titles(history_page()) == ["Restore me"]
+
+
+def test_a_link_to_an_unknown_or_someone_elses_conversation_shows_not_found(store):
+    theirs = conversation(store, "Not yours", "ok", user="ann")
+    for cid in (theirs, "no-such-conversation"):
+        at = history_page(open=cid)
+        assert any("not found" in w.value for w in at.warning)
+        assert not at.chat_message
+
+
+def test_the_table_pages_through_many_conversations(store):
+    for i in range(53):
+        store.create_conversation(user="local", title=f"conversation {i:02d}")
+    at = history_page()
+    assert len(table_titles(at)) == 50 and at.pagination[0].num_pages == 2
+    second = history_page(page="2")
+    assert table_titles(second) == ["conversation 02", "conversation 01", "conversation 00"]
+
+
+def test_the_analytics_tab_shows_cards_charts_and_tables_for_the_filtered_set(store):
+    conversation(store, "q1", "a1", cost=0.01)
+    conversation(store, "q2", "a2", provider="ollama", model="llama3.2", cost=None)
+    conversation(store, "q3", "a3", source="compare", cost=0.5)
+    at = history_page(tab="Analytics", source="chat")
+    cards = {m.label: m.value for m in at.metric}
+    assert cards == {"Conversations": "2", "Messages": "4", "Tokens": "2,980", "Cost": "$0.01 + 1 unknown"}
+    by_model, by_user = (d.value for d in at.dataframe)
+    assert list(by_model["Model"]) == ["ollama:llama3.2", "openai:gpt-4o-mini"]
+    assert list(by_model["Cost"]) == ["cost unknown", "$0.01"]
+    assert list(by_model["Median time to first token (s)"]) == [0.41, 0.41]
+    assert list(by_user["User"]) == ["local"] and list(by_user["Conversations"]) == [2]
+    assert len(at.get("vega_lite_chart")) == 2  # cost and tokens per day by model
+
+
+def test_the_analytics_tab_says_so_when_nothing_matches(store):
+    at = history_page(tab="Analytics")
+    assert {m.label: m.value for m in at.metric}["Cost"] == "$0.00"
+    assert any("No conversations match" in i.value for i in at.info)
+
+
+def test_deleting_the_selected_row_does_not_open_the_next_one(store):
+    conversation(store, "Older", "ok")
+    newest = conversation(store, "Newest", "ok")
+    at = history_page()
+    at.session_state[at.dataframe[0].key] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert open_id(at) == newest
+    button(at, "Delete").click().run()
+    assert not at.exception
+    assert open_id(at) is None and not at.chat_message
+    assert table_titles(at) == ["Older"]
+
+
+def test_an_analyst_sees_everyones_conversations_but_changes_only_their_own(store, monkeypatch):
+    monkeypatch.setenv("CHAT_ANALYSTS", "local")
+    st.cache_resource.clear()
+    mine = conversation(store, "Mine", "ok", cost=0.01)
+    theirs = conversation(store, "Ann's", "ok", user="ann", cost=0.02)
+    at = history_page()
+    assert table_titles(at) == ["Ann's", "Mine"]
+    assert table_titles(history_page(user="ann")) == ["Ann's"]  # the user filter, for analysts only
+    at = history_page(open=theirs)
+    assert at.chat_message and not [b for b in at.button if b.label in ("Continue in chat", "Delete")]
+    assert any("Only ann can continue" in c.value for c in at.caption)
+    assert button(history_page(open=mine), "Delete")
+    by_user = history_page(tab="Analytics").dataframe[1].value
+    assert list(by_user["User"]) == ["ann", "local"]
+
+
+def test_without_the_analyst_role_a_user_filter_is_neither_shown_nor_obeyed(store):
+    conversation(store, "Ann's", "ok", user="ann")
+    at = history_page(user="ann")
+    assert table_titles(at) == [] and not [s for s in at.selectbox if s.label == "User"]
