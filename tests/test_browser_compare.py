@@ -54,12 +54,12 @@ def compare_tab(stack):
     """One browser tab on the compare page, shared by the tests (a first page load costs seconds)."""
     _, app, browser, _ = stack
     page = browser.new_page()
-    # The entry point first: it declares the pages (st.navigation). A fresh server given /compare directly
-    # would run pages/compare.py alone, as a pages/-directory app. No need to wait for the chat page.
-    page.goto(app.url)
-    page.locator("[data-testid='stSidebarNav'] a", has_text="Compare").click()
-    page.wait_for_url("**/compare*")
+    # A deep link as the server's very first request: the app's own navigation, not a folder listing
+    # (a folder named pages/ would switch Streamlit into its legacy multipage mode here).
+    page.goto(app.url + "/compare")
     wait_idle(page)
+    nav = page.locator("[data-testid='stSidebarNav']").inner_text().split()
+    assert [w for w in nav if w[0].isupper()] == ["Chat", "Compare", "History"], nav  # words are icons
     page.locator(".st-key-cmp_prompt textarea").wait_for()
     yield page
     page.close()

@@ -41,7 +41,7 @@ def compare_page(**query) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=30)
     for k, v in query.items():
         at.query_params[k] = v
-    return at.switch_page("pages/compare.py").run()  # the first run opens the compare page directly
+    return at.switch_page("app_pages/compare.py").run()  # the first run opens the compare page directly
 
 
 def choose(at: AppTest, *models: str) -> AppTest:

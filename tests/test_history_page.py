@@ -10,7 +10,7 @@ from chat.providers.base import Usage
 from chat.store import Store
 
 APP = "../app.py"
-PAGE = "pages/history.py"
+PAGE = "app_pages/history.py"
 ENV_NAMES = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "CHAT_ENDPOINTS",
              "CHAT_DEFAULT_MODEL", "OPENAI_MODELS", "ANTHROPIC_MODELS", "CHAT_DB", "CHAT_PRICES", "CHAT_AUTH",
              "CHAT_AUTH_HEADER", "CHAT_ANALYSTS", "CHAT_DAILY_LIMIT_USD")

@@ -280,7 +280,7 @@ if conversations_tab.open:
                         st.button("Restore", icon=":material/restore_from_trash:", type="primary",
                                   on_click=restore, args=(cid,))
                     elif owner and st.button("Continue in chat", icon=":material/chat:", type="primary"):
-                        st.switch_page("pages/chat.py", query_params={"c": cid})
+                        st.switch_page("app_pages/chat.py", query_params={"c": cid})
                     st.download_button("Export Markdown", data=history.conversation_markdown(conversation, messages),
                                        file_name=f"conversation-{cid[:8]}.md", mime="text/markdown",
                                        icon=":material/download:", on_click="ignore")

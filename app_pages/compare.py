@@ -39,7 +39,7 @@ if not available:
     st.title("Set up a provider")
     st.markdown("No provider is configured yet, so there is nothing to compare. The Chat page explains how "
                 "to add an OpenAI or Anthropic key or a local OpenAI-compatible server.")
-    st.page_link("pages/chat.py", label="Set-up instructions", icon=":material/chat:")
+    st.page_link("app_pages/chat.py", label="Set-up instructions", icon=":material/chat:")
     st.stop()
 
 
@@ -181,7 +181,7 @@ def saved_column(view: compare.RunView, column: compare.RunColumn) -> None:
     st.caption("  \n".join(compare.figures(reply)))
     if view.revealed and st.button("Continue as chat", key=f"cmp_continue_{column.conversation_id}",
                                    icon=":material/chat:", type="tertiary"):
-        st.switch_page("pages/chat.py", query_params={"c": column.conversation_id})
+        st.switch_page("app_pages/chat.py", query_params={"c": column.conversation_id})
 
 
 def saved_run(view: compare.RunView) -> None:
