@@ -229,6 +229,7 @@ class SearchPage:
 
 _TOKEN = re.compile(r'\s+|"(?:[^"]|"")*"\*?|[\w\x80-\U0010ffff]+\*?|.', re.UNICODE)
 _OPERATORS = {"AND", "OR", "NOT", "NEAR"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _phrases(text: str) -> tuple[str, ...] | None:
@@ -254,7 +255,8 @@ def plain_words(text: str) -> tuple[str, ...]:
 
 def parse_query(db, text: str) -> Query | None:
     """The MATCH expression for what the user typed; None when there is nothing to search for."""
-    text = text.strip()
+    # Control characters are never part of a word, and FTS5 reads a NUL as the end of the query.
+    text = _CONTROL.sub(" ", text).strip()
     if not text:
         return None
     phrases = _phrases(text)
