@@ -9,6 +9,7 @@ least every second, so a crash loses at most about a second of it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import queue
 import threading
@@ -112,6 +113,9 @@ class Turn:
     def __init__(self, *, store: Store, provider: Provider, pricer: Pricer, conversation_id: str,
                  settings: TurnSettings, context_window: int | None = None,
                  refused: ProviderError | None = None):
+        if settings.params.temperature is not None and not getattr(provider, "supports_temperature", True):
+            # Not sent, so not recorded either: the reply's settings say what produced it.
+            settings = dataclasses.replace(settings, params=dataclasses.replace(settings.params, temperature=None))
         self.store = store
         self.provider = provider
         self.pricer = pricer

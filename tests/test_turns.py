@@ -222,3 +222,12 @@ def test_figures_are_stored_for_a_model_with_unknown_price_as_unknown(store, fak
     reply = store.messages(cid)[-1]
     assert reply["cost"] is None
     assert store.get_conversation(cid)["unknown_cost_count"] == 1
+
+
+def test_a_temperature_the_provider_does_not_take_is_neither_sent_nor_recorded(store, anthropic_provider,
+                                                                              fake_provider):
+    cid = new_conversation(store)
+    s = turns.TurnSettings(ModelId("anthropic", "claude-haiku-4-5"), params=Params(temperature=0.7))
+    drain(turns.send(store, anthropic_provider, Pricer(), cid, "hi", s))
+    assert "temperature" not in fake_provider.events("request")[-1]["body"]
+    assert store.messages(cid)[-1]["settings"]["temperature"] is None
