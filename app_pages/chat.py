@@ -11,13 +11,12 @@ from chat.providers import Params, ProviderError
 from ui import render
 from ui.resources import boot, current_viewer, pricer, providers, signed_in_caption
 
-RECENT_WINDOW = 60  # messages drawn when a conversation opens
+RECENT_MESSAGES = 60  # messages drawn when a conversation opens
 EARLIER_STEP = 200  # more drawn per "Show earlier messages" click
 
 cfg, db = boot()
 viewer = current_viewer()
 user = viewer.user
-limits = {"user": user, "daily_limit": cfg.daily_limit_usd}
 available = cfg.available_models()
 
 # ---------------------------------------------------------------- which conversation is open
@@ -105,7 +104,9 @@ settings = turns.TurnSettings(
 )
 provider = providers()[model_id.provider]
 endpoint = cfg.endpoint(model_id.provider)
-window = turns.context_window(endpoint, model_id.model)
+context_window = turns.context_window(endpoint, model_id.model)
+turn_options = {"context_window": context_window, "user": user, "daily_limit": cfg.daily_limit_usd,
+                "idle_timeout": cfg.timeout}
 
 
 def stream_reply(turn: turns.Turn) -> None:
@@ -150,30 +151,36 @@ turn = None
 if action and cid:
     db.update_conversation(cid, settings=settings.as_dict())
     if action[0] == "edit" and action[1].strip():
-        turn = turns.edit_last(db, provider, pricer(), cid, action[1], settings, context_window=window,
-                               **limits)
+        turn = turns.edit_last(db, provider, pricer(), cid, action[1], settings, **turn_options)
     elif action[0] == "regenerate":
-        turn = turns.regenerate(db, provider, pricer(), cid, settings, context_window=window, **limits)
+        turn = turns.regenerate(db, provider, pricer(), cid, settings, **turn_options)
 
 # ---------------------------------------------------------------- the conversation
+def draw_conversation(rows: list[dict], live: turns.Turn | None) -> None:
+    if not rows:
+        st.caption(f"Talking to **{model_id}**. Ask anything below.")
+    # Every element on the page costs the browser time at each run, so a long conversation opens on its
+    # latest messages, with earlier ones a click away.
+    drawn = st.session_state.setdefault(f"drawn-{cid}", RECENT_MESSAGES)
+    hidden = max(0, len(rows) - drawn)
+    if hidden:
+        more = min(hidden, EARLIER_STEP)
+        st.button(f"Show {more:,} earlier message{'s' if more != 1 else ''} ({hidden:,} hidden)",
+                  icon=":material/expand_less:", type="tertiary",
+                  on_click=lambda: st.session_state.update({f"drawn-{cid}": drawn + EARLIER_STEP}))
+    for row in rows[hidden:]:
+        if live is None or row["id"] != live.message_id:
+            render.message(row)
+
+
 rows = db.messages(cid) if cid else []
-if not rows:
-    st.caption(f"Talking to **{model_id}**. Ask anything below.")
-# Every element on the page costs the browser time at each run, so a long conversation opens on its
-# latest messages, with earlier ones a click away.
-window = st.session_state.setdefault(f"window-{cid}", RECENT_WINDOW)
-hidden = max(0, len(rows) - window)
-if hidden:
-    more = min(hidden, EARLIER_STEP)
-    st.button(f"Show {more:,} earlier message{'s' if more != 1 else ''} ({hidden:,} hidden)",
-              icon=":material/expand_less:", type="tertiary",
-              on_click=lambda: st.session_state.update({f"window-{cid}": window + EARLIER_STEP}))
-for row in rows[hidden:]:
-    if turn is None or row["id"] != turn.message_id:
-        render.message(row)
 shown_upto = max((r["position"] for r in rows), default=0)
-if turn is not None:
-    stream_reply(turn)
+if turn is None:
+    draw_conversation(rows, None)
+else:
+    with turn.running():  # from here on, a Stop or rerun anywhere still finishes the reply row
+        draw_conversation(rows, turn)
+        stream_reply(turn)
 
 visible = [r for r in rows if not r.get("superseded")]
 if visible:
@@ -214,10 +221,10 @@ def composer() -> None:
             for row in db.messages(conversation_id):
                 if row["position"] > shown_upto:
                     render.message(row)
-        new = turns.send(db, provider, pricer(), conversation_id, prompt, settings, context_window=window,
-                         **limits)
-        with st.chat_message("user"):
-            render.message_body(prompt)
-        stream_reply(new)
+        new = turns.send(db, provider, pricer(), conversation_id, prompt, settings, **turn_options)
+        with new.running():
+            with st.chat_message("user"):
+                render.message_body(prompt)
+            stream_reply(new)
 
 composer()

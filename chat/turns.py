@@ -15,13 +15,23 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from chat import tokens
 from chat.config import Endpoint, ModelId
 from chat.pricing import Pricer
-from chat.providers.base import ContextTooLong, Message, Params, Provider, ProviderError, Reply
-from chat.store import Store
+from chat.providers.base import (
+    ContextTooLong,
+    Message,
+    Params,
+    Provider,
+    ProviderError,
+    Reply,
+    StreamError,
+    Timeout,
+)
+from chat.store import Store, StoreError
 
 DEFAULT_OUTPUT_RESERVE = 4096
 _DONE = object()
@@ -112,7 +122,7 @@ class Turn:
 
     def __init__(self, *, store: Store, provider: Provider, pricer: Pricer, conversation_id: str,
                  settings: TurnSettings, context_window: int | None = None,
-                 refused: ProviderError | None = None):
+                 refused: ProviderError | None = None, idle_timeout: float | None = None):
         if settings.params.temperature is not None and not getattr(provider, "supports_temperature", True):
             # Not sent, so not recorded either: the reply's settings say what produced it.
             settings = dataclasses.replace(settings, params=dataclasses.replace(settings.params, temperature=None))
@@ -126,7 +136,8 @@ class Turn:
         self.record: dict | None = None
         self.error: ProviderError | None = None
         self.dropped = 0
-        self.text = ""
+        self.idle_timeout = idle_timeout
+        self._received: list[str] = []
         self._history: list[Message] = []
         rows = store.messages(conversation_id)
         model = settings.model_id.model
@@ -150,13 +161,29 @@ class Turn:
     def finished(self) -> bool:
         return self.record is not None
 
+    @property
+    def text(self) -> str:
+        """The reply's text received so far."""
+        return "".join(self._received)
+
+    @contextmanager
+    def running(self) -> Iterator[Turn]:
+        """Whatever happens inside the block (a Stop, a rerun, an error before streaming even starts), the
+        reply row leaves 'streaming': open the block right after creating the turn."""
+        try:
+            yield self
+        finally:
+            self.stop()
+
     def stream(self, *, flush_every: float = 0.03, checkpoint_every: float = 1.0,
                heartbeat: float = 0.1) -> Iterator[str]:
         """Yield the reply's text, coalesced to about one chunk per ``flush_every`` seconds.
 
         When the provider is silent for ``heartbeat`` seconds an empty string is yielded, so the consumer
         gets a chance to notice a Stop. Closing this generator (``.close()``) stops the reply: the HTTP
-        stream is closed at once and the partial text is saved as stopped."""
+        stream is closed at once and the partial text is saved as stopped. With ``idle_timeout``, a reply
+        that brings no text for that long fails as timed out, even if the provider keeps the connection
+        alive with pings (which reset the SDK's own read timeout)."""
         if self.error is not None:
             raise self.error
         model = self.settings.model_id.model
@@ -180,21 +207,29 @@ class Turn:
 
         threading.Thread(target=pump, name=f"reply-{self.message_id}", daemon=True).start()
 
-        received: list[str] = []
+        received = self._received
         pending: list[str] = []
         last_flush = 0.0
-        last_checkpoint = time.monotonic()
+        last_checkpoint = last_text = time.monotonic()
         try:
             while True:
                 wait = heartbeat if not pending else max(0.0, last_flush + flush_every - time.monotonic())
                 try:
                     item = items.get(timeout=wait)
                 except queue.Empty:
+                    now = time.monotonic()
                     if pending:
                         yield self._flush(pending)
                         last_flush = time.monotonic()
                     else:
                         yield ""
+                    if self.idle_timeout and now - last_text > self.idle_timeout:
+                        reply.close()
+                        silent = f"no text for {self.idle_timeout:.0f} s"
+                        raise (StreamError if received else Timeout)(silent, provider=reply.provider) from None
+                    if now - last_checkpoint >= checkpoint_every:  # keeps a live row fresh while silent
+                        self._checkpoint()
+                        last_checkpoint = now
                     continue
                 if item is _DONE:
                     break
@@ -204,13 +239,12 @@ class Turn:
                     raise item
                 received.append(item)
                 pending.append(item)
-                self.text = "".join(received)
-                now = time.monotonic()
+                now = last_text = time.monotonic()
                 if now - last_flush >= flush_every:
                     yield self._flush(pending)
                     last_flush = time.monotonic()
                 if now - last_checkpoint >= checkpoint_every:
-                    self.store.checkpoint_reply(self.message_id, self.text)
+                    self._checkpoint()
                     last_checkpoint = now
             if pending:
                 yield self._flush(pending)
@@ -226,6 +260,12 @@ class Turn:
             raise
         finally:
             reply.close()
+
+    def _checkpoint(self) -> None:
+        try:
+            self.store.checkpoint_reply(self.message_id, self.text)
+        except StoreError:
+            pass  # the database is busy or gone for a moment: the next checkpoint (or the finish) retries
 
     @staticmethod
     def _flush(pending: list[str]) -> str:
@@ -257,8 +297,10 @@ class Turn:
             duration = reply.duration
             finish_reason = reply.finish_reason
         cost = self.pricer.cost(model_id.provider, model_id.model, usage).usd if usage else None
-        if status == "error" and not text and not (reply and reply.usage.input_exact):
-            usage, cost = None, 0.0  # refused before it started: nothing was generated or billed
+        nothing_sent = reply is None or reply.started_at is None  # never iterated: no request made
+        refused = status == "error" and not text and not reply.usage.input_exact if reply else False
+        if nothing_sent or refused:
+            usage, cost = None, 0.0  # nothing reached the provider, or it refused: nothing generated or billed
         self.record = self.store.finish_reply(
             self.message_id, content=text, status=status, usage=usage, cost=cost, ttft=ttft,
             duration=duration, finish_reason=finish_reason,
@@ -268,12 +310,13 @@ class Turn:
 
 def send(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, prompt: str,
          settings: TurnSettings, *, context_window: int | None = None, user: str | None = None,
-         daily_limit: float | None = None) -> Turn:
+         daily_limit: float | None = None, idle_timeout: float | None = None) -> Turn:
     """Save the user's message (committed before any provider call), then open the reply. Past the
     user's daily spending limit the reply is refused (recorded as failed, nothing sent)."""
     store.add_user_message(conversation_id, prompt)
     return Turn(store=store, provider=provider, pricer=pricer, conversation_id=conversation_id,
-                settings=settings, context_window=context_window, refused=_refusal(store, user, daily_limit))
+                settings=settings, context_window=context_window, refused=_refusal(store, user, daily_limit),
+                idle_timeout=idle_timeout)
 
 
 def _refusal(store: Store, user: str | None, daily_limit: float | None) -> ProviderError | None:
@@ -295,7 +338,7 @@ def last_position(rows: list[dict], role: str) -> int | None:
 
 def regenerate(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, settings: TurnSettings,
                *, context_window: int | None = None, user: str | None = None,
-               daily_limit: float | None = None) -> Turn:
+               daily_limit: float | None = None, idle_timeout: float | None = None) -> Turn:
     """Replace the last reply (or retry a failed one): the old reply is superseded, not erased, so what
     it cost stays counted."""
     rows = store.messages(conversation_id)
@@ -304,12 +347,13 @@ def regenerate(store: Store, provider: Provider, pricer: Pricer, conversation_id
         raise ValueError("there is no message to answer")
     store.supersede_from(conversation_id, user_pos + 1)
     return Turn(store=store, provider=provider, pricer=pricer, conversation_id=conversation_id,
-                settings=settings, context_window=context_window, refused=_refusal(store, user, daily_limit))
+                settings=settings, context_window=context_window, refused=_refusal(store, user, daily_limit),
+                idle_timeout=idle_timeout)
 
 
 def edit_last(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, prompt: str,
               settings: TurnSettings, *, context_window: int | None = None, user: str | None = None,
-              daily_limit: float | None = None) -> Turn:
+              daily_limit: float | None = None, idle_timeout: float | None = None) -> Turn:
     """Replace the last user message with ``prompt`` and answer it afresh."""
     rows = store.messages(conversation_id)
     user_pos = last_position(rows, "user")
@@ -317,4 +361,4 @@ def edit_last(store: Store, provider: Provider, pricer: Pricer, conversation_id:
         raise ValueError("there is no message to edit")
     store.supersede_from(conversation_id, user_pos)
     return send(store, provider, pricer, conversation_id, prompt, settings, context_window=context_window,
-                user=user, daily_limit=daily_limit)
+                user=user, daily_limit=daily_limit, idle_timeout=idle_timeout)

@@ -305,3 +305,27 @@ def test_a_database_from_a_newer_version_is_refused_clearly(bare_env, monkeypatc
     at = run_app()
     assert not at.exception
     assert at.error and "newer" in at.error[0].value.lower()
+
+
+def test_every_earlier_turn_is_sent_while_it_fits_the_models_context_window(app_env, fake_provider):
+    at = run_app()
+    for i in range(4):
+        send(at, f"question {i}: " + "a fairly long sentence with many words in it " * 10)
+    body = fake_provider.events("request")[-1]["body"]
+    assert len(body["messages"]) == 7  # three full turns and the new question: nothing left out
+    assert not any("left out" in c.value for m in at.chat_message for c in m.caption)
+
+
+def test_a_conversation_too_long_for_a_small_window_drops_its_oldest_turns_with_a_notice(app_env, monkeypatch,
+                                                                                        fake_provider):
+    endpoint = {"tiny": {"base_url": fake_provider.url + "/v1", "api_key": "test-key", "models": ["m"],
+                         "context_window": 4096 + 300}}
+    monkeypatch.setenv("CHAT_ENDPOINTS", __import__("json").dumps(endpoint))
+    st.cache_resource.clear()
+    at = run_app()
+    at.sidebar.selectbox(key="model").set_value("tiny:m")
+    for i in range(4):
+        send(at, f"question {i}: " + "word " * 60)
+    sent = fake_provider.events("request")[-1]["body"]["messages"]
+    assert sent[-1]["content"].startswith("question 3") and len(sent) < 7
+    assert any("left out of this request" in c.value for c in at.chat_message[-1].caption)

@@ -231,3 +231,64 @@ def test_a_temperature_the_provider_does_not_take_is_neither_sent_nor_recorded(s
     drain(turns.send(store, anthropic_provider, Pricer(), cid, "hi", s))
     assert "temperature" not in fake_provider.events("request")[-1]["body"]
     assert store.messages(cid)[-1]["settings"]["temperature"] is None
+
+
+def test_a_turn_abandoned_before_it_streams_still_leaves_streaming_and_costs_nothing(store, openai_provider,
+                                                                                     fake_provider):
+    cid = new_conversation(store)
+    turn = turns.send(store, openai_provider, Pricer(), cid, "hi", settings())
+    with pytest.raises(KeyboardInterrupt), turn.running():
+        raise KeyboardInterrupt  # e.g. a Stop landing while the page draws the history
+    reply = store.messages(cid)[-1]
+    assert reply["status"] == "stopped" and reply["cost"] == 0
+    assert store.get_conversation(cid)["unknown_cost_count"] == 0
+    assert not fake_provider.events("request")
+
+
+def test_a_reply_that_brings_no_text_fails_as_timed_out_even_if_the_connection_stays_open(store, anthropic_provider,
+                                                                                          fake_provider):
+    fake_provider.set_scenario(None, words=30, stall_after=3)  # the SDK's own read timeout here is 5 s
+    cid = new_conversation(store)
+    turn = turns.send(store, anthropic_provider, Pricer(), cid, "hi", settings("anthropic", "claude-haiku-4-5"),
+                      idle_timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(StreamError, match="no text for"):
+        drain(turn)
+    assert time.monotonic() - started < 3
+    fake_provider.wait_for("disconnect", timeout=2)
+    reply = store.messages(cid)[-1]
+    assert reply["status"] == "error" and len(reply["content"].split()) == 3
+
+
+def test_a_silent_reply_keeps_its_row_fresh_so_it_is_not_taken_for_a_crashed_one(store, openai_provider,
+                                                                                 fake_provider, tmp_path):
+    fake_provider.set_scenario(None, first_token_delay=1.5)
+    cid = new_conversation(store)
+    turn = turns.send(store, openai_provider, Pricer(), cid, "hi", settings())
+    gen = turn.stream(checkpoint_every=0.2)
+    before = store.messages(cid)[-1]["updated_at"]
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        assert next(gen) == ""
+    assert store.messages(cid)[-1]["updated_at"] > before
+    gen.close()
+
+
+@pytest.mark.parametrize("knobs", [{"first_token_delay": 5}, {"words": 30, "stall_after": 3}],
+                         ids=["thinking before the first token", "stalled mid-reply"])
+@pytest.mark.parametrize("provider_name", ["openai", "anthropic"])
+def test_a_stop_while_the_provider_is_silent_hangs_up_at_once(store, request, fake_provider, knobs, provider_name):
+    provider = request.getfixturevalue(f"{provider_name}_provider")
+    fake_provider.set_scenario(None, **knobs)
+    cid = new_conversation(store)
+    model = "gpt-4o-mini" if provider_name == "openai" else "claude-haiku-4-5"
+    turn = turns.send(store, provider, Pricer(), cid, "hi", settings(provider_name, model))
+    gen = turn.stream(flush_every=0.0)
+    deadline = time.monotonic() + 0.6
+    while time.monotonic() < deadline:
+        next(gen)
+    closed_at = time.monotonic()
+    gen.close()
+    disconnect = fake_provider.wait_for("disconnect", timeout=2)
+    assert disconnect["t"] - closed_at < 0.5
+    assert store.messages(cid)[-1]["status"] == "stopped"

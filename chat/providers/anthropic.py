@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import anthropic
 import httpx2
 
+from chat.providers import transport
 from chat.providers._common import error_for_status, looks_like_context_too_long, redact, retry_after_seconds
 from chat.providers.base import (
     ConnectionLost,
@@ -128,6 +129,7 @@ class AnthropicReply(Reply):
         with self._lock:
             stream, self._sdk_stream = self._sdk_stream, None
         if stream is not None:
+            transport.hang_up(getattr(stream, "response", None))
             stream.close()  # closes the HTTP response: the server sees the disconnect at once
 
     def _map_error(self, exc: BaseException) -> ProviderError:

@@ -9,6 +9,7 @@ The SDKs retry 408/409/429/5xx and connection errors before streaming starts, ho
 
 from __future__ import annotations
 
+import socket
 import threading
 from typing import Any
 
@@ -47,3 +48,21 @@ def http_client(sdk: Any, *, timeout: httpx2.Timeout, max_retry_wait: float) -> 
         timeout=timeout,
         event_hooks={"request": [_on_request], "response": [_bound_retry_wait(max_retry_wait)]},
     )
+
+
+def hang_up(response: httpx2.Response | None) -> None:
+    """Shut the response's socket down, so the server sees the disconnect at once.
+
+    Closing an SDK stream only closes the response; while another thread is blocked reading it (the
+    provider is silent: thinking before the first token, or stalled) the socket stays open until data
+    arrives. shutdown() wakes that reader and sends the FIN now. Best effort: no socket, no harm."""
+    if response is None:
+        return
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
