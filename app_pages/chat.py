@@ -7,7 +7,7 @@ import streamlit as st
 from chat import turns
 from chat.config import parse_model_id
 from chat.display import InertStream, totals_line
-from chat.providers import Params, ProviderError
+from chat.providers import TAKES_TEMPERATURE, Params, ProviderError
 from ui import render
 from ui.resources import boot, current_viewer, pricer, providers, signed_in_caption
 
@@ -57,8 +57,7 @@ with st.sidebar:
         if st.session_state.get("model") not in available:
             st.session_state.model = cfg.initial_model()
         st.selectbox("Model", available, key="model")
-        takes_temperature = getattr(providers()[parse_model_id(st.session_state.model).provider],
-                                    "supports_temperature", True)
+        takes_temperature = TAKES_TEMPERATURE[cfg.endpoint(parse_model_id(st.session_state.model).provider).kind]
         with st.expander("Settings"):
             st.number_input("Temperature", min_value=0.0, max_value=2.0, step=0.1, key="temperature",
                             value=None, placeholder="model default" if takes_temperature else "not adjustable",
@@ -102,7 +101,6 @@ settings = turns.TurnSettings(
     params=Params(temperature=st.session_state.get("temperature") if takes_temperature else None,
                   max_tokens=st.session_state.get("max_tokens")),
 )
-provider = providers()[model_id.provider]
 endpoint = cfg.endpoint(model_id.provider)
 context_window = turns.context_window(endpoint, model_id.model)
 turn_options = {"context_window": context_window, "user": user, "daily_limit": cfg.daily_limit_usd,
@@ -151,9 +149,9 @@ turn = None
 if action and cid:
     db.update_conversation(cid, settings=settings.as_dict())
     if action[0] == "edit" and action[1].strip():
-        turn = turns.edit_last(db, provider, pricer(), cid, action[1], settings, **turn_options)
+        turn = turns.edit_last(db, providers()[model_id.provider], pricer(), cid, action[1], settings, **turn_options)
     elif action[0] == "regenerate":
-        turn = turns.regenerate(db, provider, pricer(), cid, settings, **turn_options)
+        turn = turns.regenerate(db, providers()[model_id.provider], pricer(), cid, settings, **turn_options)
 
 # ---------------------------------------------------------------- the conversation
 def draw_conversation(rows: list[dict], live: turns.Turn | None) -> None:
@@ -221,7 +219,8 @@ def composer() -> None:
             for row in db.messages(conversation_id):
                 if row["position"] > shown_upto:
                     render.message(row)
-        new = turns.send(db, provider, pricer(), conversation_id, prompt, settings, **turn_options)
+        new = turns.send(db, providers()[model_id.provider], pricer(), conversation_id, prompt, settings,
+                         **turn_options)
         with new.running():
             with st.chat_message("user"):
                 render.message_body(prompt)

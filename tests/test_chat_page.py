@@ -329,3 +329,11 @@ def test_a_conversation_too_long_for_a_small_window_drops_its_oldest_turns_with_
     sent = fake_provider.events("request")[-1]["body"]["messages"]
     assert sent[-1]["content"].startswith("question 3") and len(sent) < 7
     assert any("left out of this request" in c.value for c in at.chat_message[-1].caption)
+
+
+def test_a_malformed_price_override_gives_a_clear_message(app_env, monkeypatch):
+    monkeypatch.setenv("CHAT_PRICES", '{"openai:gpt-4o-mini": {"input_mtok": "cheap"}}')
+    st.cache_resource.clear()
+    at = run_app()
+    assert not at.exception
+    assert at.error and "price configuration" in at.error[0].value

@@ -45,3 +45,12 @@ def test_retries_are_bounded_by_the_configured_count(fake_provider, kind):
         list(reply)
     assert reply.attempts == 3
     assert len(fake_provider.events("request")) == 3
+
+
+def test_the_temperature_table_matches_what_the_adapters_send():
+    from chat.providers import TAKES_TEMPERATURE
+    from chat.providers.anthropic import AnthropicProvider
+    from chat.providers.openai import OpenAIProvider
+
+    assert TAKES_TEMPERATURE == {"openai": OpenAIProvider.supports_temperature,
+                                 "anthropic": AnthropicProvider.supports_temperature}

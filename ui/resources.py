@@ -39,20 +39,34 @@ def store() -> Store:
 
 @st.cache_resource(show_spinner=False)
 def providers() -> dict[str, Provider]:
-    # Token encodings and price data load in the background so the first reply never waits for them.
-    built = build_providers(settings())
-    threading.Thread(target=_warm_up, args=(built,), name="warm-up", daemon=True).start()
-    return built
+    return build_providers(settings())
 
 
-def _warm_up(built: dict[str, Provider]) -> None:
-    # The SDKs import their resource modules on first use (~0.3 s): do it before the first Send.
-    for provider in built.values():
-        client = getattr(provider, "client", None)
-        if client is not None:
-            _ = client.messages if hasattr(client, "messages") else client.chat.completions
+_preloading = threading.Lock()
+_preloaded = False
+
+
+def _preload() -> None:
+    """What the first Send needs but the first paint does not: the SDKs (~3 s of imports, with their
+    lazily imported resource modules), the token encodings and the price data. Run once per process, in
+    the background, so the page is drawn meanwhile (an import still in flight is simply waited for)."""
+    import anthropic.resources.messages  # noqa: F401
+    import openai.resources.chat  # noqa: F401
+
+    import chat.providers.anthropic  # noqa: F401
+    import chat.providers.openai  # noqa: F401
+
     tokens.warm_up()
     Pricer().cost("openai", "gpt-4o-mini", Usage(input_tokens=1, output_tokens=1))
+
+
+def _start_preload() -> None:
+    global _preloaded
+    with _preloading:
+        if _preloaded:
+            return
+        _preloaded = True
+    threading.Thread(target=_preload, name="preload", daemon=True).start()
 
 
 @st.cache_resource(show_spinner=False)
@@ -104,6 +118,12 @@ def boot() -> tuple[Settings, Store]:
         cfg = settings()
     except ConfigError as exc:
         st.error(f"The configuration has a problem: {exc}")
+        st.stop()
+    _start_preload()
+    try:
+        pricer()
+    except ValueError as exc:  # a malformed [prices] entry
+        st.error(f"The price configuration has a problem: {exc}")
         st.stop()
     try:
         db = store()

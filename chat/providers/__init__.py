@@ -25,8 +25,13 @@ from chat.providers.base import (
 __all__ = [
     "AuthenticationFailed", "ConnectionLost", "ContextTooLong", "Message", "MissingKey", "ModelNotFound",
     "Overloaded", "Params", "PermissionDenied", "Provider", "ProviderError", "RateLimited", "Reply",
-    "StreamError", "Timeout", "Usage", "build_provider", "build_providers",
+    "StreamError", "TAKES_TEMPERATURE", "Timeout", "Usage", "build_provider", "build_providers",
 ]
+
+
+# Whether each wire format's adapter sends a temperature (Anthropic's 2026 API fixes it), known without
+# importing the SDKs (a test keeps this in step with the adapters' own `supports_temperature`).
+TAKES_TEMPERATURE = {"openai": True, "anthropic": False}
 
 
 def build_provider(endpoint: Endpoint, *, timeout: float = 60.0, max_retries: int = 2,
