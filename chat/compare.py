@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from chat import tokens, turns
 from chat.config import ModelId, parse_model_id
-from chat.display import tokens_per_second
+from chat.display import csv_cell, tokens_per_second
 from chat.pricing import Pricer, format_cost, format_tokens
 from chat.providers.base import Message, Params, Provider, ProviderError, Usage
 from chat.store import Store, StoreError
@@ -807,16 +807,6 @@ def _mean(values: list[float | None]) -> float | None:
 CSV_FIELDS = ("prompt_index", "prompt", "label", "target", "status", "input_tokens", "input_exact",
               "output_tokens", "output_exact", "cost_usd", "ttft_s", "total_s", "tokens_per_s", "reply", "error",
               "compare_run_id", "conversation_id")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(text: str | None) -> str:
-    """Free text made safe for spreadsheets: a cell starting like a formula gets a leading apostrophe
-    (OWASP's advice against CSV injection)."""
-    text = text or ""
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
 def batch_csv(rows: Iterable[BatchRow]) -> str:
     """The results as CSV: one line per call, raw numbers (USD, seconds), full reply text."""
     out = io.StringIO()
@@ -825,12 +815,12 @@ def batch_csv(rows: Iterable[BatchRow]) -> str:
     for r in rows:
         rate = r.tokens_per_second
         writer.writerow([
-            r.prompt_index + 1, _cell(r.prompt), r.label, r.target, r.status,
+            r.prompt_index + 1, csv_cell(r.prompt), r.label, r.target, r.status,
             "" if r.input_tokens is None else r.input_tokens, int(r.input_exact),
             "" if r.output_tokens is None else r.output_tokens, int(r.output_exact),
             "" if r.cost is None else f"{r.cost:.8f}",
             "" if r.ttft is None else f"{r.ttft:.3f}", "" if r.duration is None else f"{r.duration:.3f}",
-            "" if rate is None else f"{rate:.1f}", _cell(r.reply), _cell(r.error), r.run_id or "",
+            "" if rate is None else f"{rate:.1f}", csv_cell(r.reply), csv_cell(r.error), r.run_id or "",
             r.conversation_id or "",
         ])
     return out.getvalue()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from chat.pricing import format_cost, format_tokens
 
 STATUS_WORDS = {
@@ -86,3 +88,21 @@ class InertStream:
     def flush(self) -> str:
         held, self._held = self._held, ""
         return held
+
+
+# ---------------------------------------------------------------- user text in labels and spreadsheets
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def plain_label(text: str) -> str:
+    """User text for a place Streamlit renders as markdown (button labels, captions, titles): shown as
+    typed, never as formatting, links or images."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+def csv_cell(text: str | None) -> str:
+    """Free text made safe for spreadsheets: a cell starting like a formula gets a leading apostrophe
+    (OWASP's advice against CSV injection)."""
+    text = text or ""
+    return "'" + text if text.startswith(_FORMULA_START) else text

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from chat.display import STATUS_WORDS, figures_line, totals_line
+from chat.display import STATUS_WORDS, csv_cell, figures_line, totals_line
 from chat.migrations import now
 from chat.pricing import format_cost
 from chat.store import SOURCES, Store, title_from
@@ -618,7 +618,7 @@ def table_csv(rows: list[dict], *, with_match: bool = False) -> str:
         cost = row.get("cost") or 0.0
         priced = not (unknown and not cost)
         values = [
-            row["id"], row.get("title", ""), row.get("user", ""), row.get("source", ""),
+            row["id"], csv_cell(row.get("title", "")), csv_cell(row.get("user", "")), row.get("source", ""),
             " ".join(row.get("models") or []), row.get("message_count", 0), row.get("reply_count", 0),
             row.get("input_tokens", 0), row.get("output_tokens", 0), row.get("cache_read_tokens", 0),
             row.get("cache_write_tokens", 0), row.get("tokens", 0), f"{cost:.6f}" if priced else "", unknown,
@@ -626,7 +626,7 @@ def table_csv(rows: list[dict], *, with_match: bool = False) -> str:
             row.get("updated_at", ""),
         ]
         if with_match:
-            values.append(plain_snippet(row.get("snippet", "")))
+            values.append(csv_cell(plain_snippet(row.get("snippet", ""))))
         writer.writerow(values)
     return out.getvalue()
 

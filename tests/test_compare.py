@@ -311,7 +311,8 @@ def test_a_batch_never_has_more_calls_in_flight_than_asked(store, providers, fak
                       ("openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"), max_in_flight=3)
     assert len(intervals(fake_provider.log)) == 10
     assert max_overlap(fake_provider.log) == 3  # the bound is reached, never passed
-    assert len(batch.rows) == 10 and {r.status for r in batch.rows} == {"complete"}
+    assert len(batch.rows) == 10 and {r.status for r in batch.rows} == {"complete"}, [
+        (r.status, r.error) for r in batch.rows if r.status != "complete"]
 
 
 def test_one_call_at_a_time_means_no_overlap(store, providers, fake_provider):

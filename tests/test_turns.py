@@ -292,3 +292,4 @@ def test_a_stop_while_the_provider_is_silent_hangs_up_at_once(store, request, fa
     disconnect = fake_provider.wait_for("disconnect", timeout=2)
     assert disconnect["t"] - closed_at < 0.5
     assert store.messages(cid)[-1]["status"] == "stopped"
+

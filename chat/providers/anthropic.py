@@ -129,7 +129,8 @@ class AnthropicReply(Reply):
         with self._lock:
             stream, self._sdk_stream = self._sdk_stream, None
         if stream is not None:
-            transport.hang_up(getattr(stream, "response", None))
+            if not self.completed:  # a finished response's connection goes back to the pool: leave it be
+                transport.hang_up(getattr(stream, "response", None))
             stream.close()  # closes the HTTP response: the server sees the disconnect at once
 
     def _map_error(self, exc: BaseException) -> ProviderError:
