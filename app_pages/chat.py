@@ -6,7 +6,7 @@ import streamlit as st
 
 from chat import turns
 from chat.config import parse_model_id
-from chat.display import InertStream, totals_line
+from chat.display import InertStream, escape_markdown, totals_line
 from chat.providers import TAKES_TEMPERATURE, Params, ProviderError
 from ui import render
 from ui.resources import boot, current_viewer, pricer, providers, signed_in_caption
@@ -76,7 +76,7 @@ with st.sidebar:
     if recent:
         st.subheader("Recent", divider=False)
         for conv in recent:
-            label = (conv["title"] or "Untitled")[:40]
+            label = escape_markdown(" ".join((conv["title"] or "Untitled").split())[:40])
             st.button(label, key=f"open-{conv['id']}", type="tertiary", disabled=conv["id"] == cid,
                       on_click=lambda c=conv["id"]: st.query_params.update(c=c))
 

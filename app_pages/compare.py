@@ -25,6 +25,7 @@ import streamlit as st
 
 from chat import compare, turns
 from chat.config import ModelId
+from chat.display import escape_markdown, inert_markdown
 from chat.providers import ProviderError
 from chat.store import title_from
 from ui import render
@@ -94,7 +95,7 @@ with st.sidebar:
     if recent:
         st.subheader("Recent comparisons", divider=False)
         for run in recent:
-            st.button(title_from(run["prompt"], 40), key=f"cmp_open_{run['id']}", type="tertiary",
+            st.button(escape_markdown(title_from(run["prompt"], 40)), key=f"cmp_open_{run['id']}", type="tertiary",
                       on_click=open_run, args=(run["id"],))
 
 
@@ -123,7 +124,7 @@ def live_column(live: compare.LiveRun, index: int) -> None:
                 text += chunk
                 # a long text is redrawn less often: each redraw sends all of it
                 if chunk and now - text_drawn >= (0.05 if len(text) < 10_000 else 0.25):
-                    text_slot.markdown(text[: render.LONG_MESSAGE])
+                    text_slot.markdown(inert_markdown(text[: render.LONG_MESSAGE]))
                     text_drawn = now
                 elif not chunk or now - figures_drawn >= 0.25:  # a heartbeat always draws: a stop lands there
                     row = compare.live_row(turn, input_tokens=prompt_tokens, pricer=prices)
@@ -134,7 +135,7 @@ def live_column(live: compare.LiveRun, index: int) -> None:
         except ProviderError as exc:
             failure = exc
         if text:
-            text_slot.markdown(text[: render.LONG_MESSAGE])
+            text_slot.markdown(inert_markdown(text[: render.LONG_MESSAGE]))
         else:
             text_slot.empty()
         figures_slot.caption("  \n".join(compare.figures(turn.record or {})))
@@ -156,7 +157,7 @@ def provider_names(name: str) -> list[str]:
 
 
 def column_header(title: str, settings: dict, show_settings: bool) -> None:
-    st.markdown(f"**{title}**")
+    st.markdown(f"**{title}**")  # label and model id, both from the configuration
     if show_settings:
         provider = providers().get(settings.get("provider") or "")
         detail = compare.describe_settings(
@@ -185,7 +186,7 @@ def saved_column(view: compare.RunView, column: compare.RunColumn) -> None:
 
 
 def saved_run(view: compare.RunView) -> None:
-    st.caption(f"Prompt: {title_from(view.run['prompt'], 120)}")
+    st.caption(f"Prompt: {escape_markdown(title_from(view.run['prompt'], 120))}")
     if not view.columns:
         st.info("The replies of this comparison were deleted.")
         return

@@ -15,8 +15,8 @@ import pandas as pd
 import streamlit as st
 
 from chat import history
-from chat.display import totals_line
-from chat.history import Filters, escape_markdown
+from chat.display import escape_markdown, totals_line
+from chat.history import Filters
 from chat.pricing import format_tokens
 from chat.store import SOURCES
 from ui import render

@@ -91,14 +91,15 @@ class InertStream:
 
 
 # ---------------------------------------------------------------- user text in labels and spreadsheets
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def plain_label(text: str) -> str:
-    """User text for a place Streamlit renders as markdown (button labels, captions, titles): shown as
-    typed, never as formatting, links or images."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+def escape_markdown(text: str) -> str:
+    """Text that Markdown shows as it is: every ASCII punctuation character backslash-escaped (CommonMark
+    allows that for all of them), so no emphasis, link, image, HTML tag, math or directive can start. For
+    user text in places Streamlit renders as markdown: labels, captions, titles."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def csv_cell(text: str | None) -> str:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from chat.display import STATUS_WORDS, csv_cell, figures_line, totals_line
+from chat.display import STATUS_WORDS, csv_cell, escape_markdown, figures_line, totals_line
 from chat.migrations import now
 from chat.pricing import format_cost
 from chat.store import SOURCES, Store, title_from
@@ -388,13 +388,6 @@ def search(store: Store, text: str, filters: Filters, *, limit: int = PAGE_SIZE,
 
 # ---------------------------------------------------------------- showing matches safely
 
-_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
-
-
-def escape_markdown(text: str) -> str:
-    """Text that Markdown shows as it is: every ASCII punctuation character backslash-escaped (CommonMark
-    allows that for all of them), so no emphasis, link, HTML tag, math or directive can start."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def highlight_markdown(snippet: str) -> str:

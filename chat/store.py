@@ -558,6 +558,9 @@ class Store:
         if mode is not None:
             where.append("COALESCE(json_extract(settings, '$.mode'), 'single') = ?")
             params.append(mode)
+        # a run whose every column was deleted is deleted too: hidden like its conversations
+        where.append("EXISTS (SELECT 1 FROM conversations c WHERE c.compare_run_id = compare_runs.id "
+                     "AND c.deleted_at IS NULL)")
         sql = "SELECT * FROM compare_runs"
         if where:
             sql += " WHERE " + " AND ".join(where)

@@ -427,3 +427,12 @@ def test_batch_totals_sum_tokens_and_costs_per_target():
     assert (a["Calls"], a["In"], a["Out"], a["Cost"], a["Mean total (s)"]) == (3, "30", "60", "$0.0030", 2.0)
     assert totals["B: ollama:m"]["Cost"] == "cost unknown"
     assert (totals["B: ollama:m"]["In"], totals["B: ollama:m"]["Out"]) == ("≈5", "≈5")  # estimated figures
+
+
+def test_a_comparison_whose_columns_were_all_deleted_leaves_the_recent_list(store, providers, fake_provider):
+    run = start(store, providers)
+    compare.stream_all(run)
+    assert [r["id"] for r in store.recent_compare_runs("alice")] == [run.run_id]
+    for conversation in store.conversations_for_run(run.run_id):
+        store.soft_delete(conversation["id"])
+    assert store.recent_compare_runs("alice") == []
