@@ -22,6 +22,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -458,16 +459,30 @@ class Store:
                        [stamp, conversation_id, position])
             self._refresh_totals(db, conversation_id, touch=stamp)
 
-    def mark_interrupted_replies(self) -> int:
-        """At start-up: replies left 'streaming' by a crash become 'interrupted', keeping their
-        checkpointed text, and count as errors. Returns how many."""
+    def mark_interrupted_replies(self, *, stale_after: float | None = None) -> int:
+        """Replies left 'streaming' by a crash become 'interrupted', keeping their checkpointed text, and
+        count as errors. Returns how many.
+
+        With ``stale_after`` (seconds) only rows not written for that long are marked: a live reply is
+        checkpointed every second (even while the provider is silent), so this is safe to run at any
+        time, from any process sharing the database. Without it, every streaming row is marked (only for
+        a single process at its start-up)."""
+        where = "status = 'streaming'"
+        params: list = []
+        if stale_after is not None:
+            cutoff = datetime.now(UTC) - timedelta(seconds=stale_after)
+            where += " AND updated_at < ?"
+            params.append(cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        with self.db() as db:  # a read first: the common case writes nothing
+            if db.execute(f"SELECT 1 FROM messages WHERE {where} LIMIT 1", params).fetchone() is None:
+                return 0
         stamp = now()
         with self._write() as db:
             conversation_ids = [row[0] for row in db.execute(
-                "SELECT DISTINCT conversation_id FROM messages WHERE status = 'streaming'")]
+                f"SELECT DISTINCT conversation_id FROM messages WHERE {where}", params)]
             count = db.execute(
-                "UPDATE messages SET status = 'interrupted', error = COALESCE(error, ?), updated_at = ? "
-                "WHERE status = 'streaming'", [INTERRUPTED_ERROR, stamp]).rowcount
+                f"UPDATE messages SET status = 'interrupted', error = COALESCE(error, ?), updated_at = ? "
+                f"WHERE {where}", [INTERRUPTED_ERROR, stamp, *params]).rowcount
             for conversation_id in conversation_ids:
                 self._refresh_totals(db, conversation_id)
         return count

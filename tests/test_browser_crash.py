@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -55,10 +56,17 @@ def test_a_reply_cut_by_a_server_crash_is_kept_up_to_the_last_second_and_marked_
 
             restarted = AppProcess(env, log=tmp_path / "app2.log")
             page2 = browser.new_page()
-            page2.goto(url.replace(app.url, restarted.url))
-            wait_idle(page2)
-            reply = page2.locator("[data-testid='stChatMessage']").nth(1)
-            reply.wait_for()
+            # A reply is taken for a crashed one once it has not been written for a few seconds (live ones
+            # are written every second): reload until then.
+            deadline = time.monotonic() + 15
+            while True:
+                page2.goto(url.replace(app.url, restarted.url))
+                wait_idle(page2)
+                reply = page2.locator("[data-testid='stChatMessage']").nth(1)
+                reply.wait_for()
+                if "interrupted" in reply.inner_text() or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
             assert "interrupted" in reply.inner_text()
             assert " ".join(content.split()[:6]) in " ".join(reply.inner_text().split())
             con = sqlite3.connect(db_path)

@@ -583,3 +583,17 @@ def test_processes_adding_turns_to_a_shared_conversation_store_each_message_once
     for conversation in store.recent_conversations(None):
         if conversation["id"] != shared:
             assert conversation["message_count"] == 2 * turns
+
+
+def test_only_replies_not_written_for_a_while_are_taken_for_crashed_ones(store, db_path):
+    cid = store.create_conversation(user="alice")
+    store.add_user_message(cid, "q")
+    live = store.start_reply(cid, provider="openai", model="m")
+    stale = store.start_reply(cid, provider="openai", model="m")
+    with raw(db_path) as conn:
+        conn.execute("UPDATE messages SET updated_at = '2000-01-01T00:00:00.000000Z' WHERE id = ?", [stale])
+        conn.commit()
+    assert store.mark_interrupted_replies(stale_after=5) == 1
+    statuses = {r["id"]: r["status"] for r in store.messages(cid)}
+    assert statuses[live] == "streaming" and statuses[stale] == "interrupted"
+    assert store.mark_interrupted_replies(stale_after=5) == 0

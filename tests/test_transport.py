@@ -54,3 +54,18 @@ def test_the_temperature_table_matches_what_the_adapters_send():
 
     assert TAKES_TEMPERATURE == {"openai": OpenAIProvider.supports_temperature,
                                  "anthropic": AnthropicProvider.supports_temperature}
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_no_retry_is_sent_after_the_reply_was_stopped(fake_provider, kind):
+    import threading
+
+    fake_provider.set_scenario(None, status=503, retry_after="1")
+    reply = provider_for(fake_provider, kind, max_retries=3).stream("m", [Message("user", "hi")])
+    worker = threading.Thread(target=lambda: list(reply), daemon=True)
+    worker.start()
+    fake_provider.wait_for("request", timeout=5)
+    reply.close()  # the user pressed Stop while the SDK waits 1 s to retry
+    worker.join(10)
+    assert not worker.is_alive()
+    assert len(fake_provider.events("request")) == 1

@@ -17,6 +17,8 @@ from chat.pricing import Pricer
 from chat.providers import Provider, Usage, build_providers
 from chat.store import Store, StoreError
 
+STALE_AFTER = 5.0  # seconds without a write after which a 'streaming' reply is taken for a crashed one
+
 
 def _secrets() -> dict:
     try:
@@ -32,9 +34,7 @@ def settings() -> Settings:
 
 @st.cache_resource(show_spinner=False)
 def store() -> Store:
-    db = Store(settings().db_path)
-    db.mark_interrupted_replies()
-    return db
+    return Store(settings().db_path)
 
 
 @st.cache_resource(show_spinner=False)
@@ -127,6 +127,9 @@ def boot() -> tuple[Settings, Store]:
         st.stop()
     try:
         db = store()
+        # Replies a crashed server left 'streaming' (live ones are written every second) are marked
+        # interrupted: cheap (an indexed read that finds nothing) and correct with several processes.
+        db.mark_interrupted_replies(stale_after=STALE_AFTER)
     except StoreError as exc:
         st.error(str(exc))
         st.stop()

@@ -2,7 +2,8 @@
 
 The SDKs retry 408/409/429/5xx and connection errors before streaming starts, honouring `retry-after`
 (Anthropic's without any cap). Two event hooks on our own client, no SDK internals:
-- every HTTP attempt is counted on the Reply being driven by this thread, so the UI can say "retrying…";
+- every HTTP attempt is counted on the Reply being driven by this thread, so the UI can say "retrying…",
+  and none is sent once that Reply was closed (a Stop while the SDK waits to retry);
 - a retryable response asking for a wait longer than ``max_retry_wait`` gets `x-should-retry: false`, so
   the SDK raises at once and the user is told how long to wait, instead of a silent multi-minute pause.
 """
@@ -26,9 +27,16 @@ def driving(reply: Any) -> None:
     _current.reply = reply
 
 
+class ReplyClosed(Exception):
+    """Raised instead of sending a (re)try for a reply that was closed meanwhile (a Stop during
+    "retrying…"): no request reaches the provider after the user stopped."""
+
+
 def _on_request(request: httpx2.Request) -> None:
     reply = getattr(_current, "reply", None)
     if reply is not None:
+        if reply.closed:
+            raise ReplyClosed("the reply was closed before this attempt")
         reply.attempts += 1
 
 
