@@ -99,10 +99,6 @@ def current_viewer() -> Viewer:
         st.stop()
 
 
-def current_user() -> str:
-    return current_viewer().user
-
-
 def signed_in_caption(viewer: Viewer) -> None:
     if settings().auth_mode == "none":
         return
