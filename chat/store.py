@@ -19,6 +19,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -192,7 +193,7 @@ def _fts_query(text: str) -> str:
 
 
 class Store:
-    def __init__(self, path: str | os.PathLike, *, busy_timeout_ms: int = 5000, pool_size: int = 4):
+    def __init__(self, path: str | os.PathLike, *, busy_timeout_ms: int = 15000, pool_size: int = 4):
         if str(path) in ("", ":memory:"):
             raise ValueError("Store needs a file path: each pooled connection would see its own :memory:")
         self.path = Path(path)
@@ -224,7 +225,17 @@ class Store:
                                isolation_level=None)  # transactions are explicit: BEGIN IMMEDIATE ... COMMIT
         try:
             conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            # Switching a new file to WAL can report "locked" at once, without waiting, while another
+            # process does the same: try again for a while.
+            deadline = time.monotonic() + self.busy_timeout_ms / 1000
+            while True:
+                try:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = NORMAL")
             return sqlite_utils.Database(conn)

@@ -31,7 +31,7 @@ from chat.providers.base import (
     StreamError,
     Timeout,
 )
-from chat.store import Store, StoreError
+from chat.store import DatabaseBusy, Store, StoreError
 
 DEFAULT_OUTPUT_RESERVE = 4096
 _DONE = object()
@@ -301,11 +301,17 @@ class Turn:
         refused = status == "error" and not text and not reply.usage.input_exact if reply else False
         if nothing_sent or refused:
             usage, cost = None, 0.0  # nothing reached the provider, or it refused: nothing generated or billed
-        self.record = self.store.finish_reply(
-            self.message_id, content=text, status=status, usage=usage, cost=cost, ttft=ttft,
-            duration=duration, finish_reason=finish_reason,
-            error=(error.hint if error else None),
-        )
+        for attempt in range(3):  # the final write must land: a busy database gets two more chances
+            try:
+                self.record = self.store.finish_reply(
+                    self.message_id, content=text, status=status, usage=usage, cost=cost, ttft=ttft,
+                    duration=duration, finish_reason=finish_reason,
+                    error=(error.hint if error else None),
+                )
+                return
+            except DatabaseBusy:
+                if attempt == 2:
+                    raise
 
 
 def send(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, prompt: str,

@@ -3,22 +3,16 @@ parallel, and Stop disconnects every upstream stream."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
-from e2e_support import CHROMIUM, AppProcess, FakeProviderProcess, app_env, launch_chromium, wait_idle
+from e2e_support import AppProcess, FakeProviderProcess, app_env, launch_chromium, wait_idle
 
 pytestmark = pytest.mark.browser
 
-if not Path(CHROMIUM).exists():
-    reason = f"Chromium is not installed at {CHROMIUM}; `python3 dev.py test` installs it (root on Debian)."
-    if os.environ.get("CI"):
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
 
 # The first three targets the page picks: the default model, then the next ones of the list.
 MODELS = ("fast", "medium", "slow")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -10,15 +9,10 @@ import pytest
 
 from chat.providers.base import Usage
 from chat.store import Store
-from e2e_support import CHROMIUM, AppProcess, app_env, launch_chromium, wait_idle
+from e2e_support import AppProcess, app_env, launch_chromium, wait_idle
 
 pytestmark = pytest.mark.browser
 
-if not Path(CHROMIUM).exists():
-    reason = f"Chromium is not installed at {CHROMIUM}; `python3 dev.py test` installs it (root on Debian)."
-    if os.environ.get("CI"):
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
 
 NO_PROVIDER = "http://127.0.0.1:9"  # the History page never calls a provider
 

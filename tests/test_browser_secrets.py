@@ -7,21 +7,15 @@ for the keys."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from e2e_support import CHROMIUM, AppProcess, FakeProviderProcess, app_env, launch_chromium, wait_idle
+from e2e_support import AppProcess, FakeProviderProcess, app_env, launch_chromium, wait_idle
 
 pytestmark = pytest.mark.browser
 
-if not Path(CHROMIUM).exists():
-    reason = f"Chromium is not installed at {CHROMIUM}; `python3 dev.py test` installs it (root on Debian)."
-    if os.environ.get("CI"):
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
 
 KEYS = {
     "OPENAI_API_KEY": "oa-live-7f3a9c2e51d84b6f",
