@@ -118,14 +118,14 @@ def stream_reply(turn: turns.Turn) -> None:
 
         def shown():
             first = True
-            attempts = 1
+            failures = 0
             for chunk in chunks:
                 if not chunk:
                     st.session_state["_heartbeat"] = True  # gives Streamlit a chance to deliver a Stop
-                    if first and turn.reply is not None and turn.reply.attempts > attempts:
-                        attempts = turn.reply.attempts  # the SDK is retrying before streaming: say so
-                        thinking.caption(f"{turn.reply.provider or 'The provider'} did not answer; "
-                                         f"retrying (attempt {attempts})…")
+                    if first and turn.reply is not None and turn.reply.failed_attempts > failures:
+                        failures = turn.reply.failed_attempts  # the SDK retries before streaming: say so
+                        thinking.caption(f"{turn.reply.provider or 'The provider'} is busy; "
+                                         f"retrying (attempt {failures + 1})…")
                     continue
                 if first:
                     thinking.empty()

@@ -127,6 +127,9 @@ def live_column(live: compare.LiveRun, index: int) -> None:
                     text_slot.markdown(inert_markdown(text[: render.LONG_MESSAGE]))
                     text_drawn = now
                 elif not chunk or now - figures_drawn >= 0.25:  # a heartbeat always draws: a stop lands there
+                    if not text and turn.reply is not None and turn.reply.failed_attempts:
+                        # the SDK retries before streaming: say so, as the chat page does
+                        text_slot.caption(f"Busy; retrying (attempt {turn.reply.failed_attempts + 1})…")
                     row = compare.live_row(turn, input_tokens=prompt_tokens, pricer=prices)
                     figures_slot.caption("  \n".join(compare.figures(row)) or "…")
                     figures_drawn = now

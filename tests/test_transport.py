@@ -21,7 +21,7 @@ def test_a_retry_before_streaming_is_counted_on_the_reply(fake_provider, kind):
     fake_provider.set_scenario(None, status=503, fail_times=1, retry_after="0")
     reply = provider_for(fake_provider, kind, max_retries=2).stream("m", [Message("user", "hi")])
     assert "".join(reply).startswith("Echo: hi")
-    assert reply.attempts == 2
+    assert reply.attempts == 2 and reply.failed_attempts == 1
 
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])

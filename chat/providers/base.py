@@ -192,6 +192,7 @@ class Reply:
         self.closed = False
         self.completed = False
         self.attempts = 0  # HTTP attempts made for this reply (> 1: the SDK retried before streaming)
+        self.failed_attempts = 0  # of which answered with a retryable status (429, 5xx, ...)
         self._iterating = False
 
     # -- what subclasses provide

@@ -43,6 +43,9 @@ def _on_request(request: httpx2.Request) -> None:
 def _bound_retry_wait(max_wait: float):
     def on_response(response: httpx2.Response) -> None:
         if response.status_code in RETRYABLE:
+            reply = getattr(_current, "reply", None)
+            if reply is not None:
+                reply.failed_attempts += 1  # the SDK may retry it: the UI says so while it waits
             wait = retry_after_seconds(response.headers)
             if wait is not None and wait > max_wait:
                 response.headers["x-should-retry"] = "false"
