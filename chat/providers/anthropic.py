@@ -15,15 +15,14 @@ any value. ``Params.temperature`` is therefore ignored here (``supports_temperat
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import anthropic
 import httpx2
 
-from chat.providers import transport
 from chat.providers._common import error_for_status, looks_like_context_too_long, redact, retry_after_seconds
+from chat.providers._sdk import SDKReply
 from chat.providers.base import (
     ConnectionLost,
     Message,
@@ -32,7 +31,6 @@ from chat.providers.base import (
     Params,
     ProviderError,
     RateLimited,
-    Reply,
     StreamError,
     Timeout,
 )
@@ -76,28 +74,11 @@ class AnthropicProvider:
         return AnthropicReply(self, model, self.request(model, messages, system=system, params=params))
 
 
-class AnthropicReply(Reply):
-    """The HTTP request is made on the first iteration; the reply object itself costs nothing."""
+class AnthropicReply(SDKReply):
+    def _open(self) -> Stream[RawMessageStreamEvent]:
+        return self._client.messages.create(**self._kwargs)
 
-    def __init__(self, provider: AnthropicProvider, model: str, kwargs: dict[str, Any]):
-        super().__init__(provider.label, model)
-        self._client = provider.client
-        self._kwargs = kwargs
-        self._sdk_stream: Stream[RawMessageStreamEvent] | None = None
-        self._lock = threading.Lock()
-
-    def _stream(self) -> Iterator[str]:
-        if self._client is None:
-            raise MissingKey(f"no API key configured for {self.provider}", provider=self.provider)
-        if self.closed:
-            return
-        stream = self._client.messages.create(**self._kwargs)
-        with self._lock:
-            self._sdk_stream = stream
-            closed_meanwhile = self.closed
-        if closed_meanwhile:  # close() ran while the request was on its way
-            stream.close()
-            return
+    def _texts(self, stream: Stream[RawMessageStreamEvent]) -> Iterator[str]:
         for event in stream:
             if event.type == "message_start":
                 self._take_usage(event.message.usage, start=True)
@@ -124,14 +105,6 @@ class AnthropicReply(Reply):
         if not start and getattr(usage, "output_tokens", None) is not None:
             u.output_tokens = usage.output_tokens
             u.output_exact = True
-
-    def _close_stream(self) -> None:
-        with self._lock:
-            stream, self._sdk_stream = self._sdk_stream, None
-        if stream is not None:
-            if not self.completed:  # a finished response's connection goes back to the pool: leave it be
-                transport.hang_up(getattr(stream, "response", None))
-            stream.close()  # closes the HTTP response: the server sees the disconnect at once
 
     def _map_error(self, exc: BaseException) -> ProviderError:
         return map_anthropic_error(exc, provider=self.provider, key=getattr(self._client, "api_key", None))

@@ -11,24 +11,21 @@ vLLM and llama.cpp accept it too). ``max_tokens_param`` overrides the choice.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx2
 import openai
 
-from chat.providers import transport
 from chat.providers._common import error_for_status, looks_like_context_too_long, redact, retry_after_seconds
+from chat.providers._sdk import SDKReply
 from chat.providers.base import (
     ConnectionLost,
     Message,
-    MissingKey,
     Overloaded,
     Params,
     ProviderError,
     RateLimited,
-    Reply,
     StreamError,
     Timeout,
 )
@@ -73,28 +70,11 @@ class OpenAIProvider:
         return OpenAIReply(self, model, self.request(model, messages, system=system, params=params))
 
 
-class OpenAIReply(Reply):
-    """The HTTP request is made on the first iteration; the reply object itself costs nothing."""
+class OpenAIReply(SDKReply):
+    def _open(self) -> Stream[ChatCompletionChunk]:
+        return self._client.chat.completions.create(**self._kwargs)
 
-    def __init__(self, provider: OpenAIProvider, model: str, kwargs: dict[str, Any]):
-        super().__init__(provider.label, model)
-        self._client = provider.client
-        self._kwargs = kwargs
-        self._sdk_stream: Stream[ChatCompletionChunk] | None = None
-        self._lock = threading.Lock()
-
-    def _stream(self) -> Iterator[str]:
-        if self._client is None:
-            raise MissingKey(f"no API key configured for {self.provider}", provider=self.provider)
-        if self.closed:
-            return
-        stream = self._client.chat.completions.create(**self._kwargs)
-        with self._lock:
-            self._sdk_stream = stream
-            closed_meanwhile = self.closed
-        if closed_meanwhile:  # close() ran while the request was on its way
-            stream.close()
-            return
+    def _texts(self, stream: Stream[ChatCompletionChunk]) -> Iterator[str]:
         for chunk in stream:
             if chunk.usage is not None:
                 self._take_usage(chunk.usage)
@@ -113,14 +93,6 @@ class OpenAIReply(Reply):
         self.usage.cache_read_tokens = cached
         self.usage.output_tokens = usage.completion_tokens or 0
         self.usage.input_exact = self.usage.output_exact = True
-
-    def _close_stream(self) -> None:
-        with self._lock:
-            stream, self._sdk_stream = self._sdk_stream, None
-        if stream is not None:
-            if not self.completed:  # a finished response's connection goes back to the pool: leave it be
-                transport.hang_up(getattr(stream, "response", None))
-            stream.close()  # closes the HTTP response: the server sees the disconnect at once
 
     def _map_error(self, exc: BaseException) -> ProviderError:
         return map_openai_error(exc, provider=self.provider, key=getattr(self._client, "api_key", None))
