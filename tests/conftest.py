@@ -79,6 +79,41 @@ def anthropic_client(make_anthropic_client):
     return make_anthropic_client()
 
 
+# ---------------------------------------------------------------- AppTest: the app's environment
+APP_ENV_NAMES = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "CHAT_ENDPOINTS",
+                 "CHAT_DEFAULT_MODEL", "OPENAI_MODELS", "ANTHROPIC_MODELS", "CHAT_DB", "CHAT_PRICES", "CHAT_AUTH",
+                 "CHAT_AUTH_HEADER", "CHAT_ANALYSTS", "CHAT_DAILY_LIMIT_USD", "CHAT_TIMEOUT", "CHAT_MAX_RETRY_WAIT")
+
+
+@pytest.fixture
+def bare_env(monkeypatch, tmp_path):
+    """No provider configured, a fresh database path, no SDK retries; Streamlit's caches cleared around
+    the test (settings, store and clients are cached per process). Yields the database path."""
+    import streamlit as st
+
+    for name in APP_ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CHAT_DB", str(tmp_path / "chat.db"))
+    monkeypatch.setenv("CHAT_MAX_RETRIES", "0")
+    st.cache_resource.clear()
+    yield tmp_path / "chat.db"
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def app_env(bare_env, monkeypatch, fake_provider):
+    """OpenAI and Anthropic both configured against the fake provider; openai:gpt-4o-mini by default."""
+    import streamlit as st
+
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_provider.url + "/v1")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_provider.url)
+    monkeypatch.setenv("CHAT_DEFAULT_MODEL", "openai:gpt-4o-mini")
+    st.cache_resource.clear()
+    return bare_env
+
+
 def pytest_runtest_setup(item):
     """Browser tests need Debian's Chromium. Without it they are skipped with the reason on a developer's
     machine, and fail under CI (CI=true), where `dev.py test` installs it: never a silent pass."""

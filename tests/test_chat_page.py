@@ -9,30 +9,6 @@ from streamlit.testing.v1 import AppTest
 from chat.store import Store
 
 APP = "../app.py"
-ENV_NAMES = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "CHAT_ENDPOINTS",
-             "CHAT_DEFAULT_MODEL", "OPENAI_MODELS", "ANTHROPIC_MODELS", "CHAT_DB", "CHAT_PRICES")
-
-
-@pytest.fixture
-def bare_env(monkeypatch, tmp_path):
-    for name in ENV_NAMES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CHAT_DB", str(tmp_path / "chat.db"))
-    monkeypatch.setenv("CHAT_MAX_RETRIES", "0")
-    st.cache_resource.clear()
-    yield tmp_path / "chat.db"
-    st.cache_resource.clear()
-
-
-@pytest.fixture
-def app_env(bare_env, monkeypatch, fake_provider):
-    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    monkeypatch.setenv("OPENAI_BASE_URL", fake_provider.url + "/v1")
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_provider.url)
-    monkeypatch.setenv("CHAT_DEFAULT_MODEL", "openai:gpt-4o-mini")
-    st.cache_resource.clear()
-    return bare_env
 
 
 def run_app(**query) -> AppTest:

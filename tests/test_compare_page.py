@@ -2,39 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from chat import compare
 from chat.store import Store
 
 APP = "../app.py"
-ENV_NAMES = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "CHAT_ENDPOINTS",
-             "CHAT_DEFAULT_MODEL", "OPENAI_MODELS", "ANTHROPIC_MODELS", "CHAT_DB", "CHAT_PRICES")
 ENDS = ("complete", "disconnect", "status_error", "drop", "midstream_error")
-
-
-@pytest.fixture
-def bare_env(monkeypatch, tmp_path):
-    for name in ENV_NAMES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CHAT_DB", str(tmp_path / "chat.db"))
-    monkeypatch.setenv("CHAT_MAX_RETRIES", "0")
-    st.cache_resource.clear()
-    yield tmp_path / "chat.db"
-    st.cache_resource.clear()
-
-
-@pytest.fixture
-def app_env(bare_env, monkeypatch, fake_provider):
-    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    monkeypatch.setenv("OPENAI_BASE_URL", fake_provider.url + "/v1")
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_provider.url)
-    monkeypatch.setenv("CHAT_DEFAULT_MODEL", "openai:gpt-4o-mini")
-    st.cache_resource.clear()
-    return bare_env
 
 
 def compare_page(**query) -> AppTest:

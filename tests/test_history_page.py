@@ -11,17 +11,11 @@ from chat.store import Store
 
 APP = "../app.py"
 PAGE = "app_pages/history.py"
-ENV_NAMES = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "CHAT_ENDPOINTS",
-             "CHAT_DEFAULT_MODEL", "OPENAI_MODELS", "ANTHROPIC_MODELS", "CHAT_DB", "CHAT_PRICES", "CHAT_AUTH",
-             "CHAT_AUTH_HEADER", "CHAT_ANALYSTS", "CHAT_DAILY_LIMIT_USD")
 
 
 @pytest.fixture
-def store(monkeypatch, tmp_path):
+def store(bare_env, monkeypatch, tmp_path):
     """A fresh database the app will open, with an OpenAI key so the chat page has a model (nothing is sent)."""
-    for name in ENV_NAMES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CHAT_DB", str(tmp_path / "chat.db"))
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("CHAT_DEFAULT_MODEL", "openai:gpt-4o-mini")
