@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from _support import (
@@ -22,16 +24,12 @@ from _support import (
     app_env,
     launch_chromium,
     median,
+    send,
     table,
     wait_idle,
+    warm_up,
 )
 from chat_bench import END, reply_text, seed_conversation
-
-
-def send(page, text: str) -> None:
-    box = page.locator("[data-testid='stChatInput'] textarea")
-    box.fill(text)
-    box.press("Enter")
 
 
 # ---------------------------------------------------------------- 2. stop latency
@@ -150,6 +148,35 @@ def children(pid: int) -> list[int]:
     return [int(x) for x in out]
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the server process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def machine_cpu_s() -> float:
+    """CPU seconds the whole machine has been busy so far, over all cores."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / TICK  # minus idle and iowait
+
+
+class CpuShare:
+    """How much of the machine's busy CPU time, between start and stop, was the server's."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.server, self.machine, self.wall = cpu_s(pid), machine_cpu_s(), time.monotonic()
+
+    def stop(self) -> str:
+        server, machine = cpu_s(self.pid) - self.server, machine_cpu_s() - self.machine
+        wall = time.monotonic() - self.wall
+        cores = os.cpu_count()
+        return f"{server:.1f} s of {machine:.1f} s busy ({machine / wall / cores:.0%} of {cores} cores)"
+
+
 def stream_in(page, provider, prompt: str, words: int, tag: str) -> None:
     page.evaluate(OBSERVER_JS, [f"Echo{tag}:", f"{END}{tag}"])
     send(page, prompt)
@@ -161,8 +188,9 @@ def rate_of(page, words: int) -> float:
     return (words + 1) / max((marks["last"] - marks["first"]) / 1000, 1e-6)
 
 
-def bench_load(browser, app, provider, sessions: int) -> list[str]:
-    words, rate = 100, 20
+def load_in_tabs(browser, app, provider, sessions: int, words: int, rate: int) -> tuple[float, list[float], str]:
+    """(solo rate, per-session rates, CPU use) with real Chromium tabs: what users see, but the tabs'
+    renderers share the machine's CPU with the server."""
     tag = uuid.uuid4().hex[:6]
     provider.reset()
     provider.set_scenario(None, text=reply_text(words, tag), tokens_per_second=rate)
@@ -173,7 +201,6 @@ def bench_load(browser, app, provider, sessions: int) -> list[str]:
     solo = rate_of(solo_page, words)
     solo_page.close()
 
-    rss_before = rss_kb(app.pid)
     pages = []
     for _ in range(sessions):
         page = browser.new_page()
@@ -183,21 +210,96 @@ def bench_load(browser, app, provider, sessions: int) -> list[str]:
         wait_idle(page)
         page.wait_for_selector("[data-testid='stChatInput'] textarea")
     time.sleep(1)
-    rss_idle = rss_kb(app.pid)
     tag = uuid.uuid4().hex[:6]
     provider.reset()
     provider.set_scenario(None, text=reply_text(words, tag), tokens_per_second=rate)
+    cpu = CpuShare(app.pid)
     for i, page in enumerate(pages):
         stream_in(page, provider, f"load {i}", words, tag)
     rates = [rate_of(page, words) for page in pages]
+    used = cpu.stop()
     for page in pages:
         page.close()
-    per_session_mb = (rss_idle - rss_before) / 1024 / sessions
+    return solo, rates, used
+
+
+def over_websockets(coroutine):
+    """Runs an asyncio client in its own thread: Playwright's sync API holds this thread's event loop."""
+    import asyncio
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def load_over_websockets(app, provider, sessions: int, words: int, rate: int) -> tuple[float, list[float], str]:
+    """(solo rate, per-session rates, CPU use) with browser-less sessions speaking Streamlit's websocket
+    protocol: the server alone, timed when it sends each update."""
+    import asyncio
+
+    from ws_session import WsSession
+
+    async def reply_rate(session: WsSession, tag: str) -> float:
+        first, last = await session.stream_reply(f"load {tag}", f"Echo{tag}:", f"{END}{tag}")
+        return (words + 1) / max(last - first, 1e-6)
+
+    async def run() -> tuple[float, list[float], str]:
+        tag = uuid.uuid4().hex[:6]
+        provider.reset()
+        provider.set_scenario(None, text=reply_text(words, tag), tokens_per_second=rate)
+        solo_session = WsSession(app.url)
+        await solo_session.connect()
+        solo = await reply_rate(solo_session, tag)
+        await solo_session.close()
+        clients = [WsSession(app.url) for _ in range(sessions)]
+        await asyncio.gather(*(c.connect() for c in clients))
+        await asyncio.sleep(1)
+        tag = uuid.uuid4().hex[:6]
+        provider.reset()
+        provider.set_scenario(None, text=reply_text(words, tag), tokens_per_second=rate)
+        cpu = CpuShare(app.pid)
+        rates = await asyncio.gather(*(reply_rate(c, tag) for c in clients))
+        used = cpu.stop()
+        await asyncio.gather(*(c.close() for c in clients))
+        return solo, list(rates), used
+
+    return over_websockets(run())
+
+
+def idle_session_kb(app, sessions: int) -> float:
+    """Server memory per idle session: RSS with `sessions` connected (each page drawn once) less RSS without."""
+    import asyncio
+
+    from ws_session import WsSession
+
+    async def run() -> float:
+        before = rss_kb(app.pid)
+        clients = [WsSession(app.url) for _ in range(sessions)]
+        for i in range(0, sessions, 10):
+            await asyncio.gather(*(c.connect() for c in clients[i:i + 10]))
+        await asyncio.sleep(2)
+        after = rss_kb(app.pid)
+        await asyncio.gather(*(c.close() for c in clients))
+        return (after - before) / sessions
+
+    return over_websockets(run())
+
+
+def bench_load(browser, app, provider, sessions: int) -> list[str]:
+    words, rate = 100, 20
+    rows = []
+    for label, (solo, rates, used) in (
+        ("websocket clients (the server alone)", load_over_websockets(app, provider, sessions, words, rate)),
+        (f"Chromium tabs ({sessions} renderers too)", load_in_tabs(browser, app, provider, sessions, words, rate)),
+    ):
+        rows.append([label, f"{solo:.1f}", f"{statistics.median(rates):.1f}", f"{min(rates):.1f}",
+                     f"{min(rates) / solo:.2f}", used])
+    idle = 100
+    per_session = idle_session_kb(app, idle)
     return [
         f"Load: {sessions} sessions streaming at once at {rate} tok/s each, against one session alone",
-        table(["solo tok/s", "median tok/s", "worst tok/s", "worst / solo", "server MB per idle session"],
-              [[f"{solo:.1f}", f"{statistics.median(rates):.1f}", f"{min(rates):.1f}", f"{min(rates) / solo:.2f}",
-                f"{per_session_mb:.1f}"]]),
+        table(["sessions", "solo tok/s", "median tok/s", "worst tok/s", "worst / solo",
+               "CPU while streaming: server's of the machine's"], rows),
+        f"Server memory per idle session ({idle} sessions connected, each page drawn once): {per_session:.0f} KB",
     ]
 
 
@@ -256,6 +358,7 @@ def main() -> None:
             try:
                 with sync_playwright() as pw:
                     browser = launch_chromium(pw, tmp / "profile")
+                    warm_up(browser, app, provider)
                     if "rerun" in only:
                         out += bench_rerun(browser, app, provider, tmp / "chat.db", tmp,
                                            3 if args.quick else 7) + [""]

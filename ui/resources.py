@@ -16,6 +16,7 @@ from chat.identity import NotSignedIn, Viewer, resolve_viewer
 from chat.pricing import Pricer
 from chat.providers import Provider, Usage, build_providers
 from chat.store import Store, StoreError
+from ui import tuning
 
 STALE_AFTER = 5.0  # seconds without a write after which a 'streaming' reply is taken for a crashed one
 
@@ -58,6 +59,7 @@ def _preload() -> None:
 
     tokens.warm_up()
     Pricer().cost("openai", "gpt-4o-mini", Usage(input_tokens=1, output_tokens=1))
+    tuning.freeze_startup_heap()
 
 
 def _start_preload() -> None:
@@ -66,6 +68,7 @@ def _start_preload() -> None:
         if _preloaded:
             return
         _preloaded = True
+    tuning.disable_nagle(st.get_option("server.port"))
     threading.Thread(target=_preload, name="preload", daemon=True).start()
 
 

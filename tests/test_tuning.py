@@ -1,0 +1,79 @@
+"""The process-wide latency fixes in ui/tuning.py, on real sockets and the real collector."""
+
+from __future__ import annotations
+
+import gc
+import socket
+import sys
+
+import pytest
+
+from ui import tuning
+
+
+def nodelay(sock: socket.socket) -> bool:
+    return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+
+@pytest.fixture
+def listener():
+    """A listening socket made the way Streamlit 1.67 makes its own: `socket.socket(family)`, protocol 0."""
+    sock = socket.socket(socket.AF_INET)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    yield sock
+    sock.close()
+
+
+def test_connections_accepted_by_a_protocol_0_listener_start_with_nagle_on(listener):
+    # The premise of the fix: without it, the server's connections keep Nagle's algorithm.
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    with client, accepted:
+        assert accepted.proto == 0
+        assert not nodelay(accepted)
+
+
+def test_disable_nagle_covers_the_listener_and_connections_it_already_accepted(listener):
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    with client, accepted:
+        changed = tuning.disable_nagle(listener.getsockname()[1])
+        assert nodelay(listener) and nodelay(accepted)
+        assert changed == 2
+        assert tuning.disable_nagle(listener.getsockname()[1]) == 0  # nothing left to change
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inheriting TCP_NODELAY on accept is Linux's")
+def test_connections_accepted_after_disable_nagle_inherit_it(listener):
+    tuning.disable_nagle(listener.getsockname()[1])
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    with client, accepted:
+        assert nodelay(accepted)
+
+
+def test_disable_nagle_leaves_sockets_on_other_ports_alone(listener):
+    other = socket.socket(socket.AF_INET)
+    other.bind(("127.0.0.1", 0))
+    other.listen()
+    with other:
+        tuning.disable_nagle(listener.getsockname()[1])
+        assert not nodelay(other)
+
+
+def test_disable_nagle_keeps_the_original_sockets_open(listener):
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    with client, accepted:
+        tuning.disable_nagle(listener.getsockname()[1])
+        client.sendall(b"still open")
+        assert accepted.recv(100) == b"still open"
+
+
+def test_freeze_startup_heap_moves_live_objects_out_of_the_collectors_sight():
+    try:
+        tuning.freeze_startup_heap()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
