@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import socket
 import sys
 
@@ -77,3 +78,11 @@ def test_freeze_startup_heap_moves_live_objects_out_of_the_collectors_sight():
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_disable_nagle_leaves_no_file_descriptor_behind(listener, tmp_path):
+    fd_dir = next(d for d in tuning._FD_DIRS if os.path.isdir(d))
+    with open(tmp_path / "not-a-socket", "w"):  # a descriptor that is not a socket
+        before = len(os.listdir(fd_dir))
+        tuning.disable_nagle(listener.getsockname()[1])
+        assert len(os.listdir(fd_dir)) == before

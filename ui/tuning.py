@@ -26,10 +26,14 @@ def disable_nagle(port: int) -> int:
     changed = 0
     for name in os.listdir(fd_dir):
         try:
-            fd = int(name)
-            sock = socket.socket(fileno=os.dup(fd))  # a duplicate: closing it leaves the original open
+            copy = os.dup(int(name))  # a duplicate: closing it leaves the original open
         except (ValueError, OSError):
-            continue  # not a number, already closed, or not a socket
+            continue  # not a number, or already closed
+        try:
+            sock = socket.socket(fileno=copy)
+        except OSError:  # not a socket
+            os.close(copy)
+            continue
         try:
             if (sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM
                     and sock.getsockname()[1] == port
