@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +64,15 @@ def warm_up(browser, app, provider) -> None:
     wait_idle(page)
     page.close()
     time.sleep(2)
+
+
+def over_websockets(coroutine):
+    """Runs an asyncio client (ws_session.py) in its own thread: Playwright's sync API holds this thread's
+    event loop."""
+    import asyncio
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -13,7 +13,6 @@ import sys
 import tempfile
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from _support import (
@@ -24,6 +23,7 @@ from _support import (
     app_env,
     launch_chromium,
     median,
+    over_websockets,
     send,
     table,
     wait_idle,
@@ -221,14 +221,6 @@ def load_in_tabs(browser, app, provider, sessions: int, words: int, rate: int) -
     for page in pages:
         page.close()
     return solo, rates, used
-
-
-def over_websockets(coroutine):
-    """Runs an asyncio client in its own thread: Playwright's sync API holds this thread's event loop."""
-    import asyncio
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
 
 
 def load_over_websockets(app, provider, sessions: int, words: int, rate: int) -> tuple[float, list[float], str]:

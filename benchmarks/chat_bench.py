@@ -24,6 +24,7 @@ from _support import (
     app_env,
     launch_chromium,
     median,
+    over_websockets,
     table,
     wait_idle,
     warm_up,
@@ -79,6 +80,26 @@ def browser_stream(page, provider: FakeProviderProcess, words: int, prompt: str,
     del last_sent
     wait_idle(page)
     return rate_seen, first_seen - first_sent, first_seen - pressed
+
+
+def server_first_token(app, provider: FakeProviderProcess, runs: int) -> float:
+    """Median first-token overhead (s) seen by a browser-less websocket session: the server's share."""
+    from ws_session import WsSession
+
+    async def run() -> list[float]:
+        overheads = []
+        for i in range(runs):
+            session = WsSession(app.url)
+            await session.connect()
+            tag = uuid.uuid4().hex[:8]
+            provider.reset()
+            provider.set_scenario(None, text=reply_text(100, tag), tokens_per_second=500)
+            first, _ = await session.stream_reply(f"server run {i}", f"Echo{tag}:", f"{END}{tag}")
+            overheads.append(first - provider.events("chunk")[0]["wall"])
+            await session.close()
+        return overheads
+
+    return median(over_websockets(run()))
 
 
 def seed_conversation(db_path: Path, n_messages: int) -> str:
@@ -141,9 +162,12 @@ def main() -> None:
                 seen_rate = median([s[0] for s in seen])
                 rows.append([rate, f"{raw_rate:,.0f}", f"{seen_rate:,.0f}", f"{seen_rate / raw_rate:.2f}",
                              f"{median([r[1] for r in raw]) * 1000:.0f}", f"{median([s[1] for s in seen]) * 1000:.0f}"])
+            server = server_first_token(app, provider, 5 if args.quick else 15)
             out.append(f"Streaming: browser vs raw SDK on the same stream (median of {reps})")
             out.append(table(["provider tok/s", "raw SDK tok/s", "browser tok/s", "ratio",
                               "raw 1st-token ms", "browser 1st-token overhead ms"], rows))
+            out.append(f"The server's share of the first-token overhead (provider's first chunk -> the websocket "
+                       f"message with that text, browser-less session, 500 tok/s): {server * 1000:.1f} ms")
 
             rows = []
             for n in (10, 100, 1000):

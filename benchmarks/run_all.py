@@ -1,7 +1,8 @@
 """Run every benchmark, print its figures, and keep the raw output in benchmarks/results/.
 
-    python3 dev.py bench            # everything (about 10 minutes; the history database is built once)
+    python3 dev.py bench            # everything (about 15 minutes; the history database is built once)
     python3 dev.py bench --quick    # fewer repetitions, the small history database
+    python3 dev.py bench --only chat,app   # some of them: chat, app, compare, history
 
 Each script starts what it needs (the fake provider, `streamlit run` on loopback, headless Chromium) and
 prints figures next to a baseline measured in the same run. Nothing here passes or fails.
@@ -27,6 +28,9 @@ def main(argv: list[str]) -> int:
         ("compare", ["compare_bench.py", "--repeat", "2" if quick else "3"]),
         ("history", ["history_bench.py", *(["--small", "--runs", "20"] if quick else [])]),
     ]
+    if "--only" in argv:
+        wanted = set(argv[argv.index("--only") + 1].split(","))
+        runs = [run for run in runs if run[0] in wanted]
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     failed = 0
