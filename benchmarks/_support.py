@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import sys
 import time
@@ -69,8 +70,6 @@ def warm_up(browser, app, provider) -> None:
 def over_websockets(coroutine):
     """Runs an asyncio client (ws_session.py) in its own thread: Playwright's sync API holds this thread's
     event loop."""
-    import asyncio
-
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
 

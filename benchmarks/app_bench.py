@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import subprocess
@@ -30,6 +31,7 @@ from _support import (
     warm_up,
 )
 from chat_bench import END, reply_text, seed_conversation
+from ws_session import WsSession
 
 
 # ---------------------------------------------------------------- 2. stop latency
@@ -226,10 +228,6 @@ def load_in_tabs(browser, app, provider, sessions: int, words: int, rate: int) -
 def load_over_websockets(app, provider, sessions: int, words: int, rate: int) -> tuple[float, list[float], str]:
     """(solo rate, per-session rates, CPU use) with browser-less sessions speaking Streamlit's websocket
     protocol: the server alone, timed when it sends each update."""
-    import asyncio
-
-    from ws_session import WsSession
-
     async def reply_rate(session: WsSession, tag: str) -> float:
         first, last = await session.stream_reply(f"load {tag}", f"Echo{tag}:", f"{END}{tag}")
         return (words + 1) / max(last - first, 1e-6)
@@ -259,10 +257,6 @@ def load_over_websockets(app, provider, sessions: int, words: int, rate: int) ->
 
 def idle_session_kb(app, sessions: int) -> float:
     """Server memory per idle session: RSS with `sessions` connected (each page drawn once) less RSS without."""
-    import asyncio
-
-    from ws_session import WsSession
-
     async def run() -> float:
         before = rss_kb(app.pid)
         clients = [WsSession(app.url) for _ in range(sessions)]
@@ -278,6 +272,8 @@ def idle_session_kb(app, sessions: int) -> float:
 
 def bench_load(browser, app, provider, sessions: int) -> list[str]:
     words, rate = 100, 20
+    idle = 100
+    per_session = idle_session_kb(app, idle)  # first: sessions the load runs close would leave memory to reuse
     rows = []
     for label, (solo, rates, used) in (
         ("websocket clients (the server alone)", load_over_websockets(app, provider, sessions, words, rate)),
@@ -285,8 +281,6 @@ def bench_load(browser, app, provider, sessions: int) -> list[str]:
     ):
         rows.append([label, f"{solo:.1f}", f"{statistics.median(rates):.1f}", f"{min(rates):.1f}",
                      f"{min(rates) / solo:.2f}", used])
-    idle = 100
-    per_session = idle_session_kb(app, idle)
     return [
         f"Load: {sessions} sessions streaming at once at {rate} tok/s each, against one session alone",
         table(["sessions", "solo tok/s", "median tok/s", "worst tok/s", "worst / solo",

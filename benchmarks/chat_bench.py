@@ -29,6 +29,7 @@ from _support import (
     wait_idle,
     warm_up,
 )
+from ws_session import WsSession
 
 END = "ZZEND"
 
@@ -84,8 +85,6 @@ def browser_stream(page, provider: FakeProviderProcess, words: int, prompt: str,
 
 def server_first_token(app, provider: FakeProviderProcess, runs: int) -> float:
     """Median first-token overhead (s) seen by a browser-less websocket session: the server's share."""
-    from ws_session import WsSession
-
     async def run() -> list[float]:
         overheads = []
         for i in range(runs):

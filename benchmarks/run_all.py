@@ -29,7 +29,12 @@ def main(argv: list[str]) -> int:
         ("history", ["history_bench.py", *(["--small", "--runs", "20"] if quick else [])]),
     ]
     if "--only" in argv:
-        wanted = set(argv[argv.index("--only") + 1].split(","))
+        names = {name for name, _ in runs}
+        at = argv.index("--only") + 1
+        wanted = set(argv[at].split(",")) if at < len(argv) else set()
+        if not wanted or wanted - names:
+            print(f"--only takes a comma-separated list of: {', '.join(sorted(names))}", file=sys.stderr)
+            return 2
         runs = [run for run in runs if run[0] in wanted]
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -67,8 +67,11 @@ class WsSession:
             yield fwd
 
     async def _until_finished(self) -> None:
+        """Until a run has finished, not counting one that ended early for a rerun (`st.rerun()`): the
+        rerun's output follows."""
         async for fwd in self._messages():
-            if fwd.WhichOneof("type") == "script_finished":
+            if (fwd.WhichOneof("type") == "script_finished"
+                    and fwd.script_finished != ForwardMsg.ScriptFinishedStatus.FINISHED_EARLY_FOR_RERUN):
                 return
 
     async def stream_reply(self, prompt: str, first: str, last: str, timeout: float = 180.0) -> tuple[float, float]:

@@ -54,6 +54,27 @@ def test_connections_accepted_after_disable_nagle_inherit_it(listener):
         assert nodelay(accepted)
 
 
+def test_disable_nagle_covers_a_dual_stack_listener_and_its_ipv4_connections():
+    # Streamlit's default bind when server.address is unset: "::" with IPV6_V6ONLY off.
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    listener = socket.socket(socket.AF_INET6)
+    listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    listener.bind(("::", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    with listener:
+        early = socket.create_connection(("127.0.0.1", port))
+        accepted_early, _ = listener.accept()
+        tuning.disable_nagle(port)
+        late = socket.create_connection(("127.0.0.1", port))
+        accepted_late, _ = listener.accept()
+        with early, accepted_early, late, accepted_late:
+            assert nodelay(listener) and nodelay(accepted_early)
+            if sys.platform.startswith("linux"):
+                assert nodelay(accepted_late)
+
+
 def test_disable_nagle_leaves_sockets_on_other_ports_alone(listener):
     other = socket.socket(socket.AF_INET)
     other.bind(("127.0.0.1", 0))

@@ -23,6 +23,12 @@ def disable_nagle(port: int) -> int:
     fd_dir = next((d for d in _FD_DIRS if os.path.isdir(d)), None)
     if fd_dir is None:
         return 0
+    # Twice: a connection accepted while the first pass ran, before the listener had the option, is found by
+    # the second; one accepted after the first pass inherits it.
+    return sum(_set_nodelay_on_port(fd_dir, port) for _ in range(2))
+
+
+def _set_nodelay_on_port(fd_dir: str, port: int) -> int:
     changed = 0
     for name in os.listdir(fd_dir):
         try:
@@ -54,6 +60,8 @@ def freeze_startup_heap() -> None:
     ~250,000 objects of the imports (both SDKs, pandas, the token encodings) that takes ~135 ms with the
     GIL held, which stalls every other session's stream: with 20 sessions finishing replies together, half
     of them streamed at half speed. Those objects live as long as the process, so they are frozen once,
-    after the imports; later collections walk only what sessions created since."""
+    after the imports; later collections walk only what sessions created since. Objects of the sessions
+    alive at that moment are frozen too: any reference cycles among them are never freed, a bounded cost
+    paid once per process."""
     gc.collect()
     gc.freeze()
