@@ -21,6 +21,7 @@ from e2e_support import (  # noqa: E402,F401
     app_env,
     free_port,
     launch_chromium,
+    open_sessions,
     wait_http,
     wait_idle,
 )

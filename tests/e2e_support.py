@@ -154,3 +154,16 @@ def launch_chromium(playwright, user_data_dir: Path):
 def wait_idle(page, timeout: float = 30_000) -> None:
     """Wait until the app's script run has finished."""
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
+
+
+def open_sessions(browser, url: str, count: int) -> list:
+    """`count` tabs on `url`, each its own session, returned once every one shows the chat input."""
+    pages = []
+    for _ in range(count):
+        page = browser.new_page()
+        page.goto(url)
+        pages.append(page)
+    for page in pages:
+        wait_idle(page)
+        page.wait_for_selector("[data-testid='stChatInput'] textarea")
+    return pages

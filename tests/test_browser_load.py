@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from e2e_support import AppProcess, FakeProviderProcess, app_env, launch_chromium, wait_idle
+from e2e_support import AppProcess, FakeProviderProcess, app_env, launch_chromium, open_sessions
 
 pytestmark = pytest.mark.browser
 
@@ -26,14 +26,7 @@ def test_twenty_sessions_streaming_at_once_each_get_their_own_complete_turn(tmp_
         provider.set_scenario(None, words=60, tokens_per_second=20)
         with sync_playwright() as pw:
             browser = launch_chromium(pw, tmp_path / "profile")
-            pages = []
-            for _ in range(SESSIONS):
-                page = browser.new_page()
-                page.goto(app.url)
-                pages.append(page)
-            for page in pages:
-                wait_idle(page)
-                page.wait_for_selector("[data-testid='stChatInput'] textarea")
+            pages = open_sessions(browser, app.url, SESSIONS)
             for i, page in enumerate(pages):
                 box = page.locator("[data-testid='stChatInput'] textarea")
                 box.fill(f"session {i} asks")
