@@ -31,6 +31,16 @@ def fake_provider(fake_provider_server):
 
 
 @pytest.fixture
+def store(tmp_path):
+    """A Store on a real SQLite file in the test's directory (modules that need more define their own)."""
+    from chat.store import Store
+
+    s = Store(tmp_path / "chat.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
 def make_openai_client(fake_provider):
     """A factory of real ``openai.OpenAI`` clients pointed at the fake provider, closed after the test.
     Defaults: key ``test-key``, no SDK retries, 5 s timeout; keyword arguments override them."""

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,3 +168,26 @@ def open_sessions(browser, url: str, count: int) -> list:
         wait_idle(page)
         page.wait_for_selector("[data-testid='stChatInput'] textarea")
     return pages
+
+
+@contextmanager
+def running_stack(tmp: Path, **env: str):
+    """The fake provider and the app as real processes, and a Chromium, as (provider, app, browser, db path);
+    all stopped by pid on leaving. `env` adds to the app's environment."""
+    from playwright.sync_api import sync_playwright
+
+    provider = FakeProviderProcess(log=tmp / "provider.log")
+    db_path = tmp / "chat.db"
+    app = None
+    try:
+        app = AppProcess(app_env(provider.url, db_path, **env), log=tmp / "app.log")
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw, tmp / "profile")
+            try:
+                yield provider, app, browser, db_path
+            finally:
+                browser.close()
+    finally:
+        if app is not None:
+            app.stop()
+        provider.stop()

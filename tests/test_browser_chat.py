@@ -8,32 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import AppProcess, FakeProviderProcess, app_env, launch_chromium, wait_idle
+from e2e_support import running_stack, wait_idle
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    """The fake provider and the app as real processes, and a Chromium; all stopped by pid afterwards."""
-    from playwright.sync_api import sync_playwright
-
-    tmp = tmp_path_factory.mktemp("browser")
-    provider = FakeProviderProcess(log=tmp / "provider.log")
-    db_path = tmp / "chat.db"
-    app = None
-    try:
-        app = AppProcess(app_env(provider.url, db_path), log=tmp / "app.log")
-        with sync_playwright() as pw:
-            browser = launch_chromium(pw, tmp / "profile")
-            try:
-                yield provider, app, browser, db_path
-            finally:
-                browser.close()
-    finally:
-        if app is not None:
-            app.stop()
-        provider.stop()
+    with running_stack(tmp_path_factory.mktemp("browser")) as parts:
+        yield parts
 
 
 @pytest.fixture

@@ -14,16 +14,8 @@ from chat import compare
 from chat.pricing import Pricer
 from chat.providers.anthropic import AnthropicProvider
 from chat.providers.openai import OpenAIProvider
-from chat.store import Store
 
 ENDS = ("complete", "disconnect", "status_error", "drop", "midstream_error")
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "chat.db")
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -13,14 +13,6 @@ from chat.pricing import Pricer
 from chat.providers.anthropic import AnthropicProvider
 from chat.providers.base import ConnectionLost, ContextTooLong, Overloaded, Params, StreamError
 from chat.providers.openai import OpenAIProvider
-from chat.store import Store
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "chat.db")
-    yield s
-    s.close()
 
 
 @pytest.fixture
