@@ -6,7 +6,7 @@ import streamlit as st
 
 from chat import turns
 from chat.config import parse_model_id
-from chat.display import InertStream, escape_markdown, totals_line
+from chat.display import InertStream, ending, escape_markdown, totals_line
 from chat.providers import TAKES_TEMPERATURE, Params, ProviderError
 from ui import render
 from ui.resources import boot, current_viewer, pricer, providers, signed_in_caption
@@ -152,6 +152,9 @@ if action and cid:
         turn = turns.edit_last(db, providers()[model_id.provider], pricer(), cid, action[1], settings, **turn_options)
     elif action[0] == "regenerate":
         turn = turns.regenerate(db, providers()[model_id.provider], pricer(), cid, settings, **turn_options)
+    elif action[0] == "continue":
+        turn = turns.send(db, providers()[model_id.provider], pricer(), cid, turns.CONTINUE_PROMPT, settings,
+                          **turn_options)
 
 # ---------------------------------------------------------------- the conversation
 def draw_conversation(rows: list[dict], live: turns.Turn | None) -> None:
@@ -184,10 +187,15 @@ visible = [r for r in rows if not r.get("superseded")]
 if visible:
     last = visible[-1]
     last_user = next((r for r in reversed(visible) if r["role"] == "user"), None)
-    cols = st.columns([1, 1, 6])
-    retry = last["role"] == "user" or last.get("status") in ("error", "interrupted", "stopped")
+    end = ending(last) if last["role"] == "assistant" else None
+    cols = st.columns([1, 1, 1, 5])
+    retry = last["role"] == "user" or end.action == "retry"
     cols[0].button("Retry" if retry else "Regenerate", icon=":material/refresh:", type="tertiary",
                    on_click=lambda: st.session_state.update(action=("regenerate",)))
+    if end is not None and end.action == "continue":
+        cols[2].button("Continue", icon=":material/fast_forward:", type="tertiary",
+                       help="Ask the model to go on from where its reply stopped.",
+                       on_click=lambda: st.session_state.update(action=("continue",)))
     if last_user is not None:
         with cols[1].popover("Edit", icon=":material/edit:", type="tertiary"):
             edit_key = f"edit-{last_user['id']}"

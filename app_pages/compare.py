@@ -134,19 +134,16 @@ def live_column(live: compare.LiveRun, index: int) -> None:
                     figures_slot.caption("  \n".join(compare.figures(row)) or "…")
                     figures_drawn = now
             chunks.close()
-            failure = None
-        except ProviderError as exc:
-            failure = exc
+        except ProviderError:
+            pass  # recorded on the reply: its notice is drawn below
         if text:
             text_slot.markdown(inert_markdown(text[: render.LONG_MESSAGE]))
         else:
             text_slot.empty()
         figures_slot.caption("  \n".join(compare.figures(turn.record or {})))
-        if failure is not None:
-            hint = failure.hint
-            if live.blind:
-                hint = compare.anonymise(hint, provider_names(column.target.model_id.provider))
-            st.error(hint, icon=":material/error:")
+        names = provider_names(column.target.model_id.provider)
+        render.ending_notice(turn.record or {},
+                             anonymise=(lambda text: compare.anonymise(text, names)) if live.blind else None)
     finally:
         chunks.close()
         turn.stop()
@@ -175,13 +172,8 @@ def saved_column(view: compare.RunView, column: compare.RunColumn) -> None:
     column_header(compare.column_title(view, column), column.settings, view.revealed)
     if reply.get("content"):
         render.message_body(reply["content"])
-    if reply.get("status") == "error" and reply.get("error"):
-        hint = reply["error"] if view.revealed else compare.anonymise(reply["error"], provider_names(
-            column.settings.get("provider") or ""))
-        st.error(hint, icon=":material/error:")
-    elif reply.get("status") == "interrupted":
-        st.warning("This reply was interrupted (the server stopped while it streamed). The text above is what "
-                   "had arrived.", icon=":material/warning:")
+    names = provider_names(column.settings.get("provider") or "")
+    render.ending_notice(reply, anonymise=None if view.revealed else lambda text: compare.anonymise(text, names))
     st.caption("  \n".join(compare.figures(reply)))
     if view.revealed and st.button("Continue as chat", key=f"cmp_continue_{column.conversation_id}",
                                    icon=":material/chat:", type="tertiary"):

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from chat import tokens, turns
 from chat.config import ModelId, parse_model_id
-from chat.display import csv_cell, tokens_per_second
+from chat.display import cost_text, csv_cell, ending, tokens_per_second
 from chat.pricing import Pricer, format_cost, format_tokens
 from chat.providers.base import Message, Params, Provider, ProviderError, Usage
 from chat.store import Store, StoreError
@@ -419,11 +419,6 @@ def _seconds(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f} s"
 
 
-STATUS_WORDS = {"complete": "done", "stopped": "stopped", "error": "failed", "interrupted": "interrupted",
-                "streaming": "streaming"}
-STATUS_MARKS = {"stopped": "stopped by you", "error": "failed", "interrupted": "interrupted"}
-
-
 def figures(row: Mapping) -> list[str]:
     """A reply's figures as short lines: timing, tokens, cost and status."""
     timing = []
@@ -442,9 +437,10 @@ def figures(row: Mapping) -> list[str]:
         counts.append(f"{format_tokens(row['output_tokens'], estimated=not row.get('output_exact'))} out")
     lines = [" · ".join(timing), " · ".join(counts)]
     if row.get("status") != "streaming" or "cost" in row:
-        last = [format_cost(row.get("cost"), estimated=_estimated(row) or row.get("status") == "streaming")]
-        if row.get("status") in STATUS_MARKS:
-            last.append(STATUS_MARKS[row["status"]])
+        last = [cost_text(dict(row), estimated=_estimated(row) or row.get("status") == "streaming")]
+        word = ending(dict(row)).word
+        if word and row.get("status") != "streaming":
+            last.append(word)
         lines.append(" · ".join(last))
     return [line for line in lines if line]
 
@@ -492,13 +488,13 @@ def summary_rows(view: RunView) -> list[dict]:
         out.append({
             "Target": column.label,
             "Model": column.name if view.revealed else "hidden",
-            "Status": STATUS_WORDS.get(reply.get("status") or "", reply.get("status")),
+            "Status": ending(reply).label,
             "First token": _seconds(reply.get("ttft")),
             "Total time": _seconds(reply.get("duration")),
             "Tokens/s": "—" if rate is None else f"{rate:,.0f}",
             "In": _tokens_cell(reply, "input"),
             "Out": _tokens_cell(reply, "output"),
-            "Cost": format_cost(reply.get("cost"), estimated=_estimated(reply)),
+            "Cost": cost_text(reply, estimated=_estimated(reply)),
             "Latency rank": _rank_cell(rank.latency),
             "Cost rank": _rank_cell(rank.cost),
         })
@@ -577,6 +573,7 @@ class BatchRow:
     duration: float | None = None
     run_id: str | None = None
     conversation_id: str | None = None
+    finish_reason: str | None = None
 
     @classmethod
     def from_reply(cls, prompt_index: int, prompt: str, label: str, target: str, reply: Mapping, *,
@@ -584,7 +581,8 @@ class BatchRow:
         return cls(prompt_index, prompt, label, target, reply.get("status") or "error",
                    reply.get("content") or "", reply.get("error"), reply.get("input_tokens"),
                    bool(reply.get("input_exact")), reply.get("output_tokens"), bool(reply.get("output_exact")),
-                   reply.get("cost"), reply.get("ttft"), reply.get("duration"), run_id, conversation_id)
+                   reply.get("cost"), reply.get("ttft"), reply.get("duration"), run_id, conversation_id,
+                   reply.get("finish_reason"))
 
     @property
     def tokens_per_second(self) -> float | None:
@@ -755,7 +753,7 @@ def batch_table(rows: Iterable[BatchRow]) -> list[dict]:
         "#": r.prompt_index + 1,
         "Prompt": r.prompt,
         "Target": f"{r.label}: {r.target}",
-        "Status": STATUS_WORDS.get(r.status, r.status),
+        "Status": ending({"status": r.status, "finish_reason": r.finish_reason}).label,
         "In": None if r.input_tokens is None else format_tokens(r.input_tokens, estimated=not r.input_exact),
         "Out": None if r.output_tokens is None else format_tokens(r.output_tokens, estimated=not r.output_exact),
         "Cost": format_cost(r.cost, estimated=r.estimated) if r.status != "streaming" else None,
@@ -787,7 +785,7 @@ def batch_totals(rows: Iterable[BatchRow], targets: Sequence[str] | None = None)
             "Calls": len(group),
             "Complete": len(complete),
             "Stopped": sum(1 for r in group if r.status == "stopped"),
-            "Failed": sum(1 for r in group if r.status in ("error", "interrupted")),
+            "Failed": sum(1 for r in group if r.status in ("error", "interrupted", "unfinished")),
             "In": format_tokens(sum(r.input_tokens or 0 for r in group),
                                 estimated=any(r.input_tokens is not None and not r.input_exact for r in group)),
             "Out": format_tokens(sum(r.output_tokens or 0 for r in group),

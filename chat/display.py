@@ -1,17 +1,84 @@
-"""Plain-text figures shown under replies and in lists. Pure functions over stored rows."""
+"""Every word the user reads about a reply: how it ended, its figures, totals. Pure functions over stored
+rows, used alike by the Chat, Compare and History pages and the exports."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from chat.pricing import format_cost, format_tokens
 
-STATUS_WORDS = {
-    "stopped": "stopped by you",
-    "error": "failed",
-    "interrupted": "interrupted",
-    "streaming": "streaming…",
-}
+# ---------------------------------------------------------------- how a reply ended
+
+INTERRUPTED_NOTICE = ("This reply was interrupted (the app stopped while it streamed). The text above is what had "
+                      "arrived.")
+UNFINISHED_NOTICE = ("The reply ended before the provider finished it. The text above is what arrived; retry to "
+                     "get a whole one.")
+CUT_FINISHES = frozenset({"length", "max_tokens", "model_context_window_exceeded"})
+TOOL_FINISHES = frozenset({"tool_calls", "tool_use", "function_call"})
+FILTER_FINISHES = frozenset({"content_filter"})
+REFUSAL_FINISHES = frozenset({"refusal"})
+PAUSE_FINISHES = frozenset({"pause_turn"})
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a reply ended, in words. ``word`` goes in the figures line and tables (None for a reply that
+    simply finished); ``notice`` is one sentence shown with the reply; ``tone`` is info, warning or error;
+    ``action`` is the button the reply offers (retry or continue); ``left_out``: the exchange is not sent
+    again in later requests."""
+
+    word: str | None
+    notice: str | None = None
+    tone: str = "info"
+    action: str | None = None
+    left_out: bool = False
+
+    @property
+    def label(self) -> str:
+        """The word for a table cell, where a reply that simply finished needs one too."""
+        return self.word or "complete"
+
+
+def ending(row: dict) -> Ending:
+    status = row.get("status")
+    if status == "streaming":
+        return Ending("streaming…")
+    if status == "stopped":
+        return Ending("stopped by you", action="retry")
+    if status == "error":
+        return Ending("failed", row.get("error"), "error", "retry")
+    if status == "interrupted":
+        return Ending("interrupted", INTERRUPTED_NOTICE, "warning", "retry")
+    if status == "unfinished":
+        return Ending("unfinished", UNFINISHED_NOTICE, "warning", "retry")
+    finish = row.get("finish_reason")
+    if finish in CUT_FINISHES:
+        return Ending("cut at the output limit", "The reply reached its output limit and was cut. Continue asks "
+                      "the model to go on; a larger Max output tokens in Settings avoids the cut.", "info", "continue")
+    if finish in FILTER_FINISHES:
+        return Ending("blocked by the content filter", "The provider's content filter stopped this reply. The "
+                      "exchange is left out of later messages in this chat.", "warning", left_out=True)
+    if finish in REFUSAL_FINISHES:
+        return Ending("refused", "The model refused to answer. The exchange is left out of later messages in this "
+                      "chat, so it does not invite more refusals.", "warning", left_out=True)
+    if finish in TOOL_FINISHES or (row.get("tool_calls") and finish not in PAUSE_FINISHES):
+        names = list(dict.fromkeys(row.get("tool_calls") or []))
+        what = ("a tool" if not names else f"the tool {names[0]}" if len(names) == 1
+                else "the tools " + ", ".join(names))
+        return Ending("tool call not run", f"The model asked to use {what}; tools are not enabled here.", "info")
+    if finish in PAUSE_FINISHES:
+        return Ending("paused", "The provider paused this reply before it finished. Continue asks it to go on.",
+                      "info", "continue")
+    return Ending(None)
+
+
+def cost_text(row: dict, *, estimated: bool) -> str:
+    """The cost of one reply, marked when it is the provider's own figure rather than our price."""
+    text = format_cost(row.get("cost"), estimated=estimated)
+    if row.get("cost_source") == "provider" and row.get("cost") is not None:
+        text += " (provider's figure)"
+    return text
 
 
 def tokens_per_second(row: dict) -> float | None:
@@ -25,7 +92,7 @@ def tokens_per_second(row: dict) -> float | None:
 
 
 def figures_line(row: dict) -> str:
-    """model · in · out · cost · first token · speed · status, with "≈" on estimates."""
+    """model · in · out · cost · first token · speed · how it ended, with "≈" on estimates."""
     parts = [row.get("model") or "unknown model"]
     estimated = (row.get("input_tokens") is not None and not row.get("input_exact")) or (
         row.get("output_tokens") is not None and not row.get("output_exact"))
@@ -34,13 +101,13 @@ def figures_line(row: dict) -> str:
     if row.get("output_tokens") is not None:
         parts.append(f"{format_tokens(row['output_tokens'], estimated=not row.get('output_exact'))} out")
     if row.get("status") != "streaming":
-        parts.append(format_cost(row.get("cost"), estimated=estimated))
+        parts.append(cost_text(row, estimated=estimated))
     if row.get("ttft") is not None:
         parts.append(f"{row['ttft']:.2f} s to first token")
     rate = tokens_per_second(row)
     if rate is not None:
         parts.append(f"{rate:,.0f} tok/s")
-    word = STATUS_WORDS.get(row.get("status") or "")
+    word = ending(row).word
     if word:
         parts.append(word)
     return " · ".join(parts)
@@ -93,6 +160,7 @@ class InertStream:
 # ---------------------------------------------------------------- user text in labels and spreadsheets
 _MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_MARKDOWN_STRUCTURE = re.compile(r"([\\`*_\[\]<>!#|~$])")
 
 
 def escape_markdown(text: str) -> str:
@@ -100,6 +168,13 @@ def escape_markdown(text: str) -> str:
     allows that for all of them), so no emphasis, link, image, HTML tag, math or directive can start. For
     user text in places Streamlit renders as markdown: labels, captions, titles."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def plain_sentence(text: str) -> str:
+    """A sentence that may quote a server's words, for a markdown element: the characters that start
+    emphasis, links, images, code, HTML, headings, tables or math are escaped; ordinary punctuation is left
+    as it is, so the sentence reads the same."""
+    return _MARKDOWN_STRUCTURE.sub(r"\\\1", text)
 
 
 def csv_cell(text: str | None) -> str:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from chat.display import STATUS_WORDS, csv_cell, escape_markdown, figures_line, totals_line
+from chat.display import csv_cell, ending, escape_markdown, figures_line, totals_line
 from chat.migrations import now
 from chat.pricing import format_cost
 from chat.store import SOURCES, Store, title_from
@@ -565,16 +565,17 @@ def conversation_markdown(conversation: dict, messages: list[dict]) -> str:
         if message.get("content"):
             lines += [message["content"], ""]
         if message["role"] == "assistant":
-            if message.get("status") in ("error", "interrupted") and message.get("error"):
-                lines += [f"> {STATUS_WORDS.get(message['status'], message['status']).capitalize()}: "
-                          f"{message['error']}", ""]
+            end = ending(message)
+            if end.notice:
+                lines += [f"> {end.label.capitalize()}: {end.notice}", ""]
             lines += [f"*{figures_line(message)}*", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
 _MESSAGE_FIELDS = ("id", "position", "role", "content", "status", "error", "provider", "model", "input_tokens",
                    "output_tokens", "cache_read_tokens", "cache_write_tokens", "input_exact", "output_exact",
-                   "cost", "ttft", "duration", "finish_reason", "superseded", "created_at", "updated_at")
+                   "cost", "cost_source", "ttft", "duration", "finish_reason", "tool_calls", "superseded",
+                   "created_at", "updated_at")
 _CONVERSATION_FIELDS = ("id", "title", "user", "source", "compare_run_id", "created_at", "updated_at",
                         "deleted_at", "models", "message_count", "reply_count", "input_tokens", "output_tokens",
                         "cache_read_tokens", "cache_write_tokens", "cost", "unknown_cost_count", "stopped_count",
@@ -590,7 +591,9 @@ def conversation_json(conversation: dict, messages: list[dict]) -> str:
         "conversation": {k: conversation.get(k) for k in _CONVERSATION_FIELDS}
         | {"settings": _public_settings(conversation.get("settings")) or {}},
         "messages": [{k: message.get(k) for k in _MESSAGE_FIELDS}
-                     | {"settings": _public_settings(message.get("settings"))} for message in messages],
+                     | {"settings": _public_settings(message.get("settings"))}
+                     | ({"ending": ending(message).label} if message["role"] == "assistant" else {})
+                     for message in messages],
     }
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 

@@ -175,3 +175,14 @@ def m002_history_indexes(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_messages_reply_figures ON messages(conversation_id, created_at, provider, model, "
                "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost, ttft, duration) "
                "WHERE role = 'assistant' AND status != 'streaming'")
+
+
+# ---------------------------------------------------------------- how a reply ended (issue 11)
+
+
+@migration
+def m003_reply_endings(db: sqlite_utils.Database) -> None:
+    """What a reply's figures need besides its status and finish reason: the tools the model asked for
+    (JSON list of names) and where its cost came from ("provider" when the server reported it)."""
+    db.execute("ALTER TABLE messages ADD COLUMN tool_calls TEXT")
+    db.execute("ALTER TABLE messages ADD COLUMN cost_source TEXT")

@@ -14,6 +14,9 @@ model of a provider, with USD per million tokens::
     {"openai:gpt-4o": {"input_mtok": 2.0, "output_mtok": 8.0, "cache_read_mtok": 1.0},
      "ollama:*": {"input_mtok": 0, "output_mtok": 0}}
 
+Anthropic's cache writes with a 1-hour lifetime cost more: genai-prices has their rate, and an override's
+``cache_write_1h_mtok`` defaults to twice ``input_mtok`` (Anthropic's published multiplier).
+
 ``input_mtok`` and ``output_mtok`` are required. ``cache_read_mtok`` and ``cache_write_mtok`` default to
 ``input_mtok``: a missing discount is billed as plain input, so a cost is never understated by a guess (and
 an endpoint with no prompt cache reports no cache tokens anyway). genai-prices does the same for models it
@@ -40,7 +43,7 @@ SOURCE_GENAI_PRICES = "genai-prices"
 SOURCE_OVERRIDE = "override"
 SOURCE_UNKNOWN = "unknown"
 
-PRICE_FIELDS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+PRICE_FIELDS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "cache_write_1h_mtok")
 REQUIRED_PRICE_FIELDS = ("input_mtok", "output_mtok")
 WILDCARD = "*"
 _MILLION = Decimal(1_000_000)
@@ -70,6 +73,7 @@ class Price:
     output_mtok: Decimal
     cache_read_mtok: Decimal
     cache_write_mtok: Decimal
+    cache_write_1h_mtok: Decimal
 
     @classmethod
     def from_config(cls, key: str, value: Mapping[str, object]) -> Price:
@@ -85,6 +89,7 @@ class Price:
         prices = {f: _decimal(key, f, value[f]) for f in PRICE_FIELDS if value.get(f) is not None}
         prices.setdefault("cache_read_mtok", prices["input_mtok"])
         prices.setdefault("cache_write_mtok", prices["input_mtok"])
+        prices.setdefault("cache_write_1h_mtok", 2 * prices["input_mtok"])
         return cls(**prices)
 
     def cost(self, usage: Usage) -> Decimal:
@@ -92,7 +97,8 @@ class Price:
             (usage.input_tokens or 0) * self.input_mtok
             + (usage.output_tokens or 0) * self.output_mtok
             + usage.cache_read_tokens * self.cache_read_mtok
-            + usage.cache_write_tokens * self.cache_write_mtok
+            + (usage.cache_write_tokens - usage.cache_write_1h_tokens) * self.cache_write_mtok
+            + usage.cache_write_1h_tokens * self.cache_write_1h_mtok
         ) / _MILLION
 
 
@@ -168,6 +174,7 @@ def _genai_prices_total(provider_id: str, model: str, usage: Usage) -> Decimal |
         output_tokens=usage.output_tokens or 0,
         cache_read_tokens=usage.cache_read_tokens,
         cache_write_tokens=usage.cache_write_tokens,
+        cache_write_1h_tokens=usage.cache_write_1h_tokens,
     )
     try:
         return genai_prices.calc_price(gp_usage, model, provider_id=provider_id).total_price

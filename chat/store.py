@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 SOURCES = ("chat", "compare")
-FINAL_STATUSES = ("complete", "stopped", "error", "interrupted")
+FINAL_STATUSES = ("complete", "unfinished", "stopped", "error", "interrupted")
 TITLE_LENGTH = 60
 INTERRUPTED_ERROR = "The app stopped before this reply finished."
 
@@ -151,6 +151,7 @@ def _compare_run(row: dict) -> dict:  # Compare page addition
 
 def _message(row: dict) -> dict:
     row["settings"] = None if row["settings"] is None else json.loads(row["settings"])
+    row["tool_calls"] = json.loads(row["tool_calls"]) if row.get("tool_calls") else []
     for flag in ("input_exact", "output_exact", "superseded"):
         row[flag] = bool(row[flag])
     return row
@@ -167,7 +168,7 @@ SELECT
   TOTAL(cost) FILTER (WHERE counted) AS cost,
   COUNT(*) FILTER (WHERE counted AND cost IS NULL) AS unknown_cost_count,
   COUNT(*) FILTER (WHERE counted AND status = 'stopped') AS stopped_count,
-  COUNT(*) FILTER (WHERE counted AND status IN ('error', 'interrupted')) AS error_count
+  COUNT(*) FILTER (WHERE counted AND status IN ('error', 'interrupted', 'unfinished')) AS error_count
 FROM (
   SELECT *, role = 'assistant' AND status != 'streaming' AS counted
   FROM messages WHERE conversation_id = ?
@@ -424,7 +425,8 @@ class Store:
 
     def finish_reply(self, message_id: int, *, content: str, status: str, usage: Usage | None,
                      cost: float | None, ttft: float | None = None, duration: float | None = None,
-                     finish_reason: str | None = None, error: str | None = None) -> dict:
+                     finish_reason: str | None = None, error: str | None = None,
+                     tool_calls: list[str] | None = None, cost_source: str | None = None) -> dict:
         """Record the reply's final text, status and figures, and the conversation's totals, in one
         transaction. Finishing the same reply again replaces its figures; it is never counted twice."""
         if status not in FINAL_STATUSES:
@@ -433,6 +435,7 @@ class Store:
         changes = {
             "content": content, "status": status, "error": error, "cost": cost, "ttft": ttft,
             "duration": duration, "finish_reason": finish_reason, "updated_at": stamp,
+            "tool_calls": _dumps(tool_calls or None), "cost_source": cost_source,
             "input_tokens": None, "output_tokens": None, "cache_read_tokens": None,
             "cache_write_tokens": None, "input_exact": 0, "output_exact": 0,
         }

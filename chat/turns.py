@@ -2,8 +2,9 @@
 
 The page calls :func:`send` (or :func:`regenerate` / :func:`edit_last`) to get a :class:`Turn`, then feeds
 ``turn.stream()`` to ``st.write_stream``. Whatever happens to the stream, the reply row is finished:
-complete, stopped (the consumer closed the generator: a Stop click, a rerun, a closed tab), or error
-(a provider failure, with the partial text kept). While streaming, the partial text is checkpointed at
+complete (the provider said it finished), unfinished (the stream ended without that), stopped (the consumer
+closed the generator: a Stop click, a rerun, a closed tab), or error (a provider failure, with the partial
+text kept). While streaming, the partial text is checkpointed at
 least every second, so a crash loses at most about a second of it.
 """
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 from chat import tokens
 from chat.config import Endpoint, ModelId
+from chat.display import ending
 from chat.pricing import Pricer
 from chat.providers.base import (
     ContextTooLong,
@@ -34,6 +36,7 @@ from chat.providers.base import (
 from chat.store import DatabaseBusy, Store, StoreError
 
 DEFAULT_OUTPUT_RESERVE = 4096
+CONTINUE_PROMPT = "Continue exactly where your previous reply stopped."
 _DONE = object()
 
 
@@ -76,13 +79,26 @@ def context_window(endpoint: Endpoint | None, model: str) -> int | None:
 
 
 def history_from_rows(rows: list[dict]) -> list[Message]:
-    """The messages sent to the provider: visible rows, in order. Empty assistant rows (a reply that
-    failed before its first token) are left out; a stopped or failed partial reply is sent as it was shown."""
+    """The messages sent to the provider: visible rows, in order, always a valid request.
+
+    - A stopped or failed partial reply is sent as it was shown; an empty reply (it failed before its first
+      token, or only asked for a tool) is left out, and the user messages around it are sent as one.
+    - A refused or filtered exchange (the reply and the message it answered) is left out: sent again, it
+      invites the same answer.
+    - The request opens with a user message and never has two of them in a row."""
     out: list[Message] = []
     for row in rows:
         if row.get("superseded"):
             continue
-        if row["role"] == "assistant" and not (row.get("content") or "").strip():
+        if row["role"] == "assistant":
+            if ending(row).left_out:
+                while out and out[-1].role == "user":
+                    out.pop()
+                continue
+            if not (row.get("content") or "").strip() or not out:
+                continue
+        elif out and out[-1].role == "user":
+            out[-1] = Message("user", out[-1].content + "\n\n" + row["content"])
             continue
         out.append(Message(row["role"], row["content"]))
     return out
@@ -248,7 +264,7 @@ class Turn:
                     last_checkpoint = now
             if pending:
                 yield self._flush(pending)
-            self._finish("complete")
+            self._finish("complete" if reply.provider_finished else "unfinished")
         except ProviderError as exc:
             self._finish("error", error=exc)
             raise
@@ -290,23 +306,28 @@ class Turn:
         usage = None
         ttft = duration = None
         finish_reason = None
+        tool_calls: list[str] = []
         if reply is not None:
             usage = tokens.fill_missing_usage(reply.usage, messages=self._history, system=self.settings.system,
                                               reply_text=text, model=model_id.model)
             ttft = reply.time_to_first_token
             duration = reply.duration
             finish_reason = reply.finish_reason
+            tool_calls = reply.tool_calls
         cost = self.pricer.cost(model_id.provider, model_id.model, usage).usd if usage else None
+        cost_source = None
+        if cost is None and usage is not None and usage.provider_cost is not None:
+            cost, cost_source = usage.provider_cost, "provider"  # no price of ours: what the server billed
         nothing_sent = reply is None or reply.started_at is None  # never iterated: no request made
         refused = status == "error" and not text and not reply.usage.input_exact if reply else False
         if nothing_sent or refused:
-            usage, cost = None, 0.0  # nothing reached the provider, or it refused: nothing generated or billed
+            usage, cost, cost_source = None, 0.0, None  # nothing reached the provider, or it refused: nothing billed
         for attempt in range(3):  # the final write must land: a busy database gets two more chances
             try:
                 self.record = self.store.finish_reply(
                     self.message_id, content=text, status=status, usage=usage, cost=cost, ttft=ttft,
                     duration=duration, finish_reason=finish_reason,
-                    error=(error.hint if error else None),
+                    error=(error.hint if error else None), tool_calls=tool_calls, cost_source=cost_source,
                 )
                 return
             except DatabaseBusy:

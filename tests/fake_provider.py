@@ -24,6 +24,13 @@ sent. ``input_tokens`` is the uncached input (Anthropic's convention): the OpenA
 If the request sets ``max_tokens`` / ``max_completion_tokens`` below the reply's length, the reply is cut
 and ends with ``finish_reason="length"`` (OpenAI) / ``stop_reason="max_tokens"`` (Anthropic).
 
+Imperfect servers (knobs below ``ping_every``): a stream that ends cleanly mid-answer (``end_after``,
+with ``framing="close"`` an HTTP/1.0-style body delimited by the socket closing), a ``200`` that is not a
+stream (``body``), gateway error pages (``error_html``), choices without an index or counting up
+(``choice_index``), UTF-16 surrogate halves in separate chunks (``split_surrogates``), several Anthropic
+text blocks, tool calls in both formats, refusals, OpenRouter's ``usage.cost`` and Anthropic's 1-hour cache
+writes.
+
 Control over HTTP (for a subprocess server), no authentication:
 ``POST /_control/scenario`` ``{"model": null | "name", <knob>: value, ...}``, ``GET /_control/scenario``,
 ``POST /_control/reset``, ``GET /_control/log`` (optional ``?kind=disconnect``), ``GET /_control/health``.
@@ -88,6 +95,20 @@ DEFAULT_KNOBS: dict[str, Any] = {
     "split_utf8": False,  # split every chunk holding a multi-byte character across two network writes
     "split_delay": 0.02,  # seconds between the two halves
     "ping_every": None,  # an extra ping (Anthropic event / OpenAI SSE comment) every N chunks
+    # shapes real servers and relays send besides the documented happy path
+    "end_after": None,  # after N text chunks end the body cleanly: no finish, no usage, no [DONE]/message_stop
+    "framing": "chunked",  # "chunked", or "close": no Transfer-Encoding, the body ends when the socket closes
+    "body": None,  # answer a streaming request with 200 and: "json" (a whole completion/message),
+    #                "json_error" (an error object), "html" (a sign-in page), "text" (plain text)
+    "error_html": False,  # with status: the error body is a gateway's HTML page (nginx / Cloudflare)
+    "choice_index": "normal",  # OpenAI: "missing" (no index), "counting" (0, 1, 2, ... per chunk), or
+    #                            "second" (a real second choice, "SECOND …", interleaved)
+    "split_surrogates": False,  # a character outside the BMP is sent as two chunks, one UTF-16 half each
+    "text_blocks": None,  # Anthropic: a list of texts, each streamed as its own text block
+    "tool_call": None,  # {"name": ..., "arguments": {...}}: the model asks for a tool after its text
+    "refusal": None,  # OpenAI: this text streamed as delta.refusal; both: finish "refusal" unless set
+    "usage_cost": None,  # OpenAI format: usage.cost in USD (OpenRouter)
+    "cache_write_1h_tokens": 0,  # Anthropic: of cache_write_tokens, written with a 1-hour lifetime
 }
 
 FILLER = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut "
@@ -193,6 +214,8 @@ class _OpenAIWire:
         self.usage_wanted = bool((body.get("stream_options") or {}).get("include_usage"))
         self.send_usage = self.usage_wanted and knobs["include_usage"]
         self.limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        self.knobs = knobs
+        self.sent = 0  # choice chunks sent (the "counting" index)
 
     def _chunk(self, choices: list, **extra: Any) -> bytes:
         data = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
@@ -201,12 +224,27 @@ class _OpenAIWire:
             data["usage"] = None
         return _sse(data)
 
+    def _choice(self, delta: dict, finish_reason: str | None = None, index: int = 0) -> dict:
+        mode = self.knobs["choice_index"]
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        if mode == "missing":
+            del choice["index"]
+        elif mode == "counting":
+            choice["index"] = self.sent
+        self.sent += 1
+        return choice
+
     def preamble(self, usage: dict) -> list[bytes]:
         delta = {"role": "assistant", "content": "", "refusal": None}
-        return [self._chunk([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}])]
+        return [self._chunk([self._choice(delta)])]
 
-    def text(self, text: str) -> bytes:
-        return self._chunk([{"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": None}])
+    def text(self, text: str, new_block: bool = False) -> bytes:
+        key = "refusal" if self.knobs["refusal"] is not None else "content"
+        frame = self._chunk([self._choice({key: text})])
+        if self.knobs["choice_index"] == "second":  # what another choice of an n=2 request would say
+            frame += self._chunk([{"index": 1, "delta": {"content": " SECOND"}, "logprobs": None,
+                                   "finish_reason": None}])
+        return frame
 
     def ping(self) -> bytes:
         return b": ping\n\n"
@@ -216,31 +254,61 @@ class _OpenAIWire:
         return _sse({"error": {"message": message, "type": knobs["error_type"] or "server_error",
                                "param": None, "code": knobs["error_code"]}})
 
-    def epilogue(self, finish_reason: str, usage: dict) -> list[bytes]:
-        frames = [self._chunk([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish_reason}])]
-        if self.send_usage:
-            prompt = usage["input_tokens"] + usage["cache_read_tokens"]
-            frames.append(self._chunk([], usage={
-                "prompt_tokens": prompt, "completion_tokens": usage["output_tokens"],
+    def _tool_frames(self) -> list[bytes]:
+        call = self.knobs["tool_call"]
+        if not call:
+            return []
+        arguments = json.dumps(call.get("arguments") or {})
+        first = {"tool_calls": [{"index": 0, "id": "call_" + uuid.uuid4().hex[:12], "type": "function",
+                                 "function": {"name": call["name"], "arguments": ""}}]}
+        frames = [self._chunk([self._choice(first)])]
+        for i in range(0, len(arguments), 8):  # the arguments arrive in pieces, as they do for real
+            piece = {"tool_calls": [{"index": 0, "function": {"arguments": arguments[i:i + 8]}}]}
+            frames.append(self._chunk([self._choice(piece)]))
+        return frames
+
+    def _usage(self, usage: dict) -> dict:
+        prompt = usage["input_tokens"] + usage["cache_read_tokens"]
+        data = {"prompt_tokens": prompt, "completion_tokens": usage["output_tokens"],
                 "total_tokens": prompt + usage["output_tokens"],
                 "prompt_tokens_details": {"cached_tokens": usage["cache_read_tokens"], "audio_tokens": 0},
                 "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                                              "accepted_prediction_tokens": 0,
-                                              "rejected_prediction_tokens": 0}}))
+                                              "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
+        if self.knobs["usage_cost"] is not None:
+            data["cost"] = self.knobs["usage_cost"]
+        return data
+
+    def epilogue(self, finish_reason: str, usage: dict) -> list[bytes]:
+        frames = self._tool_frames()
+        frames.append(self._chunk([self._choice({}, finish_reason)]))
+        if self.send_usage:
+            frames.append(self._chunk([], usage=self._usage(usage)))
         frames.append(b"data: [DONE]\n\n")
         return frames
 
     def default_finish(self, cut: bool) -> str:
-        return "length" if cut else "stop"
+        if cut:
+            return "length"
+        if self.knobs["tool_call"]:
+            return "tool_calls"
+        return "refusal" if self.knobs["refusal"] is not None else "stop"
 
     def whole(self, text: str, finish_reason: str, usage: dict) -> dict:
-        prompt = usage["input_tokens"] + usage["cache_read_tokens"]
+        refused = self.knobs["refusal"] is not None
+        message: dict = {"role": "assistant", "content": None if refused else text,
+                         "refusal": text if refused else None}
+        if self.knobs["tool_call"]:
+            call = self.knobs["tool_call"]
+            message["tool_calls"] = [{"id": "call_1", "type": "function", "function": {
+                "name": call["name"], "arguments": json.dumps(call.get("arguments") or {})}}]
         return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
-                             "logprobs": None, "finish_reason": finish_reason}],
-                "usage": {"prompt_tokens": prompt, "completion_tokens": usage["output_tokens"],
-                          "total_tokens": prompt + usage["output_tokens"],
-                          "prompt_tokens_details": {"cached_tokens": usage["cache_read_tokens"]}}}
+                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
+                "usage": self._usage(usage)}
+
+    def error_body(self, knobs: dict, model: str) -> dict:
+        return {"error": {"message": knobs["error_message"] or f"model '{model}' not found",
+                          "type": knobs["error_type"] or "invalid_request_error", "param": None,
+                          "code": knobs["error_code"] or "model_not_found"}}
 
 
 class _AnthropicWire:
@@ -251,23 +319,37 @@ class _AnthropicWire:
         self.id = f"msg_{uuid.uuid4().hex[:24]}"
         self.send_usage = knobs["include_usage"]
         self.limit = body.get("max_tokens")
+        self.knobs = knobs
+        self.block = 0  # the index of the text block being streamed
 
     def _usage(self, usage: dict, output_tokens: int) -> dict:
-        return {"input_tokens": usage["input_tokens"],
+        data = {"input_tokens": usage["input_tokens"],
                 "cache_creation_input_tokens": usage["cache_write_tokens"],
                 "cache_read_input_tokens": usage["cache_read_tokens"], "output_tokens": output_tokens}
+        if self.knobs["cache_write_1h_tokens"]:
+            one_hour = self.knobs["cache_write_1h_tokens"]
+            data["cache_creation"] = {"ephemeral_5m_input_tokens": usage["cache_write_tokens"] - one_hour,
+                                      "ephemeral_1h_input_tokens": one_hour}
+        return data
 
     def preamble(self, usage: dict) -> list[bytes]:
         message = {"id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
                    "stop_reason": None, "stop_sequence": None, "usage": self._usage(usage, 1)}
         return [_sse({"type": "message_start", "message": message}, "message_start"),
-                _sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-                     "content_block_start"),
-                self.ping()]
+                self._block_start(), self.ping()]
 
-    def text(self, text: str) -> bytes:
-        return _sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
-                    "content_block_delta")
+    def _block_start(self) -> bytes:
+        return _sse({"type": "content_block_start", "index": self.block,
+                     "content_block": {"type": "text", "text": ""}}, "content_block_start")
+
+    def text(self, text: str, new_block: bool = False) -> bytes:
+        frame = b""
+        if new_block:
+            frame = _sse({"type": "content_block_stop", "index": self.block}, "content_block_stop")
+            self.block += 1
+            frame += self._block_start()
+        return frame + _sse({"type": "content_block_delta", "index": self.block,
+                             "delta": {"type": "text_delta", "text": text}}, "content_block_delta")
 
     def ping(self) -> bytes:
         return _sse({"type": "ping"}, "ping")
@@ -276,8 +358,24 @@ class _AnthropicWire:
         return _sse({"type": "error", "error": {"type": knobs["error_type"] or "overloaded_error",
                                                 "message": knobs["error_message"] or "Overloaded"}}, "error")
 
+    def _tool_frames(self) -> list[bytes]:
+        call = self.knobs["tool_call"]
+        if not call:
+            return []
+        index = self.block + 1
+        arguments = json.dumps(call.get("arguments") or {})
+        frames = [_sse({"type": "content_block_start", "index": index, "content_block": {
+            "type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:12], "name": call["name"], "input": {}}},
+            "content_block_start")]
+        for i in range(0, len(arguments), 8):
+            frames.append(_sse({"type": "content_block_delta", "index": index, "delta": {
+                "type": "input_json_delta", "partial_json": arguments[i:i + 8]}}, "content_block_delta"))
+        frames.append(_sse({"type": "content_block_stop", "index": index}, "content_block_stop"))
+        return frames
+
     def epilogue(self, finish_reason: str, usage: dict) -> list[bytes]:
-        frames = [_sse({"type": "content_block_stop", "index": 0}, "content_block_stop")]
+        frames = [_sse({"type": "content_block_stop", "index": self.block}, "content_block_stop")]
+        frames += self._tool_frames()
         if self.send_usage:
             frames.append(_sse({"type": "message_delta",
                                 "delta": {"stop_reason": finish_reason, "stop_sequence": None},
@@ -286,18 +384,68 @@ class _AnthropicWire:
         return frames
 
     def default_finish(self, cut: bool) -> str:
-        return "max_tokens" if cut else "end_turn"
+        if cut:
+            return "max_tokens"
+        if self.knobs["tool_call"]:
+            return "tool_use"
+        return "refusal" if self.knobs["refusal"] is not None else "end_turn"
 
     def whole(self, text: str, finish_reason: str, usage: dict) -> dict:
+        content: list[dict] = [{"type": "text", "text": text}] if text else []
+        if self.knobs["tool_call"]:
+            call = self.knobs["tool_call"]
+            content.append({"type": "tool_use", "id": "toolu_1", "name": call["name"],
+                            "input": call.get("arguments") or {}})
         return {"id": self.id, "type": "message", "role": "assistant", "model": self.model,
-                "content": [{"type": "text", "text": text}], "stop_reason": finish_reason,
+                "content": content, "stop_reason": finish_reason,
                 "stop_sequence": None, "usage": self._usage(usage, usage["output_tokens"])}
+
+    def error_body(self, knobs: dict, model: str) -> dict:
+        return {"type": "error", "error": {"type": knobs["error_type"] or "not_found_error",
+                                           "message": knobs["error_message"] or f"model '{model}' not found"}}
 
 
 def _sse(data: dict, event: str | None = None) -> bytes:
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     head = f"event: {event}\n" if event else ""
-    return f"{head}data: {payload}\n\n".encode()
+    try:
+        return f"{head}data: {payload}\n\n".encode()
+    except UnicodeEncodeError:  # half a surrogate pair: only JSON's \\uXXXX escapes can carry it
+        payload = json.dumps(data, ensure_ascii=True, separators=(",", ":"))
+        return f"{head}data: {payload}\n\n".encode()
+
+
+def _surrogate_halves(token: str) -> list[str]:
+    """``token`` as chunks that split every character outside the BMP between its two UTF-16 halves."""
+    out, current = [], ""
+    for char in token:
+        if ord(char) > 0xFFFF:
+            units = char.encode("utf-16-le")
+            high = units[:2].decode("utf-16-le", "surrogatepass")
+            low = units[2:].decode("utf-16-le", "surrogatepass")
+            out.append(current + high)
+            current = low
+        else:
+            current += char
+    out.append(current)
+    return [part for part in out if part]
+
+
+_HTML_PAGES = {
+    502: "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1>"
+         "</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
+    504: "<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway "
+         "Time-out</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
+}
+SIGN_IN_PAGE = ("<!DOCTYPE html><html><head><title>Sign in</title></head><body><form action=\"/login\">"
+                "<input name=\"user\"><button>Sign in</button></form></body></html>")
+
+
+def _html_error_page(status: int) -> str:
+    if status in _HTML_PAGES:
+        return _HTML_PAGES[status]
+    return (f"<!DOCTYPE html><html><head><title>{status} error</title></head><body><h1>Error {status}</h1>"
+            "<p>The origin web server did not answer in time.</p><p>cloudflare</p></body></html>")
 
 
 # ---------------------------------------------------------------- the request handler
@@ -363,11 +511,27 @@ class _Handler(BaseHTTPRequestHandler):
     def _chunk(self, data: bytes, split: bool = False, split_delay: float = 0.0) -> None:
         cut = _mid_character(data) if split else None
         if cut is None:
-            self._write(b"%x\r\n%s\r\n" % (len(data), data))
+            self._write(self._frame(data))
             return
-        self._write(b"%x\r\n%s\r\n" % (cut, data[:cut]))  # half a character ...
+        self._write(self._frame(data[:cut]))  # half a character ...
         self._sleep_until(time.monotonic() + split_delay)
-        self._write(b"%x\r\n%s\r\n" % (len(data) - cut, data[cut:]))  # ... then the rest
+        self._write(self._frame(data[cut:]))  # ... then the rest
+
+    def _frame(self, data: bytes) -> bytes:
+        """``data`` as one piece of the body: a chunk of the chunked encoding, or raw bytes when the body
+        is delimited by closing the connection."""
+        if getattr(self, "_framing", "chunked") == "close":
+            return data
+        return b"%x\r\n%s\r\n" % (len(data), data)
+
+    def _end_body(self) -> None:
+        """End the body cleanly: the chunked encoding's last chunk, or closing the connection."""
+        if getattr(self, "_framing", "chunked") == "close":
+            self.close_connection = True
+            self.wfile.flush()
+            self._abort()
+        else:
+            self._write(b"0\r\n\r\n")
 
     # -- routes
     def do_GET(self) -> None:
@@ -416,6 +580,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _complete(self, wire_class: type, body: dict) -> None:
         provider = self.server.provider
         self._generation = provider._generation
+        self._framing = "chunked"
         model = str(body.get("model", ""))
         knobs = provider.scenario_for(model)
         rid = provider._next_request_id()
@@ -446,7 +611,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         wire = wire_class(body, knobs)
-        tokens = _tokens(knobs["text"] if knobs["text"] is not None else default_text(body, knobs["words"]))
+        block_starts: set[int] = set()
+        if knobs["text_blocks"] is not None and protocol == "anthropic":
+            tokens = []
+            for block in knobs["text_blocks"]:
+                if tokens:
+                    block_starts.add(len(tokens))
+                tokens += _tokens(block)
+        else:
+            text = knobs["refusal"] if knobs["refusal"] is not None else knobs["text"]
+            tokens = _tokens(text if text is not None else default_text(body, knobs["words"]))
         cut = bool(wire.limit) and len(tokens) > wire.limit
         if cut:
             tokens = tokens[: wire.limit]
@@ -461,14 +635,21 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if knobs["headers_delay"]:
                 self._sleep_until(time.monotonic() + knobs["headers_delay"])
-            if not body.get("stream"):
+            if not body.get("stream") or knobs["body"] == "json":
                 log("complete", chunks=len(tokens), finish_reason=finish, stream=False)
                 self._json(200, wire.whole("".join(tokens), finish, usage))
                 return
+            if knobs["body"] is not None:
+                self._not_a_stream(knobs["body"], wire, knobs, model, log)
+                return
+            self._framing = knobs["framing"]
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream; charset=utf-8")
             self.send_header("Cache-Control", "no-cache")
-            self.send_header("Transfer-Encoding", "chunked")
+            if self._framing == "close":
+                self.send_header("Connection", "close")
+            else:
+                self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             during = "preamble"
             for frame in wire.preamble(usage):
@@ -485,17 +666,23 @@ class _Handler(BaseHTTPRequestHandler):
                 if knobs["ping_every"] and index and index % knobs["ping_every"] == 0:
                     self._chunk(wire.ping())
                     log("ping", chunks=sent)
-                self._chunk(wire.text(tokens[index]), knobs["split_utf8"], knobs["split_delay"])
+                pieces = _surrogate_halves(tokens[index]) if knobs["split_surrogates"] else [tokens[index]]
+                for n, piece in enumerate(pieces):
+                    self._chunk(wire.text(piece, new_block=index in block_starts and n == 0),
+                                knobs["split_utf8"], knobs["split_delay"])
                 sent = index + 1
                 log("chunk", n=sent, text=tokens[index])
             during = "epilogue"
             # logged before the write, so a client that has read the whole reply always finds it logged
             # (if the write fails, a "disconnect" with during="epilogue" follows)
             log("complete", chunks=sent, finish_reason=finish)
-            # the last frames and the end of the chunked body in one write: a client that closes the
+            # the last frames and the end of the body in one write: a client that closes the
             # connection as soon as it has read [DONE] / message_stop is not a disconnect
-            self._write(b"".join(b"%x\r\n%s\r\n" % (len(f), f) for f in wire.epilogue(finish, usage))
-                        + b"0\r\n\r\n")
+            if self._framing == "close":
+                self._write(b"".join(wire.epilogue(finish, usage)))
+                self._end_body()
+            else:
+                self._write(b"".join(self._frame(f) for f in wire.epilogue(finish, usage)) + b"0\r\n\r\n")
         except _Gone as gone:
             self.close_connection = True
             if str(gone) == "client":
@@ -515,9 +702,31 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         if knobs["error_after"] == index:
             log("midstream_error", chunks=index)
-            self._write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(err := wire.error(knobs)), err))
+            self._write(self._frame(wire.error(knobs)))
+            self._end_body()
+            return True
+        if knobs["end_after"] == index:  # a clean end of the body with the answer unfinished
+            log("end_early", chunks=index)
+            self._end_body()
             return True
         return False
+
+    def _not_a_stream(self, kind: str, wire: Any, knobs: dict, model: str, log: Any) -> None:
+        """A 200 to a streaming request whose body is not an event stream."""
+        if kind == "json_error":
+            raw, content_type = json.dumps(wire.error_body(knobs, model)).encode(), "application/json"
+        elif kind == "html":
+            raw, content_type = SIGN_IN_PAGE.encode(), "text/html; charset=utf-8"
+        elif kind == "text":
+            raw, content_type = b"upstream connect error or disconnect/reset before headers", "text/plain"
+        else:
+            raise ValueError(f"unknown body kind {kind!r}")
+        log("not_a_stream", body=kind)
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
 
     def _abort(self) -> None:
         """Close the connection without finishing the chunked body."""
@@ -532,6 +741,20 @@ class _Handler(BaseHTTPRequestHandler):
             body = _openai_error(status, knobs, model, key)
         else:
             body = _anthropic_error(status, knobs, model)
+        if knobs["error_html"]:
+            log("status_error", status=status, html=True)
+            raw = _html_error_page(status).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(raw)))
+            if knobs["retry_after"] is not None:
+                self.send_header("retry-after", str(knobs["retry_after"]))
+            self.end_headers()
+            try:
+                self.wfile.write(raw)
+            except OSError:
+                self.close_connection = True
+            return
         headers = {}
         if knobs["retry_after"] is not None:
             headers["retry-after"] = str(knobs["retry_after"])

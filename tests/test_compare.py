@@ -263,7 +263,7 @@ def test_summary_rows_show_figures_and_ranks_per_target(store, providers, fake_p
     assert [r["Target"] for r in rows] == ["A", "B"]
     assert rows[0]["Model"] == "openai:gpt-4o-mini" and rows[0]["Out"] == "20" and rows[1]["Out"] == "10"
     assert rows[0]["Latency rank"] == "1" and rows[1]["Latency rank"] == "2"
-    assert all(r["Cost"].startswith("$") and r["Status"] == "done" for r in rows)
+    assert all(r["Cost"].startswith("$") and r["Status"] == "complete" for r in rows)
 
 
 def test_another_users_run_is_not_loaded(store, providers):

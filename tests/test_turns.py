@@ -198,13 +198,13 @@ def test_editing_the_last_message_resends_it_in_place(store, openai_provider, fa
     assert visible[-1]["content"].startswith("Echo: hello")
 
 
-def test_a_failed_reply_before_any_text_is_not_sent_back_as_history():
+def test_a_failed_reply_before_any_text_is_left_out_and_the_messages_around_it_go_as_one():
     rows = [
         {"role": "user", "content": "a", "position": 0},
         {"role": "assistant", "content": "", "status": "error", "position": 1},
         {"role": "user", "content": "b", "position": 2},
     ]
-    assert [m.content for m in turns.history_from_rows(rows)] == ["a", "b"]
+    assert [(m.role, m.content) for m in turns.history_from_rows(rows)] == [("user", "a\n\nb")]
 
 
 def test_figures_are_stored_for_a_model_with_unknown_price_as_unknown(store, fake_provider, openai_client):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
-from chat.display import figures_line, inert_markdown
+from chat.display import ending, figures_line, inert_markdown, plain_sentence
 
 LONG_MESSAGE = 20_000  # characters shown in full; longer messages are shown cut, so the page stays fast
 
@@ -33,9 +35,20 @@ def assistant_footer(row: dict) -> None:
     if dropped:
         st.caption(f"{dropped} older message{'s were' if dropped != 1 else ' was'} left out of this request "
                    "to fit the model's context window.")
-    if row.get("status") == "error" and row.get("error"):
-        st.error(row["error"], icon=":material/error:")
-    elif row.get("status") == "interrupted":
-        st.warning("This reply was interrupted (the server stopped while it streamed). The text above is "
-                   "what had arrived.", icon=":material/warning:")
+    ending_notice(row)
     st.caption(figures_line(row))
+
+
+_NOTICE = {"error": (st.error, ":material/error:"), "warning": (st.warning, ":material/warning:"),
+           "info": (st.info, ":material/info:")}
+
+
+def ending_notice(row: dict, *, anonymise: Callable[[str], str] | None = None) -> None:
+    """The one sentence on how a reply ended (cut, refused, unfinished, failed…), when there is one. It may
+    quote the server's own words, so it is shown as plain text."""
+    end = ending(row)
+    if not end.notice:
+        return
+    text = anonymise(end.notice) if anonymise else end.notice
+    show, icon = _NOTICE[end.tone]
+    show(plain_sentence(text), icon=icon)

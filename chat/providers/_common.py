@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from chat.providers.base import (
     AuthenticationFailed,
     ContextTooLong,
+    GatewayError,
     ModelNotFound,
     Overloaded,
     PermissionDenied,
@@ -22,6 +23,9 @@ _KEYISH = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-*.]{6,}|(?<=key provided: )\S
 
 _CONTEXT_PHRASES = ("context_length_exceeded", "maximum context length", "prompt is too long",
                     "context window", "too many tokens", "input is too long", "exceeds the context")
+
+
+GATEWAY_STATUSES = frozenset({502, 504, 520, 521, 522, 523, 524})  # nginx, load balancers, Cloudflare
 
 
 def redact(text: str, *secrets: str | None) -> str:
@@ -74,9 +78,13 @@ def error_for_status(status: int, detail: str, *, provider: str, retry_after: fl
         cls = RateLimited
     elif status in (503, 529):
         cls = Overloaded
+    elif status in GATEWAY_STATUSES:
+        cls = GatewayError
     elif status == 413 or (status == 400 and context_too_long):
         cls = ContextTooLong
     else:
         cls = ProviderError
+    if "<html" in detail.lower():  # a gateway's error page: its markup says nothing more than the status
+        detail = f"HTTP {status} (an HTML error page)"
     return cls(detail, provider=provider, status=status,
                retry_after=retry_after if cls in (RateLimited, Overloaded) else None)

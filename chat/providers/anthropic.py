@@ -6,7 +6,10 @@ Raw events rather than ``messages.stream(...)``: the raw SDK ``Stream`` is the H
 Usage: ``message_start`` carries the exact input and cache tokens, so even a stopped reply keeps them;
 ``message_delta`` carries the cumulative output tokens (replace, never add). ``message_start``'s
 ``output_tokens`` (a placeholder, usually 1) is not taken: output stays None and inexact until
-``message_delta`` arrives.
+``message_delta`` arrives. Cache writes with a 1-hour lifetime (``cache_creation.ephemeral_1h_input_tokens``)
+are kept apart, since they cost more. The reply is finished at ``message_stop``.
+
+Several text blocks are separated by a blank line, as the provider's own clients show them.
 
 No temperature: anthropic 2.x sends ``anthropic-version: 2026-10-21`` and has dropped the sampling
 parameters from ``messages.create``; that API version answers 400 to ``temperature``/``top_p``/``top_k`` at
@@ -22,7 +25,7 @@ import anthropic
 import httpx2
 
 from chat.providers._common import error_for_status, looks_like_context_too_long, redact, retry_after_seconds
-from chat.providers._sdk import SDKReply
+from chat.providers._sdk import SDKReply, field
 from chat.providers.base import (
     ConnectionLost,
     Message,
@@ -79,32 +82,67 @@ class AnthropicReply(SDKReply):
         return self._client.messages.create(**self._kwargs)
 
     def _texts(self, stream: Stream[RawMessageStreamEvent]) -> Iterator[str]:
+        new_block = False
         for event in stream:
             if event.type == "message_start":
                 self._take_usage(event.message.usage, start=True)
+            elif event.type == "content_block_start":
+                block = event.content_block
+                if block.type == "text":
+                    new_block = bool(self.chunks)
+                elif block.type in ("tool_use", "server_tool_use") and getattr(block, "name", None):
+                    self.tool_calls.append(block.name)
             elif event.type == "content_block_delta":
                 if event.delta.type == "text_delta" and event.delta.text:
-                    yield event.delta.text
+                    text = event.delta.text
+                    if new_block and not text.startswith("\n") and not self.chunks[-1].endswith("\n\n"):
+                        text = "\n\n" + text
+                    new_block = False
+                    yield text
             elif event.type == "message_delta":
                 if event.delta.stop_reason:
                     self.finish_reason = event.delta.stop_reason
                 self._take_usage(event.usage, start=False)
+            elif event.type == "message_stop":
+                self.provider_finished = True
 
     def _take_usage(self, usage: Any, *, start: bool) -> None:
         if usage is None:
             return
         u = self.usage
         # every figure is cumulative: a later event's value replaces the earlier one
-        if getattr(usage, "input_tokens", None) is not None:
-            u.input_tokens = usage.input_tokens
+        if field(usage, "input_tokens") is not None:
+            u.input_tokens = field(usage, "input_tokens")
             u.input_exact = True
-        if getattr(usage, "cache_read_input_tokens", None) is not None:
-            u.cache_read_tokens = usage.cache_read_input_tokens
-        if getattr(usage, "cache_creation_input_tokens", None) is not None:
-            u.cache_write_tokens = usage.cache_creation_input_tokens
-        if not start and getattr(usage, "output_tokens", None) is not None:
-            u.output_tokens = usage.output_tokens
+        if field(usage, "cache_read_input_tokens") is not None:
+            u.cache_read_tokens = field(usage, "cache_read_input_tokens")
+        if field(usage, "cache_creation_input_tokens") is not None:
+            u.cache_write_tokens = field(usage, "cache_creation_input_tokens")
+        creation = field(usage, "cache_creation")
+        if creation is not None and field(creation, "ephemeral_1h_input_tokens") is not None:
+            u.cache_write_1h_tokens = field(creation, "ephemeral_1h_input_tokens")
+        if not start and field(usage, "output_tokens") is not None:
+            u.output_tokens = field(usage, "output_tokens")
             u.output_exact = True
+
+    def _whole_text(self, data: dict) -> str | None:
+        content = data.get("content")
+        if data.get("type") != "message" or not isinstance(content, list):
+            return None
+        if isinstance(data.get("usage"), dict):
+            self._take_usage(data["usage"], start=False)
+        texts = []
+        for block in content:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "text" and block.get("text"):
+                texts.append(block["text"])
+            elif block.get("type") in ("tool_use", "server_tool_use") and block.get("name"):
+                self.tool_calls.append(block["name"])
+        if data.get("stop_reason"):
+            self.finish_reason = data["stop_reason"]
+            self.provider_finished = True
+        return "\n\n".join(texts)
 
     def _map_error(self, exc: BaseException) -> ProviderError:
         return map_anthropic_error(exc, provider=self.provider, key=getattr(self._client, "api_key", None))

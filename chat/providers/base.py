@@ -3,10 +3,13 @@
 A provider turns (model, messages, system prompt, parameters) into a :class:`Reply`. Iterating the reply
 drives the HTTP stream and yields text chunks; once the iteration ends (finished, failed or closed) the
 reply exposes the full text, usage, finish reason, time to first token and duration.
+
+A reply is finished only when the provider said so (``provider_finished``): a stream that just ends is not.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,6 +44,8 @@ class Usage:
     cache_write_tokens: int = 0
     input_exact: bool = False
     output_exact: bool = False
+    cache_write_1h_tokens: int = 0  # of cache_write_tokens, written with a 1-hour lifetime (a higher rate)
+    provider_cost: float | None = None  # USD, when the server reports what it billed (OpenRouter)
 
     @property
     def exact(self) -> bool:
@@ -172,7 +177,56 @@ class StreamError(ProviderError):
                 "retry to get a full one.")
 
 
+class ServerSaid(ProviderError):
+    """The server answered 200 with an error object instead of a reply; its own words are the detail."""
+
+    kind = "server_error"
+
+    @property
+    def hint(self) -> str:
+        return f"{self.who} answered with an error: {self.detail}"
+
+
+class NotAReply(ProviderError):
+    """The server answered 200 with something that is not a model reply (a web page, plain text)."""
+
+    kind = "not_a_reply"
+
+    def __init__(self, detail: str = "", *, provider: str = "", web_page: bool = False, **kwargs):
+        super().__init__(detail, provider=provider, **kwargs)
+        self.web_page = web_page
+
+    @property
+    def hint(self) -> str:
+        if self.web_page:
+            return (f"{self.who} answered with a web page, not a model reply: a sign-in proxy or gateway may be "
+                    "in the way. Check the endpoint's address.")
+        return f"{self.who} answered with something that is not a model reply: {self.detail}"
+
+
+class GatewayError(ProviderError):
+    """A gateway in front of the provider (nginx, Cloudflare, a load balancer) answered 502/504/52x."""
+
+    kind = "gateway"
+    retryable = True
+
+    @property
+    def hint(self) -> str:
+        return (f"The gateway in front of {self.who} answered HTTP {self.status}: the server behind it is down, "
+                "restarting or too slow. Try again in a minute.")
+
+
 # ---------------------------------------------------------------- the streamed reply
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _whole_characters(text: str) -> str:
+    """``text`` with UTF-16 surrogate halves that meet joined into one character and any unpaired half
+    replaced by U+FFFD (a JSON string may carry either; neither can be stored or shown)."""
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 class Reply:
@@ -190,7 +244,9 @@ class Reply:
         self.finished_at: float | None = None
         self.error: ProviderError | None = None
         self.closed = False
-        self.completed = False
+        self.completed = False  # the iteration ran to its end without an error or a close
+        self.provider_finished = False  # the provider said the reply is finished (a finish/stop reason)
+        self.tool_calls: list[str] = []  # names of the tools the model asked to use
         self.attempts = 0  # HTTP attempts made for this reply (> 1: the SDK retried before streaming)
         self.failed_attempts = 0  # of which answered with a retryable status (429, 5xx, ...)
         self._iterating = False
@@ -214,10 +270,17 @@ class Reply:
         from chat.providers import transport
 
         transport.driving(self)
+        held = ""  # the first half of a surrogate pair, until its second half arrives
         try:
             for text in self._stream():
                 if self.closed:
                     break
+                if not text:
+                    continue
+                text, held = held + text, ""
+                if "\ud800" <= text[-1] <= "\udbff":
+                    text, held = text[:-1], text[-1]
+                text = _whole_characters(text)
                 if not text:
                     continue
                 if self.first_token_at is None:
@@ -226,6 +289,9 @@ class Reply:
                 yield text
             else:
                 self.completed = True
+                if held:  # a first half that no second half followed
+                    self.chunks.append("\ufffd")
+                    yield "\ufffd"
         except ProviderError as exc:
             self.error = self._midstream(exc)
             if self.error is exc:

@@ -2,7 +2,11 @@
 
 Usage is asked for with ``stream_options={"include_usage": True}``: the last chunk (``choices == []``)
 carries it. A stream that stops early never gets that chunk, so the usage stays inexact (None) and the
-caller estimates it.
+caller estimates it. The reply is finished when a choice reports its ``finish_reason``.
+
+One choice is read. Relays and local runtimes that stream one choice may leave ``index`` out or count it up
+with every chunk; a real second choice shows itself by an index coming back after another one appeared, and
+from then on only the first is read.
 
 The token limit goes out as ``max_completion_tokens`` to OpenAI itself (its reasoning models reject
 ``max_tokens``) and as ``max_tokens`` to every other endpoint (Ollama documents only ``max_tokens``;
@@ -18,7 +22,7 @@ import httpx2
 import openai
 
 from chat.providers._common import error_for_status, looks_like_context_too_long, redact, retry_after_seconds
-from chat.providers._sdk import SDKReply
+from chat.providers._sdk import SDKReply, field
 from chat.providers.base import (
     ConnectionLost,
     Message,
@@ -71,6 +75,11 @@ class OpenAIProvider:
 
 
 class OpenAIReply(SDKReply):
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._seen: list[int] = []  # choice indices in order of appearance
+        self._several = False  # a real second choice showed itself
+
     def _open(self) -> Stream[ChatCompletionChunk]:
         return self._client.chat.completions.create(**self._kwargs)
 
@@ -78,21 +87,75 @@ class OpenAIReply(SDKReply):
         for chunk in stream:
             if chunk.usage is not None:
                 self._take_usage(chunk.usage)
-            for choice in chunk.choices:
-                if choice.index != 0:
-                    continue
+            for choice in self._ours(chunk.choices or []):
                 if choice.finish_reason:
-                    self.finish_reason = choice.finish_reason
-                if choice.delta is not None and choice.delta.content:
-                    yield choice.delta.content
+                    self._finish(choice.finish_reason)
+                delta = choice.delta
+                if delta is None:
+                    continue
+                for call in delta.tool_calls or []:
+                    name = field(field(call, "function"), "name")
+                    if name:
+                        self.tool_calls.append(name)
+                if delta.content:
+                    yield delta.content
+                refusal = getattr(delta, "refusal", None)
+                if refusal:
+                    self.finish_reason = self.finish_reason or "refusal"
+                    yield refusal
+
+    def _ours(self, choices: list) -> list:
+        """The choices of a chunk that belong to the one choice read (see the module docstring)."""
+        if len(choices) > 1:
+            self._several = True
+        ours = []
+        for choice in choices:
+            index = getattr(choice, "index", None)
+            if index is None:
+                ours.append(choice)
+                continue
+            if not self._several and self._seen and index in self._seen and index != self._seen[-1]:
+                self._several = True  # an earlier index came back: the server streams several choices
+            if index not in self._seen:
+                self._seen.append(index)
+            if not self._several or index == self._seen[0]:
+                ours.append(choice)
+        return ours[:1] if self._several else ours
+
+    def _finish(self, reason: str) -> None:
+        # a refusal streamed as text may end with "stop": the refusal is what the reply was
+        if self.finish_reason != "refusal":
+            self.finish_reason = reason
+        self.provider_finished = True
 
     def _take_usage(self, usage: Any) -> None:
-        details = getattr(usage, "prompt_tokens_details", None)
-        cached = (getattr(details, "cached_tokens", None) or 0) if details is not None else 0
-        self.usage.input_tokens = max(0, (usage.prompt_tokens or 0) - cached)
+        details = field(usage, "prompt_tokens_details")
+        cached = (field(details, "cached_tokens") or 0) if details is not None else 0
+        self.usage.input_tokens = max(0, (field(usage, "prompt_tokens") or 0) - cached)
         self.usage.cache_read_tokens = cached
-        self.usage.output_tokens = usage.completion_tokens or 0
+        self.usage.output_tokens = field(usage, "completion_tokens") or 0
         self.usage.input_exact = self.usage.output_exact = True
+        cost = field(usage, "cost")  # OpenRouter reports what it billed
+        if isinstance(cost, int | float) and not isinstance(cost, bool) and cost >= 0:
+            self.usage.provider_cost = float(cost)
+
+    def _whole_text(self, data: dict) -> str | None:
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            return None
+        choice = choices[0]
+        message = choice.get("message") or {}
+        if isinstance(data.get("usage"), dict):
+            self._take_usage(data["usage"])
+        for call in message.get("tool_calls") or []:
+            name = field(field(call, "function") or {}, "name")
+            if name:
+                self.tool_calls.append(name)
+        if message.get("refusal"):
+            self.finish_reason = "refusal"
+        if choice.get("finish_reason"):
+            self._finish(choice["finish_reason"])
+        return str(message.get("content") or message.get("refusal") or "")
 
     def _map_error(self, exc: BaseException) -> ProviderError:
         return map_openai_error(exc, provider=self.provider, key=getattr(self._client, "api_key", None))

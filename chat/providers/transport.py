@@ -18,7 +18,10 @@ import httpx2
 
 from chat.providers._common import retry_after_seconds
 
-RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+
+def retryable(status: int) -> bool:
+    """The statuses both SDKs retry: 408, 409, 429 and every 5xx (gateways' 502/504/524 included)."""
+    return status in (408, 409, 429) or status >= 500
 _current = threading.local()
 
 
@@ -42,7 +45,7 @@ def _on_request(request: httpx2.Request) -> None:
 
 def _bound_retry_wait(max_wait: float):
     def on_response(response: httpx2.Response) -> None:
-        if response.status_code in RETRYABLE:
+        if retryable(response.status_code):
             reply = getattr(_current, "reply", None)
             if reply is not None:
                 reply.failed_attempts += 1  # the SDK may retry it: the UI says so while it waits
