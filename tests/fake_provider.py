@@ -236,7 +236,10 @@ class _OpenAIWire:
 
     def preamble(self, usage: dict) -> list[bytes]:
         delta = {"role": "assistant", "content": "", "refusal": None}
-        return [self._chunk([self._choice(delta)])]
+        frames = [self._chunk([self._choice(delta)])]
+        if self.knobs["choice_index"] == "second":  # an n=2 stream opens each choice before any text
+            frames.append(self._chunk([{"index": 1, "delta": delta, "logprobs": None, "finish_reason": None}]))
+        return frames
 
     def text(self, text: str, new_block: bool = False) -> bytes:
         key = "refusal" if self.knobs["refusal"] is not None else "content"
