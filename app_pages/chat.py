@@ -11,9 +11,6 @@ from chat.providers import TAKES_TEMPERATURE, Params, ProviderError
 from ui import render
 from ui.resources import boot, current_viewer, pricer, providers, signed_in_caption
 
-RECENT_MESSAGES = 60  # messages drawn when a conversation opens
-EARLIER_STEP = 200  # more drawn per "Show earlier messages" click
-
 cfg, db = boot()
 viewer = current_viewer()
 user = viewer.user
@@ -160,15 +157,7 @@ if action and cid:
 def draw_conversation(rows: list[dict], live: turns.Turn | None) -> None:
     if not rows:
         st.caption(f"Talking to **{model_id}**. Ask anything below.")
-    # Every element on the page costs the browser time at each run, so a long conversation opens on its
-    # latest messages, with earlier ones a click away.
-    drawn = st.session_state.setdefault(f"drawn-{cid}", RECENT_MESSAGES)
-    hidden = max(0, len(rows) - drawn)
-    if hidden:
-        more = min(hidden, EARLIER_STEP)
-        st.button(f"Show {more:,} earlier message{'s' if more != 1 else ''} ({hidden:,} hidden)",
-                  icon=":material/expand_less:", type="tertiary",
-                  on_click=lambda: st.session_state.update({f"drawn-{cid}": drawn + EARLIER_STEP}))
+    hidden = render.earlier_messages(len(rows), f"drawn-{cid}")  # a long conversation opens on its latest
     for row in rows[hidden:]:
         if live is None or row["id"] != live.message_id:
             render.message(row)

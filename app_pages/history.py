@@ -194,8 +194,12 @@ if conversations_tab.open:
         # Results scroll in a box of their own, so a conversation opened from them shows up close by
         listing = st.container(height=460 if query.strip() else "content", border=False)
         paging = st.container()
-        if query.strip():
-            ranked = history.rank(db, query, filters)
+        ranked = history.rank(db, query, filters) if query.strip() else None
+        if ranked is not None and ranked.problem:  # too large, too slow, or a damaged index: say so
+            with listing:
+                st.warning(ranked.problem, icon=":material/search_off:")
+            csv_rows = None
+        elif ranked is not None:
             with paging:
                 page = pages_for(len(ranked.hits), SEARCH_PAGE_SIZE)
             hits = history.search_page(db, ranked, limit=SEARCH_PAGE_SIZE, offset=(page - 1) * SEARCH_PAGE_SIZE)
@@ -252,8 +256,9 @@ if conversations_tab.open:
                     st.info("No conversations match these filters." if not show_deleted
                             else "No deleted conversations match these filters.")
             csv_rows = functools.partial(table_csv, filters)
-        st.download_button("Download table (CSV)", data=csv_rows, file_name="conversations.csv", mime="text/csv",
-                           icon=":material/download:", on_click="ignore", type="tertiary")
+        if csv_rows is not None:
+            st.download_button("Download table (CSV)", data=csv_rows, file_name="conversations.csv",
+                               mime="text/csv", icon=":material/download:", on_click="ignore", type="tertiary")
 
         # -------------------------------------------------------- the open conversation
         open_id = st.query_params.get("open")
@@ -313,7 +318,8 @@ if conversations_tab.open:
                 visible = [m for m in messages if not m["superseded"]]
                 if not visible:
                     st.caption("No messages yet.")
-                for message in visible:
+                hidden = render.earlier_messages(len(visible), f"history-drawn-{cid}")  # exports stay whole
+                for message in visible[hidden:]:
                     render.message(message)
 
 # ---------------------------------------------------------------- analytics

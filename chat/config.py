@@ -17,13 +17,19 @@ Names other tools rely on:
     CHAT_DAILY_LIMIT_USD    per-user daily spending limit; a turn past it is refused
     CHAT_MAX_RETRY_WAIT     longest retry-after (s) the SDKs may wait out before a retry (default 10);
                             a longer one fails at once with "wait about N s"
+
+Configuration fails closed: a secrets file that exists but cannot be read or parsed, or a setting of the
+wrong type or out of range, raises ConfigError naming the setting (and for a file, the line), rather than
+starting with weaker settings than were written (no identity check, no spending limit).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +43,10 @@ _ENDPOINT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 class ConfigError(ValueError):
     """A setting is malformed; the message says which one and how to fix it."""
+
+
+class PriceConfigError(ConfigError):
+    """A price override ([prices] / CHAT_PRICES) is malformed."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,38 @@ class Settings:
         return available[0] if available else None
 
 
+# ---------------------------------------------------------------- the secrets file
+
+
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+
+
+def read_secrets(path: str | os.PathLike) -> dict[str, Any] | None:
+    """A secrets TOML file as a dict; None when there is no such file (the environment alone is fine).
+    A file that exists but cannot be read or parsed raises ConfigError naming the file, and for a syntax
+    error the line and column."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8.") from None
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read: {exc.strerror or exc}. Fix its permissions or remove it.") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        found = _TOML_POSITION.search(message)
+        where = f"line {found[1]}, column {found[2]}" if found else "at the end"
+        problem = _TOML_POSITION.sub("", message).replace(" (at end of document)", "")
+        raise ConfigError(f"{path}, {where}: {problem}. Fix the file (it is TOML), or remove it to "
+                          "configure from the environment only.") from None
+
+
+# ---------------------------------------------------------------- reading and checking settings
+
+
 def _lookup(env: Mapping[str, str], secrets: Mapping[str, Any], key: str) -> Any:
     value = env.get(key)
     if value not in (None, ""):
@@ -127,12 +169,84 @@ def _lookup(env: Mapping[str, str], secrets: Mapping[str, Any], key: str) -> Any
     return value if value not in (None, "") else None
 
 
-def _models(value: Any, default: tuple[str, ...]) -> tuple[str, ...]:
+def _text(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be text, not {value!r}; write it in quotes.")
+    return value
+
+
+def _models(key: str, value: Any, default: tuple[str, ...]) -> tuple[str, ...]:
     if value is None:
         return default
     if isinstance(value, str):
         value = value.split(",")
-    return tuple(m.strip() for m in value if str(m).strip())
+    if not isinstance(value, list | tuple) or not all(isinstance(m, str) for m in value):
+        raise ConfigError(f"{key} must be a list of model names, e.g. [\"gpt-4o-mini\", \"gpt-4o\"], "
+                          f"not {value!r}.")
+    return tuple(m.strip() for m in value if m.strip())
+
+
+def _base_url(key: str, value: Any) -> str | None:
+    url = _text(key, value)
+    if url is None:
+        return None
+    if not re.match(r"^https?://[^/\s]+", url.strip()):
+        raise ConfigError(f"{key} must be an http:// or https:// address, e.g. http://localhost:11434/v1, "
+                          f"not {url!r}.")
+    return url.strip()
+
+
+def _number(key: str, value: Any, *, default: float, minimum: float, above: bool = False,
+            integer: bool = False, hint: str = "") -> float:
+    """A finite number >= minimum (> minimum when ``above``), from text or a TOML number."""
+    if value is None:
+        return default
+    bound = f"{'greater than' if above else 'at least'} {minimum:g}"
+    kind = "a whole number" if integer else "a number"
+    what = f"{key} must be {kind} {bound}{hint}, not {value!r}."
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(what)
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(what) from None
+    if not math.isfinite(number) or number < minimum or (above and number == minimum):
+        raise ConfigError(what)
+    if integer and not number.is_integer():
+        raise ConfigError(what)
+    return number
+
+
+_ENDPOINT_FIELDS = ("base_url", "api_key", "models", "context_window", "label")
+
+
+def _endpoint(name: Any, spec: Any) -> Endpoint:
+    name = str(name).lower()
+    if name in BUILTIN_PROVIDERS or not _ENDPOINT_NAME.match(name):
+        raise ConfigError(f"Endpoint name {name!r} is reserved or invalid; use letters, digits, - _ .")
+    where = f"Endpoint {name!r}"
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{where} must be a table ([endpoints.{name}] with base_url and models), not {spec!r}.")
+    unknown = sorted(set(spec) - set(_ENDPOINT_FIELDS))
+    if unknown:
+        raise ConfigError(f"{where} has unknown field(s) {', '.join(map(repr, unknown))}; "
+                          f"it takes {', '.join(_ENDPOINT_FIELDS)}.")
+    if not spec.get("base_url"):
+        raise ConfigError(f"{where} needs a base_url, e.g. http://localhost:11434/v1.")
+    models = _models(f"{where}: models", spec.get("models"), ())
+    if not models:
+        raise ConfigError(f"{where} needs a list of models.")
+    window = spec.get("context_window")
+    if window is not None:
+        window = int(_number(f"{where}: context_window", window, default=0, minimum=0, above=True,
+                             integer=True, hint=" (tokens)"))
+    label = _text(f"{where}: label", spec.get("label"))
+    return Endpoint(name=name, kind="openai", label=label or name,
+                    api_key=_text(f"{where}: api_key", spec.get("api_key")) or None,
+                    base_url=_base_url(f"{where}: base_url", spec["base_url"]), models=models,
+                    context_window=window)
 
 
 def _endpoints_from(env: Mapping[str, str], secrets: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -153,82 +267,97 @@ def _endpoints_from(env: Mapping[str, str], secrets: Mapping[str, Any]) -> dict[
     return found
 
 
+def _prices_from(env: Mapping[str, str], secrets: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    table = secrets.get("prices") or {}
+    if not isinstance(table, Mapping):
+        raise PriceConfigError("[prices] in secrets.toml must be a table of price overrides, e.g. "
+                               '[prices."openai:gpt-4o-mini"] with input_mtok and output_mtok.')
+    prices = dict(table)
+    raw = env.get("CHAT_PRICES")
+    if raw:
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise PriceConfigError(f"CHAT_PRICES is not valid JSON: {exc.msg}.") from None
+        if not isinstance(data, dict):
+            raise PriceConfigError('CHAT_PRICES must be a JSON object, e.g. {"openai:gpt-4o-mini": '
+                                   '{"input_mtok": 0.15, "output_mtok": 0.6}}, not ' + f"{data!r}.")
+        prices.update(data)
+    from chat.pricing import Pricer  # here: chat.pricing imports chat.providers, which imports this module
+
+    try:
+        Pricer(prices)  # the one place that knows what a price override may hold
+    except ValueError as exc:
+        raise PriceConfigError(f"{exc} (in [prices] or CHAT_PRICES; USD per million tokens).") from None
+    return {str(k): dict(v) for k, v in prices.items()}
+
+
 def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None,
                   ) -> Settings:
     env = os.environ if env is None else env
     secrets = secrets or {}
     models_table = secrets.get("models") or {}
+    if not isinstance(models_table, Mapping):
+        raise ConfigError(f"[models] in secrets.toml must be a table (openai = [...], anthropic = [...]), "
+                          f"not {models_table!r}.")
+
+    def models(key: str, provider: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = _lookup(env, secrets, key)
+        if value is not None:
+            return _models(key, value, default)
+        return _models(f"[models] {provider}", models_table.get(provider), default)
 
     endpoints = [
         Endpoint(
             name="openai", kind="openai", label="OpenAI",
-            api_key=_lookup(env, secrets, "OPENAI_API_KEY"),
-            base_url=_lookup(env, secrets, "OPENAI_BASE_URL"),
-            models=_models(_lookup(env, secrets, "OPENAI_MODELS") or models_table.get("openai"),
-                           DEFAULT_OPENAI_MODELS),
+            api_key=_text("OPENAI_API_KEY", _lookup(env, secrets, "OPENAI_API_KEY")),
+            base_url=_base_url("OPENAI_BASE_URL", _lookup(env, secrets, "OPENAI_BASE_URL")),
+            models=models("OPENAI_MODELS", "openai", DEFAULT_OPENAI_MODELS),
         ),
         Endpoint(
             name="anthropic", kind="anthropic", label="Anthropic",
-            api_key=_lookup(env, secrets, "ANTHROPIC_API_KEY"),
-            base_url=_lookup(env, secrets, "ANTHROPIC_BASE_URL"),
-            models=_models(_lookup(env, secrets, "ANTHROPIC_MODELS") or models_table.get("anthropic"),
-                           DEFAULT_ANTHROPIC_MODELS),
+            api_key=_text("ANTHROPIC_API_KEY", _lookup(env, secrets, "ANTHROPIC_API_KEY")),
+            base_url=_base_url("ANTHROPIC_BASE_URL", _lookup(env, secrets, "ANTHROPIC_BASE_URL")),
+            models=models("ANTHROPIC_MODELS", "anthropic", DEFAULT_ANTHROPIC_MODELS),
         ),
     ]
-    for name, spec in _endpoints_from(env, secrets).items():
-        name = str(name).lower()
-        if name in BUILTIN_PROVIDERS or not _ENDPOINT_NAME.match(name):
-            raise ConfigError(f"Endpoint name {name!r} is reserved or invalid; use letters, digits, - _ .")
-        if not isinstance(spec, Mapping) or not spec.get("base_url"):
-            raise ConfigError(f"Endpoint {name!r} needs a base_url, e.g. http://localhost:11434/v1.")
-        models = _models(spec.get("models"), ())
-        if not models:
-            raise ConfigError(f"Endpoint {name!r} needs a list of models.")
-        window = spec.get("context_window")
-        endpoints.append(Endpoint(
-            name=name, kind="openai", label=str(spec.get("label") or name),
-            api_key=spec.get("api_key") or None, base_url=str(spec["base_url"]), models=models,
-            context_window=int(window) if window else None,
-        ))
+    endpoints += [_endpoint(name, spec) for name, spec in _endpoints_from(env, secrets).items()]
+    prices = _prices_from(env, secrets)
 
-    prices = {str(k): dict(v) for k, v in (secrets.get("prices") or {}).items()}
-    raw_prices = env.get("CHAT_PRICES")
-    if raw_prices:
-        try:
-            prices.update(json.loads(raw_prices))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"CHAT_PRICES is not valid JSON: {exc.msg}.") from None
-
-    def number(key: str, default: float) -> float:
-        value = _lookup(env, secrets, key)
-        if value is None:
-            return default
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key} must be a number, got {value!r}.") from None
-
-    auth_mode = str(_lookup(env, secrets, "CHAT_AUTH") or "none").strip().lower()
+    auth_mode = _text("CHAT_AUTH", _lookup(env, secrets, "CHAT_AUTH")) or "none"
+    auth_mode = auth_mode.strip().lower()
     if auth_mode not in ("none", "header", "oidc"):
         raise ConfigError(f"CHAT_AUTH must be none, header or oidc, not {auth_mode!r}.")
+    auth_header = (_text("CHAT_AUTH_HEADER", _lookup(env, secrets, "CHAT_AUTH_HEADER")) or "X-Forwarded-Email").strip()
+    if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", auth_header):
+        raise ConfigError(f"CHAT_AUTH_HEADER must be a header name such as X-Forwarded-Email, not {auth_header!r}.")
     analysts = _lookup(env, secrets, "CHAT_ANALYSTS") or ()
     if isinstance(analysts, str):
         analysts = analysts.split(",")
+    if not isinstance(analysts, list | tuple) or not all(isinstance(a, str) for a in analysts):
+        raise ConfigError("CHAT_ANALYSTS must be comma-separated text (\"ann@x.com,bob@x.com\") or a list of "
+                          f"text, not {analysts!r}.")
     limit = _lookup(env, secrets, "CHAT_DAILY_LIMIT_USD")
+    daily_limit = None if limit is None else _number(
+        "CHAT_DAILY_LIMIT_USD", limit, default=0, minimum=0, above=True,
+        hint=" (USD per user per day; leave it unset for no limit)")
 
-    default_model = _lookup(env, secrets, "CHAT_DEFAULT_MODEL")
+    default_model = _text("CHAT_DEFAULT_MODEL", _lookup(env, secrets, "CHAT_DEFAULT_MODEL"))
     if default_model:
         parse_model_id(default_model)  # fail early and clearly on a malformed id
     return Settings(
         endpoints=tuple(endpoints),
-        db_path=Path(_lookup(env, secrets, "CHAT_DB") or "chat.db"),
+        db_path=Path(_text("CHAT_DB", _lookup(env, secrets, "CHAT_DB")) or "chat.db"),
         default_model=default_model,
         prices=prices,
-        timeout=number("CHAT_TIMEOUT", 60.0),
-        max_retries=int(number("CHAT_MAX_RETRIES", 2)),
-        max_retry_wait=number("CHAT_MAX_RETRY_WAIT", 10.0),
+        timeout=_number("CHAT_TIMEOUT", _lookup(env, secrets, "CHAT_TIMEOUT"), default=60.0, minimum=0,
+                        above=True, hint=" (seconds)"),
+        max_retries=int(_number("CHAT_MAX_RETRIES", _lookup(env, secrets, "CHAT_MAX_RETRIES"), default=2,
+                                minimum=0, integer=True)),
+        max_retry_wait=_number("CHAT_MAX_RETRY_WAIT", _lookup(env, secrets, "CHAT_MAX_RETRY_WAIT"), default=10.0,
+                               minimum=0, hint=" (seconds)"),
         auth_mode=auth_mode,
-        auth_header=str(_lookup(env, secrets, "CHAT_AUTH_HEADER") or "X-Forwarded-Email"),
-        analysts=frozenset(a.strip().lower() for a in analysts if str(a).strip()),
-        daily_limit_usd=number("CHAT_DAILY_LIMIT_USD", 0.0) or None if limit is not None else None,
+        auth_header=auth_header,
+        analysts=frozenset(a.strip().lower() for a in analysts if a.strip()),
+        daily_limit_usd=daily_limit,
     )

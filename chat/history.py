@@ -34,7 +34,7 @@ from typing import Any
 from chat.display import csv_cell, ending, escape_markdown, figures_line, totals_line
 from chat.migrations import now
 from chat.pricing import format_cost
-from chat.store import SOURCES, Store, title_from
+from chat.store import SEARCH_TIME_LIMIT, SOURCES, SearchError, Store, check_search_size, search_guard, title_from
 
 PAGE_SIZE = 50
 WINDOW = 1000  # newest matching messages ranked by a search
@@ -225,6 +225,7 @@ class SearchPage:
     plain: bool  # searched as plain words
     ranked_by: str  # "relevance" or "recency" (every word very common)
     ignored: tuple[str, ...] = ()  # very common words left out of the search
+    problem: str | None = None  # why the search did not run, for the user (see Ranked)
 
 
 _TOKEN = re.compile(r'\s+|"(?:[^"]|"")*"\*?|[\w\x80-\U0010ffff]+\*?|.', re.UNICODE)
@@ -253,12 +254,20 @@ def plain_words(text: str) -> tuple[str, ...]:
     return tuple('"' + chunk.replace('"', '""') + '"' for chunk in text.split() if re.search(r"\w", chunk))
 
 
+def _terms(text: str) -> list[str]:
+    """The words and quoted phrases of a query as typed (operators and punctuation left out)."""
+    return [t for t in _TOKEN.findall(text) if t.startswith('"') and len(t) > 1
+            or re.fullmatch(r"[\w\x80-\U0010ffff]+\*?", t) and t.rstrip("*") not in _OPERATORS]
+
+
 def parse_query(db, text: str) -> Query | None:
-    """The MATCH expression for what the user typed; None when there is nothing to search for."""
+    """The MATCH expression for what the user typed; None when there is nothing to search for. Raises
+    SearchTooLarge past the size limits (chat.store.check_search_size)."""
     # Control characters are never part of a word, and FTS5 reads a NUL as the end of the query.
     text = _CONTROL.sub(" ", text).strip()
     if not text:
         return None
+    check_search_size(text, _terms(text))
     phrases = _phrases(text)
     if phrases:  # words and quoted phrases only: valid FTS5 as they stand, written out one by one
         return Query(" ".join(phrases), phrases, plain=False)
@@ -309,12 +318,22 @@ class Ranked:
     plain: bool  # searched as plain words
     ranked_by: str  # "relevance", or "recency" when every word is very common
     ignored: tuple[str, ...] = ()  # very common words left out of the search (see the module's docstring)
+    problem: str | None = None  # why the search did not run (too large, too slow, damaged index), for the user
 
 
-def rank(store: Store, text: str, filters: Filters) -> Ranked:
+def rank(store: Store, text: str, filters: Filters, *, time_limit: float = SEARCH_TIME_LIMIT) -> Ranked:
     """The conversations whose visible messages match ``text`` within ``filters``, ranked by their best
-    message (see the module's docstring for the window and the very common words)."""
-    with store.db() as db:
+    message (see the module's docstring for the window and the very common words). A search too large to
+    run, one that runs past ``time_limit`` seconds, or a damaged index finds nothing, with ``problem``
+    saying why (a chat.store.SearchError's message)."""
+    try:
+        return _rank(store, text, filters, time_limit)
+    except SearchError as exc:
+        return Ranked([], "", windowed=False, plain=False, ranked_by="relevance", problem=str(exc))
+
+
+def _rank(store: Store, text: str, filters: Filters, time_limit: float) -> Ranked:
+    with store.db() as db, search_guard(db, time_limit):
         query = parse_query(db, text)
         if query is None:
             return Ranked([], "", windowed=False, plain=True, ranked_by="relevance")
@@ -383,7 +402,8 @@ def search(store: Store, text: str, filters: Filters, *, limit: int = PAGE_SIZE,
     """:func:`rank`, then one page of it."""
     ranked = rank(store, text, filters)
     rows = search_page(store, ranked, limit=limit, offset=offset)
-    return SearchPage(rows, len(ranked.hits), ranked.windowed, ranked.plain, ranked.ranked_by, ranked.ignored)
+    return SearchPage(rows, len(ranked.hits), ranked.windowed, ranked.plain, ranked.ranked_by, ranked.ignored,
+                      ranked.problem)
 
 
 # ---------------------------------------------------------------- showing matches safely

@@ -185,9 +185,76 @@ TOTAL_KEYS = ("message_count", "reply_count", "input_tokens", "output_tokens", "
               "cache_write_tokens", "cost", "unknown_cost_count", "stopped_count", "error_count", "models")
 
 
+# ---------------------------------------------------------------- bounded searches
+
+SEARCH_MAX_CHARS = 500
+SEARCH_MAX_TERMS = 20  # words and quoted phrases
+SEARCH_MAX_PREFIXES = 3  # terms ending in * (each merges the index's lists of every word it starts)
+SEARCH_MIN_PREFIX = 2  # characters before the *
+SEARCH_TIME_LIMIT = 2.0  # seconds a search may run before SQLite abandons it
+_PROGRESS_STEPS = 1000  # SQLite virtual-machine steps between two looks at the clock
+
+
+class SearchError(Exception):
+    """A search that cannot run; the message is for the user and says what to do."""
+
+
+class SearchTooLarge(SearchError):
+    """Too long, too many words, or too many (or too short) prefixes."""
+
+
+class SearchTooSlow(SearchError):
+    """Abandoned after SEARCH_TIME_LIMIT seconds."""
+
+
+class SearchIndexDamaged(SearchError):
+    """The full-text index cannot be read."""
+
+
+def check_search_size(text: str, terms: list[str] | tuple[str, ...]) -> None:
+    """Refuse a search too big to run cheaply. ``terms`` are its words and quoted phrases as typed, a
+    prefix ending in ``*``."""
+    if len(text) > SEARCH_MAX_CHARS:
+        raise SearchTooLarge(f"Search takes at most {SEARCH_MAX_CHARS} characters; shorten it.")
+    if len(terms) > SEARCH_MAX_TERMS:
+        raise SearchTooLarge(f"Search takes at most {SEARCH_MAX_TERMS} words; shorten it.")
+    prefixes = [t for t in terms if t.endswith("*")]
+    if len(prefixes) > SEARCH_MAX_PREFIXES:
+        raise SearchTooLarge(f"Search takes at most {SEARCH_MAX_PREFIXES} words ending in *; use fewer.")
+    if any(len(t.rstrip("*").strip('"')) < SEARCH_MIN_PREFIX for t in prefixes):
+        raise SearchTooLarge(f"A word ending in * needs at least {SEARCH_MIN_PREFIX} letters before the *, "
+                             "as in kube*.")
+
+
+@contextmanager
+def search_guard(db: sqlite_utils.Database, seconds: float = SEARCH_TIME_LIMIT) -> Iterator[None]:
+    """Run a search's queries on ``db`` for at most ``seconds``: SQLite's progress handler abandons a
+    longer one (SearchTooSlow), so a search never holds a core for long. An unreadable full-text index
+    comes out as SearchIndexDamaged."""
+    deadline = time.monotonic() + seconds
+    db.conn.set_progress_handler(lambda: time.monotonic() > deadline, _PROGRESS_STEPS)
+    try:
+        yield
+    except sqlite3.Error as exc:
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        if name == "SQLITE_INTERRUPT":
+            raise SearchTooSlow(f"The search took longer than {seconds:g} s and was stopped. Use fewer or "
+                                "rarer words, or narrow the dates.") from None
+        if name.startswith("SQLITE_CORRUPT") or "fts5" in str(exc).lower():
+            raise SearchIndexDamaged("The search index is damaged, so searching does not work until it is "
+                                     "rebuilt (see README, Operating it); listing and reading conversations "
+                                     f"still work. SQLite said: {exc}") from None
+        raise
+    finally:
+        db.conn.set_progress_handler(None, 0)
+
+
 def _fts_query(text: str) -> str:
-    """Every word as a quoted FTS5 string: user input cannot be an FTS syntax error; words are ANDed."""
-    return " ".join('"' + word.replace('"', '""') + '"' for word in text.split())
+    """Every word as a quoted FTS5 string: user input cannot be an FTS syntax error; words are ANDed.
+    Raises SearchTooLarge past the size limits."""
+    words = text.split()
+    check_search_size(text, words)
+    return " ".join('"' + word.replace('"', '""') + '"' for word in words)
 
 
 # ---------------------------------------------------------------- the store
@@ -520,7 +587,7 @@ class Store:
             sql += " AND c.user = ?"
             params.append(user)
         sql += " ORDER BY messages_fts.rank LIMIT ?"
-        with self.db() as db:
+        with self.db() as db, search_guard(db):
             return [_message(row) for row in _rows(db, sql, [*params, limit])]
 
     # -- compare runs

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from chat.config import ConfigError, ModelId, load_settings, parse_model_id
+from chat.config import ConfigError, ModelId, load_settings, parse_model_id, read_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,3 +78,143 @@ def test_the_chat_package_never_imports_streamlit():
             "print('streamlit' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------- failing closed on bad values
+
+
+def price(**fields):
+    return {"openai:gpt-4o-mini": {"input_mtok": 0.15, "output_mtok": 0.6, **fields}}
+
+
+BAD_ENV = [
+    ({"CHAT_PRICES": "[1, 2]"}, "CHAT_PRICES must be a JSON object"),
+    ({"CHAT_PRICES": '{"openai:gpt-4o-mini": 5}'}, "expected a table of prices"),
+    ({"CHAT_PRICES": json.dumps(price(input_mtok="cheap"))}, "input_mtok must be a number"),
+    ({"CHAT_PRICES": json.dumps(price(output_mtok=-1))}, "output_mtok must be a finite number >= 0"),
+    ({"CHAT_MAX_RETRIES": "-3"}, "CHAT_MAX_RETRIES must be a whole number at least 0"),
+    ({"CHAT_MAX_RETRIES": "2.5"}, "CHAT_MAX_RETRIES must be a whole number"),
+    ({"CHAT_MAX_RETRIES": "two"}, "CHAT_MAX_RETRIES must be a whole number"),
+    ({"CHAT_TIMEOUT": "0"}, "CHAT_TIMEOUT must be a number greater than 0"),
+    ({"CHAT_TIMEOUT": "-5"}, "CHAT_TIMEOUT must be a number greater than 0"),
+    ({"CHAT_TIMEOUT": "nan"}, "CHAT_TIMEOUT must be a number"),
+    ({"CHAT_TIMEOUT": "inf"}, "CHAT_TIMEOUT must be a number"),
+    ({"CHAT_MAX_RETRY_WAIT": "-1"}, "CHAT_MAX_RETRY_WAIT must be a number at least 0"),
+    ({"CHAT_MAX_RETRY_WAIT": "nan"}, "CHAT_MAX_RETRY_WAIT must be a number"),
+    ({"CHAT_DAILY_LIMIT_USD": "nan"}, "CHAT_DAILY_LIMIT_USD must be a number greater than 0"),
+    ({"CHAT_DAILY_LIMIT_USD": "-1"}, "CHAT_DAILY_LIMIT_USD must be a number greater than 0"),
+    ({"CHAT_DAILY_LIMIT_USD": "inf"}, "leave it unset for no limit"),
+    ({"CHAT_DAILY_LIMIT_USD": "ten dollars"}, "CHAT_DAILY_LIMIT_USD must be a number"),
+    ({"CHAT_ENDPOINTS": json.dumps({"box": "http://x"})}, "Endpoint 'box' must be a table"),
+    ({"CHAT_ENDPOINTS": json.dumps({"box": {"base_url": "ftp://x", "models": ["m"]}})},
+     "Endpoint 'box': base_url must be an http:// or https:// address"),
+    ({"CHAT_ENDPOINTS": json.dumps({"box": {"base_url": "localhost:11434", "models": ["m"]}})},
+     "base_url must be an http:// or https:// address"),
+    ({"CHAT_ENDPOINTS": json.dumps({"box": {"base_url": "http://x", "models": 5}})},
+     "Endpoint 'box': models must be a list of model names"),
+    ({"CHAT_ENDPOINTS": json.dumps({"box": {"base_url": "http://x", "models": ["m"], "context_window": "big"}})},
+     "Endpoint 'box': context_window must be a whole number greater than 0"),
+    ({"CHAT_ENDPOINTS": json.dumps({"box": {"base_url": "http://x", "models": ["m"], "context_window": 0}})},
+     "context_window must be a whole number greater than 0"),
+    ({"CHAT_ENDPOINTS": json.dumps({"box": {"base_url": "http://x", "models": ["m"], "context_window": -8}})},
+     "context_window must be a whole number greater than 0"),
+    ({"CHAT_ENDPOINTS": json.dumps({"box": {"base_url": "http://x", "models": ["m"], "modles": ["n"]}})},
+     "unknown field(s) 'modles'"),
+    ({"OPENAI_BASE_URL": "api.openai.com/v1"}, "OPENAI_BASE_URL must be an http:// or https:// address"),
+    ({"CHAT_AUTH_HEADER": "X Forwarded Email"}, "CHAT_AUTH_HEADER must be a header name"),
+]
+
+
+@pytest.mark.parametrize(("env", "message"), BAD_ENV, ids=[f"{next(iter(e))}={next(iter(e.values()))}"
+                                                           for e, _ in BAD_ENV])
+def test_a_bad_value_in_the_environment_is_refused_naming_the_setting(env, message):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env, {})
+    assert message in str(caught.value)
+
+
+BAD_SECRETS = [
+    ({"models": {"openai": 5}}, "[models] openai must be a list of model names"),
+    ({"models": 5}, "[models] in secrets.toml must be a table"),
+    ({"endpoints": {"box": {"base_url": "http://x", "models": 5}}}, "Endpoint 'box': models must be a list"),
+    ({"endpoints": {"box": {"base_url": "http://x", "models": ["m"], "context_window": True}}},
+     "context_window must be a whole number"),
+    ({"endpoints": {"box": 3}}, "Endpoint 'box' must be a table"),
+    ({"endpoints": ["box"]}, "[endpoints] in secrets.toml must be a table"),
+    ({"prices": {"openai:gpt-4o-mini": 0.15}}, "expected a table of prices"),
+    ({"prices": [1, 2]}, "[prices] in secrets.toml must be a table"),
+    ({"prices": {"openai:gpt-4o-mini": {"input_mtok": -0.1, "output_mtok": 1}}}, "input_mtok must be a finite"),
+    ({"CHAT_ANALYSTS": 5}, "CHAT_ANALYSTS must be comma-separated text"),
+    ({"CHAT_ANALYSTS": ["ann@x.com", 7]}, "CHAT_ANALYSTS must be comma-separated text"),
+    ({"CHAT_AUTH": True}, "CHAT_AUTH must be text"),
+    ({"CHAT_DAILY_LIMIT_USD": True}, "CHAT_DAILY_LIMIT_USD must be a number"),
+    ({"CHAT_TIMEOUT": [60]}, "CHAT_TIMEOUT must be a number"),
+    ({"OPENAI_API_KEY": 12345}, "OPENAI_API_KEY must be text"),
+]
+
+
+@pytest.mark.parametrize(("secrets", "message"), BAD_SECRETS, ids=[m for _, m in BAD_SECRETS])
+def test_a_bad_value_in_secrets_is_refused_naming_the_setting(secrets, message):
+    with pytest.raises(ConfigError) as caught:
+        load_settings({}, secrets)
+    assert message in str(caught.value)
+
+
+def test_good_values_in_either_place_are_read_as_numbers():
+    s = load_settings({"CHAT_TIMEOUT": "2.5", "CHAT_MAX_RETRIES": "0", "CHAT_DAILY_LIMIT_USD": "0.000001"},
+                      {"CHAT_MAX_RETRY_WAIT": 0, "CHAT_ANALYSTS": ["Ann@x.com"],
+                       "endpoints": {"box": {"base_url": "https://x/v1", "models": "a, b", "context_window": 8192}},
+                       "prices": {"box:*": {"input_mtok": 0, "output_mtok": "0.5"}}})
+    assert (s.timeout, s.max_retries, s.max_retry_wait, s.daily_limit_usd) == (2.5, 0, 0.0, 0.000001)
+    assert s.analysts == {"ann@x.com"} and s.endpoint("box").models == ("a", "b")
+    assert s.endpoint("box").context_window == 8192 and s.prices["box:*"]["output_mtok"] == "0.5"
+    assert load_settings({}, {}).daily_limit_usd is None
+
+
+def test_a_price_problem_is_a_config_error_of_its_own_kind():
+    from chat.config import PriceConfigError
+
+    with pytest.raises(PriceConfigError, match="CHAT_PRICES"):
+        load_settings({"CHAT_PRICES": json.dumps(price(input_mtok="cheap"))}, {})
+
+
+# ---------------------------------------------------------------- the secrets file
+
+
+def test_a_missing_secrets_file_is_no_configuration_at_all(tmp_path):
+    assert read_secrets(tmp_path / "secrets.toml") is None
+
+
+def test_a_secrets_file_is_read_as_toml(tmp_path):
+    path = tmp_path / "secrets.toml"
+    path.write_text('CHAT_AUTH = "header"\n[endpoints.box]\nbase_url = "http://x"\nmodels = ["m"]\n')
+    assert read_secrets(path) == {"CHAT_AUTH": "header", "endpoints": {"box": {"base_url": "http://x",
+                                                                                "models": ["m"]}}}
+
+
+def test_a_syntax_error_in_secrets_names_the_file_the_line_and_the_problem(tmp_path):
+    path = tmp_path / "secrets.toml"
+    path.write_text('CHAT_AUTH = "header"\nCHAT_DAILY_LIMIT_USD = 5\nOPENAI_API_KEY = sk-unquoted\n')
+    with pytest.raises(ConfigError) as caught:
+        read_secrets(path)
+    message = str(caught.value)
+    assert str(path) in message and "line 3, column 18" in message and "Invalid value" in message
+    assert "sk-unquoted" not in message  # the offending text is not echoed (it may be a key)
+
+
+def test_an_unterminated_secrets_file_is_refused_too(tmp_path):
+    path = tmp_path / "secrets.toml"
+    path.write_text('[endpoints.box\n')
+    with pytest.raises(ConfigError, match="secrets.toml, line 1"):
+        read_secrets(path)
+
+
+def test_an_unreadable_or_binary_secrets_file_is_refused_naming_it(tmp_path):
+    folder = tmp_path / "secrets.toml"
+    folder.mkdir()  # cannot be read as a file
+    with pytest.raises(ConfigError, match="cannot be read"):
+        read_secrets(folder)
+    binary = tmp_path / "other.toml"
+    binary.write_bytes(b'CHAT_AUTH = "\xff\xfe"\n')
+    with pytest.raises(ConfigError, match="other.toml is not UTF-8"):
+        read_secrets(binary)

@@ -509,3 +509,53 @@ def test_the_history_logic_does_not_import_streamlit():
     code = "import sys, chat.history; print('streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------- bounded searches
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (" ".join(["a*"] * 2500), "Search takes at most 500 characters; shorten it."),
+    (" ".join(f"word{i}" for i in range(21)), "Search takes at most 20 words; shorten it."),
+    ("kube* post* redi* mong*", "Search takes at most 3 words ending in *; use fewer."),
+    ("k* cluster", "needs at least 2 letters before the *"),
+    ('"k"* cluster', "needs at least 2 letters before the *"),
+    ("(a OR b OR c OR d OR e OR f OR g OR h OR i OR j OR k OR l OR m OR n OR o OR p OR q OR r OR s OR t OR u)",
+     "at most 20 words"),
+])
+def test_a_search_too_large_to_run_cheaply_is_refused_with_what_to_do(store, text, message):
+    chat(store, "kubernetes cluster", "a b c")
+    page = history.search(store, text, EVERYONE)
+    assert page.rows == [] and page.total == 0
+    assert page.problem is not None and message in page.problem
+
+
+def test_searches_within_the_limits_still_run(store):
+    cid = chat(store, "kubernetes cluster on postgres with redis", "ok")
+    assert found(store, "kube* post* redi*") == [cid]
+    assert found(store, " ".join(["kubernetes"] * 20)) == [cid]
+    assert history.search(store, "kubernetes", EVERYONE).problem is None
+
+
+def test_the_store_search_is_bounded_too(store):
+    from chat.store import SearchTooLarge
+
+    with pytest.raises(SearchTooLarge, match="at most 20 words"):
+        store.search(" ".join(f"w{i}" for i in range(21)))
+
+
+def test_a_search_past_its_time_limit_is_stopped_with_a_clear_message(store):
+    for i in range(50):
+        chat(store, f"kubernetes question {i}", f"kubernetes answer {i}")
+    ranked = history.rank(store, "kubernetes", EVERYONE, time_limit=0)  # already past: stopped at once
+    assert ranked.hits == [] and "took longer than 0 s and was stopped" in ranked.problem
+    assert len(history.rank(store, "kubernetes", EVERYONE).hits) == 50  # the connection is usable again
+
+
+def test_a_damaged_search_index_says_so_and_listing_still_works(store, db_path):
+    cid = chat(store, "kubernetes cluster", "answer")
+    with sqlite3.connect(db_path) as con:
+        con.execute("UPDATE messages_fts_data SET block = X'0011223344556677'")
+    page = history.search(store, "kubernetes", EVERYONE)
+    assert page.rows == [] and "search index is damaged" in page.problem
+    assert ids(history.list_conversations(store, EVERYONE)) == [cid]

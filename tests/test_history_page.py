@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from chat import history
 from chat.providers.base import Usage
 from chat.store import Store
 
@@ -267,3 +271,64 @@ def test_without_the_analyst_role_a_user_filter_is_neither_shown_nor_obeyed(stor
     conversation(store, "Ann's", "ok", user="ann")
     at = history_page(user="ann")
     assert table_titles(at) == [] and not [s for s in at.selectbox if s.label == "User"]
+
+
+def long_conversation(store, db_path, n: int) -> str:
+    """A conversation of ``n`` messages: the first exchange through the Store, the rest copied in by SQL
+    (the Store takes ~3 ms a message; the triggers keep search and totals as the Store would)."""
+    cid = conversation(store, "question 0", "answer 1")
+    with sqlite3.connect(db_path) as con:
+        con.execute("""
+            WITH RECURSIVE k(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM k WHERE i < ?)
+            INSERT INTO messages (conversation_id, position, role, content, status, provider, model, created_at,
+                                  updated_at)
+            SELECT ?, i + 1, CASE i % 2 WHEN 0 THEN 'user' ELSE 'assistant' END,
+                   CASE i % 2 WHEN 0 THEN 'question ' ELSE 'answer ' END || i, 'complete',
+                   CASE i % 2 WHEN 1 THEN 'openai' END, CASE i % 2 WHEN 1 THEN 'gpt-4o-mini' END,
+                   '2030-01-01T00:00:00.000000Z', '2030-01-01T00:00:00.000000Z'
+            FROM k""", [n - 1, cid])
+    return cid
+
+
+def test_a_long_transcript_opens_on_its_latest_messages_with_earlier_ones_a_click_away(store, bare_env):
+    cid = long_conversation(store, bare_env, 10_000)
+    assert len(store.messages(cid)) == 10_000
+    at = history_page(open=cid)
+    assert len(at.chat_message) == 60
+    assert at.chat_message[-1].markdown[0].value == "answer 9999"
+    assert at.chat_message[0].markdown[0].value == "question 9940"
+    more = next(b for b in at.button if b.label.startswith("Show 200 earlier messages (9,940 hidden)"))
+    more.click().run()
+    assert not at.exception
+    assert len(at.chat_message) == 260 and at.chat_message[0].markdown[0].value == "question 9740"
+
+
+def test_the_exports_of_a_long_conversation_hold_every_message(store, bare_env):
+    cid = long_conversation(store, bare_env, 10_000)
+    conv = history.get_conversation(store, cid, user="local")
+    messages = store.messages(cid, include_superseded=True)
+    markdown = history.conversation_markdown(conv, messages)
+    assert "question 0" in markdown and "answer 9999" in markdown
+    exported = json.loads(history.conversation_json(conv, messages))
+    assert len(exported["messages"]) == 10_000
+
+
+def test_a_search_too_large_says_so_and_the_rest_of_the_page_works(store):
+    cid = conversation(store, "kubernetes cluster", "answer")
+    at = history_page(q=" ".join(f"word{i}" for i in range(25)))
+    assert any(w.value == "Search takes at most 20 words; shorten it." for w in at.warning)
+    at.text_input(key="q").set_value("kubernetes").run()
+    assert not at.warning and any(c.value.startswith("1 conversation found") for c in at.caption)
+    at = history_page(q=" ".join(["a*"] * 2500), open=cid)  # a replayed link: refused, the transcript shown
+    assert any("at most 500 characters" in w.value for w in at.warning)
+    assert at.chat_message[1].markdown[0].value == "answer"
+
+
+def test_a_damaged_search_index_is_reported_and_listing_still_works(store, bare_env):
+    conversation(store, "kubernetes cluster", "answer")
+    with sqlite3.connect(bare_env) as con:
+        con.execute("UPDATE messages_fts_data SET block = X'0011223344556677'")
+    at = history_page(q="kubernetes")
+    assert any("search index is damaged" in w.value for w in at.warning)
+    at.text_input(key="q").set_value("").run()
+    assert not at.exception and table_titles(at) == ["kubernetes cluster"]

@@ -79,3 +79,24 @@ def test_a_turn_past_the_daily_limit_is_refused_with_the_days_spend_and_nothing_
     assert not fake_provider.events("request")
     rows = store.messages(cid)
     assert rows[0]["content"] == "one more?" and rows[1]["status"] == "error" and "$1.50" in rows[1]["error"]
+
+
+def test_header_mode_refuses_a_header_sent_twice_as_streamlit_shows_it():
+    from streamlit.runtime.context import StreamlitHeaders
+
+    twice = StreamlitHeaders([("X-Forwarded-Email", "mallory@x.com"), ("x-forwarded-email", "alice@x.com")])
+    assert twice["X-Forwarded-Email"] == "mallory@x.com"  # what a plain lookup would have believed
+    with pytest.raises(NotSignedIn, match="more than once"):
+        resolve_viewer("header", headers=twice)
+    once = StreamlitHeaders([("X-Forwarded-Email", "alice@x.com"), ("X-Other", "x")])
+    assert resolve_viewer("header", headers=once).user == "alice@x.com"
+
+
+@pytest.mark.parametrize("headers", [
+    {"X-Forwarded-Email": "mallory@x.com, alice@x.com"},  # copies joined by a proxy or a framework
+    {"X-Forwarded-Email": "alice@x.com", "x-forwarded-email": "mallory@x.com"},  # two keys in a plain mapping
+    {"X-Forwarded-Email": ",alice@x.com"},
+])
+def test_header_mode_refuses_joined_or_repeated_values(headers):
+    with pytest.raises(NotSignedIn, match="more than once"):
+        resolve_viewer("header", headers=headers)

@@ -9,6 +9,22 @@ import streamlit as st
 from chat.display import ending, figures_line, inert_markdown, plain_sentence
 
 LONG_MESSAGE = 20_000  # characters shown in full; longer messages are shown cut, so the page stays fast
+RECENT_MESSAGES = 60  # messages drawn when a conversation opens (Chat page and History transcripts)
+EARLIER_STEP = 200  # more drawn per "Show earlier messages" click
+
+
+def earlier_messages(count: int, key: str) -> int:
+    """How many of a conversation's first ``count`` messages to leave undrawn, with a button that draws
+    EARLIER_STEP more. Every element on a page costs the browser time at each run, so a long conversation
+    opens on its latest RECENT_MESSAGES. ``key`` names the conversation's window in session state."""
+    drawn = st.session_state.setdefault(key, RECENT_MESSAGES)
+    hidden = max(0, count - drawn)
+    if hidden:
+        more = min(hidden, EARLIER_STEP)
+        st.button(f"Show {more:,} earlier message{'s' if more != 1 else ''} ({hidden:,} hidden)",
+                  icon=":material/expand_less:", type="tertiary",
+                  on_click=lambda: st.session_state.update({key: drawn + EARLIER_STEP}))
+    return hidden
 
 
 def message_body(content: str) -> None:

@@ -11,7 +11,7 @@ import threading
 import streamlit as st
 
 from chat import tokens
-from chat.config import ConfigError, Settings, load_settings
+from chat.config import ConfigError, PriceConfigError, Settings, load_settings, read_secrets
 from chat.identity import NotSignedIn, Viewer, resolve_viewer
 from chat.pricing import Pricer
 from chat.providers import Provider, Usage, build_providers
@@ -22,10 +22,22 @@ STALE_AFTER = 5.0  # seconds without a write after which a 'streaming' reply is 
 
 
 def _secrets() -> dict:
+    """What `st.secrets` holds, from the files Streamlit reads (`secrets.files`). No file at all is fine (the
+    environment alone configures the app); a file that exists but cannot be read or parsed is a ConfigError
+    naming the file and line, never an empty configuration (that would drop the identity mode and limits)."""
+    paths = [str(p) for p in st.get_option("secrets.files")]
+    present = False
+    for path in paths:
+        if path.endswith(".toml"):
+            present = read_secrets(path) is not None or present  # raises ConfigError on a bad file
+        elif os.path.exists(path):  # a directory of secrets (Kubernetes style): Streamlit parses it
+            present = True
+    if not present:
+        return {}
     try:
         return st.secrets.to_dict()
-    except Exception:  # no secrets.toml, or an unreadable one: the environment still works
-        return {}
+    except Exception as exc:  # what Streamlit refuses that tomllib accepted (e.g. a bad secrets directory)
+        raise ConfigError(f"The secrets ({', '.join(paths)}) cannot be read: {exc}") from None
 
 
 @st.cache_resource(show_spinner=False)
@@ -115,13 +127,16 @@ def boot() -> tuple[Settings, Store]:
     """Settings and store, or a clear message and a stopped page when either is unusable."""
     try:
         cfg = settings()
+    except PriceConfigError as exc:
+        st.error(f"The price configuration has a problem: {exc}")
+        st.stop()
     except ConfigError as exc:
         st.error(f"The configuration has a problem: {exc}")
         st.stop()
     _start_preload()
     try:
         pricer()
-    except ValueError as exc:  # a malformed [prices] entry
+    except ValueError as exc:  # a malformed [prices] entry (load_settings checks them first, with Pricer)
         st.error(f"The price configuration has a problem: {exc}")
         st.stop()
     try:
