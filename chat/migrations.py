@@ -175,3 +175,13 @@ def m002_history_indexes(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_messages_reply_figures ON messages(conversation_id, created_at, provider, model, "
                "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost, ttft, duration) "
                "WHERE role = 'assistant' AND status != 'streaming'")
+
+
+# ---------------------------------------------------------------- spend limits that hold (issue 16)
+
+
+@migration
+def m003_reservations(db: sqlite_utils.Database) -> None:
+    """``reserved_cost``: what a reply still streaming may cost (USD), held against its user's daily limit
+    until the reply finishes (or is marked interrupted), when it is cleared and the real cost counts."""
+    db["messages"].add_column("reserved_cost", float)
