@@ -18,7 +18,7 @@ from chat import history
 from chat.display import escape_markdown, totals_line
 from chat.history import Filters
 from chat.pricing import format_tokens
-from chat.store import SOURCES
+from chat.store import SOURCES, StoreError
 from ui import render
 from ui.resources import boot, current_viewer, signed_in_caption
 
@@ -195,11 +195,19 @@ if conversations_tab.open:
         listing = st.container(height=460 if query.strip() else "content", border=False)
         paging = st.container()
         if query.strip():
-            ranked = history.rank(db, query, filters)
-            with paging:
-                page = pages_for(len(ranked.hits), SEARCH_PAGE_SIZE)
-            hits = history.search_page(db, ranked, limit=SEARCH_PAGE_SIZE, offset=(page - 1) * SEARCH_PAGE_SIZE)
+            search_fault = None
+            try:
+                ranked = history.rank(db, query, filters)
+                with paging:
+                    page = pages_for(len(ranked.hits), SEARCH_PAGE_SIZE)
+                hits = history.search_page(db, ranked, limit=SEARCH_PAGE_SIZE,
+                                           offset=(page - 1) * SEARCH_PAGE_SIZE)
+            except StoreError as exc:  # e.g. a damaged search index: said here, the rest of the page works
+                search_fault = str(exc)
+                ranked, hits = history.Ranked([], "", False, False, "relevance"), []
             with listing:
+                if search_fault:
+                    st.error(f"Search failed: {search_fault}", icon=":material/error:")
                 found = len(ranked.hits)
                 note = f"{found:,} conversation{'' if found == 1 else 's'} found"
                 if ranked.windowed:
@@ -211,8 +219,9 @@ if conversations_tab.open:
                     note += f"; left out as too common: {escape_markdown(', '.join(ranked.ignored))}"
                 if ranked.plain:
                     note += ". Searched as plain words (quotes or operators did not parse)"
-                st.caption(note + ".")
-                if not found:
+                if not search_fault:
+                    st.caption(note + ".")
+                if not found and not search_fault:
                     st.info("No message matches that search with these filters.")
                 for row in hits:
                     with st.container(border=True, gap="xsmall"):
