@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from chat import turns
+from chat import outbox, turns
 from chat.config import parse_model_id
 from chat.display import InertStream, ending, escape_markdown, totals_line
 from chat.providers import TAKES_TEMPERATURE, Params, ProviderError
+from chat.store import StoreError
 from ui import render
 from ui.resources import boot, current_viewer, pricer, providers, signed_in_caption
 
@@ -17,11 +18,22 @@ user = viewer.user
 available = cfg.available_models()
 
 # ---------------------------------------------------------------- which conversation is open
+faults: list[str] = []  # database faults met while reading: shown once, the page draws what it can
+
+
+def read(fn, *args, default=None, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except StoreError as exc:
+        faults.append(str(exc))
+        return default
+
+
 cid = st.query_params.get("c")
-conversation = db.get_conversation(cid) if cid else None
+conversation = read(db.get_conversation, cid) if cid else None
 if conversation is not None and conversation["user"] != user:
     conversation = None
-if cid and conversation is None:
+if cid and conversation is None and not faults:
     st.warning("That conversation was not found. It may have been deleted, or the link is wrong.")
     del st.query_params["c"]
     cid = None
@@ -69,7 +81,7 @@ with st.sidebar:
                    + ". Add a key to use them (see README).")
     if conversation is not None:
         st.caption(f"This chat: {totals_line(conversation)}")
-    recent = db.recent_conversations(user, limit=15)
+    recent = read(db.recent_conversations, user, limit=15, default=[])
     if recent:
         st.subheader("Recent", divider=False)
         for conv in recent:
@@ -163,7 +175,9 @@ def draw_conversation(rows: list[dict], live: turns.Turn | None) -> None:
             render.message(row)
 
 
-rows = db.messages(cid) if cid else []
+rows = (read(db.messages, cid, default=[]) if cid else [])
+if faults:
+    st.error(faults[0], icon=":material/error:")
 shown_upto = max((r["position"] for r in rows), default=0)
 if turn is None:
     draw_conversation(rows, None)
@@ -194,33 +208,59 @@ if visible:
 
 
 # ---------------------------------------------------------------- a new message (a fragment run)
+def unsent(out: outbox.Outgoing) -> None:
+    """A message the database did not take: the fault in one sentence, the words, and Send again."""
+    st.error(out.problem or "The chat database did not take your message.", icon=":material/error:")
+    if not out.saved:
+        with st.chat_message("user"):
+            render.message_body(out.prompt)
+    st.button("Send again", icon=":material/send:", key="send_again",
+              on_click=lambda: st.session_state.update(resend=True),
+              help="Your message is kept in this tab until the database takes it.")
+
+
 @st.fragment
 def composer() -> None:
     """The input and the new turn. Only this part reruns on Send, so a long history above it is not
     redrawn before the first token."""
     prompt = st.session_state.pop("pending_prompt", None)
+    # A message the database could not take stays here (never lost) until Send again delivers it.
+    out: outbox.Outgoing | None = st.session_state.get("outgoing")
+    resend = st.session_state.pop("resend", False) and out is not None
     body = st.container()  # drawn above the input, filled after it: the input (and its Stop) is live meanwhile
     st.chat_input("Ask anything", key="prompt", submit_mode="stop",
                   on_submit=lambda: st.session_state.update(pending_prompt=st.session_state.prompt))
-    if prompt is None or not prompt.strip():
+    if prompt is not None and prompt.strip():
+        out = outbox.Outgoing(prompt, st.session_state.get("open_cid"))
+    elif not resend:
+        if out is not None:
+            with body:
+                unsent(out)
         return
     with body:
-        conversation_id = st.session_state.get("open_cid")
-        if conversation_id is None:
-            conversation_id = db.create_conversation(user=user, source="chat", settings=settings.as_dict())
-            st.session_state.open_cid = conversation_id
-            st.query_params["c"] = conversation_id
-        else:
-            db.update_conversation(conversation_id, settings=settings.as_dict())
-            # Messages saved since the page was last drawn in full (e.g. a reply that was stopped).
-            for row in db.messages(conversation_id):
-                if row["position"] > shown_upto:
-                    render.message(row)
-        new = turns.send(db, providers()[model_id.provider], pricer(), conversation_id, prompt, settings,
-                         **turn_options)
-        with new.running():
-            with st.chat_message("user"):
-                render.message_body(prompt)
-            stream_reply(new)
+        try:
+            if out.conversation_id is not None and not out.saved:
+                # Messages saved since the page was last drawn in full (e.g. a reply that was stopped).
+                for row in db.messages(out.conversation_id):
+                    if row["position"] > shown_upto:
+                        render.message(row)
+            new = outbox.deliver(db, out, providers()[model_id.provider], pricer(), settings, **turn_options)
+        except StoreError:
+            new = None
+        if out.conversation_id is not None and st.session_state.get("open_cid") != out.conversation_id:
+            st.session_state.open_cid = out.conversation_id
+            st.query_params["c"] = out.conversation_id
+        if new is None:
+            st.session_state.outgoing = out
+            unsent(out)
+            return
+        st.session_state.pop("outgoing", None)
+        try:
+            with new.running():
+                with st.chat_message("user"):
+                    render.message_body(out.prompt)
+                stream_reply(new)
+        except StoreError as exc:  # the reply streamed but could not be saved; a later start marks it interrupted
+            st.error(str(exc), icon=":material/error:")
 
 composer()

@@ -27,7 +27,7 @@ from chat import compare, turns
 from chat.config import ModelId
 from chat.display import escape_markdown, inert_markdown
 from chat.providers import ProviderError
-from chat.store import title_from
+from chat.store import StoreError, title_from
 from ui import render
 from ui.resources import boot, current_viewer, pricer, providers, signed_in_caption
 
@@ -91,7 +91,10 @@ with st.sidebar:
                                       placeholder="empty: the shared system prompt")
             targets.append(compare.Target.parse(model, system=(system or "").strip() or shared_system,
                                                 temperature=temperature, max_tokens=max_tokens))
-    recent = db.recent_compare_runs(user, limit=8, mode="single")
+    try:
+        recent = db.recent_compare_runs(user, limit=8, mode="single")
+    except StoreError:
+        recent = []  # the page says so where it reads the run or saves a new one
     if recent:
         st.subheader("Recent comparisons", divider=False)
         for run in recent:
@@ -222,6 +225,8 @@ def compare_tab(work: dict) -> None:
                 blind=blind, window_for=window_for, options={"synced": synced}, daily_limit=cfg.daily_limit_usd)
         except compare.CompareError as exc:
             st.warning(str(exc))
+        except StoreError as exc:  # the prompt stays in its box, ready to run again
+            st.error(str(exc), icon=":material/error:")
     # Drawn after Run so it is enabled exactly while this run streams; any click on it starts a new run,
     # which is what stops the streams.
     stop_col.button("Stop", icon=":material/stop:", key="cmp_stop", disabled=live is None, width="stretch")
@@ -237,7 +242,11 @@ def compare_tab(work: dict) -> None:
                 live_column(live, index)
         return
     run_id = st.query_params.get("run")
-    view = compare.load_run(db, run_id, user=user) if run_id else None
+    try:
+        view = compare.load_run(db, run_id, user=user) if run_id else None
+    except StoreError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
     if view is not None and view.streaming and st.session_state.get("cmp_streamed") == run_id:
         # This session's run was just interrupted (Stop, Run again, any widget): this run started at once,
         # while the old one is still closing its streams and saving them. Give it a moment.

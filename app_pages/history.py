@@ -18,7 +18,7 @@ from chat import history
 from chat.display import escape_markdown, totals_line
 from chat.history import Filters
 from chat.pricing import format_tokens
-from chat.store import SOURCES
+from chat.store import SOURCES, StoreError
 from ui import render
 from ui.resources import boot, current_viewer, signed_in_caption
 
@@ -194,15 +194,26 @@ if conversations_tab.open:
         # Results scroll in a box of their own, so a conversation opened from them shows up close by
         listing = st.container(height=460 if query.strip() else "content", border=False)
         paging = st.container()
-        ranked = history.rank(db, query, filters) if query.strip() else None
-        if ranked is not None and ranked.problem:  # too large, too slow, or a damaged index: say so
+        ranked, hits, search_fault = None, [], None
+        if query.strip():
+            try:
+                ranked = history.rank(db, query, filters)
+                if not ranked.problem:
+                    with paging:
+                        page = pages_for(len(ranked.hits), SEARCH_PAGE_SIZE)
+                    hits = history.search_page(db, ranked, limit=SEARCH_PAGE_SIZE,
+                                               offset=(page - 1) * SEARCH_PAGE_SIZE)
+            except StoreError as exc:  # the database failed under the search: said here, the rest works
+                search_fault = f"Search failed: {exc}"
+        if search_fault:
+            with listing:
+                st.error(search_fault, icon=":material/error:")
+            csv_rows = None
+        elif ranked is not None and ranked.problem:  # too large, too slow, or a damaged index: say so
             with listing:
                 st.warning(ranked.problem, icon=":material/search_off:")
             csv_rows = None
         elif ranked is not None:
-            with paging:
-                page = pages_for(len(ranked.hits), SEARCH_PAGE_SIZE)
-            hits = history.search_page(db, ranked, limit=SEARCH_PAGE_SIZE, offset=(page - 1) * SEARCH_PAGE_SIZE)
             with listing:
                 found = len(ranked.hits)
                 note = f"{found:,} conversation{'' if found == 1 else 's'} found"

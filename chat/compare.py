@@ -20,6 +20,7 @@ Never imports streamlit.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import queue
@@ -198,16 +199,24 @@ def start_run(store: Store, providers: Mapping[str, Provider], pricer: Pricer, *
         "targets": [{"label": LABELS[pos], **t.as_dict()} for pos, t in enumerate(shown)],
     }
     run_id = store.create_compare_run(user=user, prompt=prompt, settings=settings, blind=blind)
-    columns = []
-    for pos, target in enumerate(shown):
-        label = LABELS[pos]
-        cid = store.create_conversation(user=user, source="compare", compare_run_id=run_id,
-                                        settings={**target.as_dict(), "label": label})
-        turn = turns.send(store, providers[target.model_id.provider], pricer, cid, prompt,
-                          target.turn_settings(),
-                          context_window=window_for(target.model_id) if window_for else None,
-                          user=user, daily_limit=daily_limit)
-        columns.append(Column(label, target, cid, turn))
+    columns: list[Column] = []
+    try:
+        for pos, target in enumerate(shown):
+            label = LABELS[pos]
+            cid = store.create_conversation(user=user, source="compare", compare_run_id=run_id,
+                                            settings={**target.as_dict(), "label": label})
+            turn = turns.send(store, providers[target.model_id.provider], pricer, cid, prompt,
+                              target.turn_settings(),
+                              context_window=window_for(target.model_id) if window_for else None,
+                              user=user, daily_limit=daily_limit)
+            columns.append(Column(label, target, cid, turn))
+    except StoreError:
+        # the database failed midway: the columns already opened end as stopped (nothing was sent), so
+        # none is left streaming with its spend reserved
+        for column in columns:
+            with contextlib.suppress(StoreError):
+                column.turn.stop()
+        raise
     return LiveRun(run_id, prompt, blind, columns)
 
 

@@ -1,27 +1,44 @@
-"""Per-user daily spending limit (CHAT_DAILY_LIMIT_USD). A day is a UTC calendar day."""
+"""Per-user daily spending limit (CHAT_DAILY_LIMIT_USD). A day is a UTC calendar day.
+
+A check made only before a turn starts lets two tabs, a four-target comparison or a batch all pass it
+together and end far past the limit. So a turn *reserves* its likely cost when it starts, in the same
+write transaction as the check (:meth:`chat.store.Store.start_reply_within`): the check counts the day's
+known costs plus the reservations of replies still streaming, and refuses a new turn once that sum
+reaches the limit. A finished reply's real cost replaces its reservation; a reply marked interrupted
+drops it. As long as reservations are not below the real costs, the day ends past the limit by at most
+the last admitted reply's cost.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
-from chat.pricing import format_cost
-from chat.providers.base import ProviderError
-from chat.store import Store
+from chat import tokens
+from chat.pricing import Pricer, format_cost
+from chat.providers.base import Message, ProviderError, Usage
+from chat.store import Budget, Store
+
+DEFAULT_OUTPUT_ESTIMATE = 4096  # output tokens reserved for a reply with no max_tokens set
 
 
 class SpendLimitReached(ProviderError):
-    """A turn refused before it started, because the user is past the day's limit."""
+    """A turn refused before it started, because the user is past the day's limit (counting what replies
+    still streaming have reserved)."""
 
     kind = "spend_limit"
 
-    def __init__(self, spent: float, limit: float):
-        super().__init__(f"spent {spent:.4f} of {limit:.4f} USD today")
+    def __init__(self, spent: float, limit: float, reserved: float = 0.0):
+        super().__init__(f"spent {spent:.4f} (+{reserved:.4f} reserved) of {limit:.4f} USD today")
         self.spent = spent
         self.limit = limit
+        self.reserved = reserved
 
     @property
     def hint(self) -> str:
-        return (f"You have spent {format_cost(self.spent)} today, which reaches your daily limit of "
+        streaming = (f", and replies still streaming may cost up to {format_cost(self.reserved)} more"
+                     if self.reserved > 0 else "")
+        return (f"You have spent {format_cost(self.spent)} today{streaming}, which reaches your daily limit of "
                 f"{format_cost(self.limit)}. The limit resets at midnight UTC; ask an admin if you need more.")
 
 
@@ -32,19 +49,47 @@ def start_of_day(now: datetime | None = None) -> str:
 
 def spent_today(store: Store, user: str, *, now: datetime | None = None) -> float:
     """Known cost of every reply the user received today, in any conversation (chat or compare)."""
-    with store.db() as db:
-        row = db.execute(
-            "SELECT COALESCE(SUM(m.cost), 0) FROM messages m JOIN conversations c ON c.id = m.conversation_id"
-            " WHERE c.user = ? AND m.role = 'assistant' AND m.created_at >= ?",
-            [user, start_of_day(now)],
-        ).fetchone()
-    return float(row[0] or 0.0)
+    return store.spend_since(user, start_of_day(now))[0]
 
 
 def check_daily_limit(store: Store, user: str, limit: float | None) -> None:
-    """Raise SpendLimitReached when a new turn would start at or past the limit."""
+    """Raise SpendLimitReached when a new turn would start at or past the limit (known costs plus the
+    reservations of replies still streaming). Only a look: :func:`budget` is what turns use."""
     if not limit:
         return
-    spent = spent_today(store, user)
-    if spent >= limit:
-        raise SpendLimitReached(spent, limit)
+    spent, reserved = store.spend_since(user, start_of_day())
+    if spent + reserved >= limit:
+        raise SpendLimitReached(spent, limit, reserved)
+
+
+def likely_cost(pricer: Pricer, provider: str, model: str, messages: list[Message], *, system: str | None,
+                max_tokens: int | None) -> float:
+    """What a reply will probably cost at most: the request's input tokens counted locally, and the
+    output up to ``max_tokens`` (or :data:`DEFAULT_OUTPUT_ESTIMATE`). 0 when the price is unknown."""
+    if not pricer.price_known(provider, model):
+        return 0.0
+    input_tokens = tokens.estimate_input(messages, model, system).tokens
+    usage = Usage(input_tokens=input_tokens, output_tokens=max_tokens or DEFAULT_OUTPUT_ESTIMATE)
+    return pricer.cost(provider, model, usage).usd or 0.0
+
+
+def budget(user: str | None, limit: float | None) -> Budget | None:
+    """Today's budget for ``user``; None when there is no limit."""
+    if not limit:
+        return None
+    return Budget(user=user or "", limit=float(limit), since=start_of_day())
+
+
+def start_reply(store: Store, pricer: Pricer, conversation_id: str, *, provider: str, model: str,
+                settings: dict | None, messages: list[Message], system: str | None, max_tokens: int | None,
+                budget: Budget | None) -> tuple[int, SpendLimitReached | None]:
+    """Start a reply row, checked against ``budget`` with its likely cost reserved, in one transaction.
+    Returns the row's id and, when the budget refused it, the error to record on it."""
+    if budget is not None:
+        budget = dataclasses.replace(budget, reserve=likely_cost(pricer, provider, model, messages, system=system,
+                                                                 max_tokens=max_tokens))
+    started = store.start_reply_within(conversation_id, provider=provider, model=model, settings=settings,
+                                       budget=budget)
+    if budget is None or started.admitted:
+        return started.id, None
+    return started.id, SpendLimitReached(started.spent, budget.limit, started.reserved)

@@ -186,3 +186,13 @@ def m003_reply_endings(db: sqlite_utils.Database) -> None:
     (JSON list of names) and where its cost came from ("provider" when the server reported it)."""
     db.execute("ALTER TABLE messages ADD COLUMN tool_calls TEXT")
     db.execute("ALTER TABLE messages ADD COLUMN cost_source TEXT")
+
+
+# ---------------------------------------------------------------- spend limits that hold (issue 16)
+
+
+@migration
+def m004_reservations(db: sqlite_utils.Database) -> None:
+    """``reserved_cost``: what a reply still streaming may cost (USD), held against its user's daily limit
+    until the reply finishes (or is marked interrupted), when it is cleared and the real cost counts."""
+    db["messages"].add_column("reserved_cost", float)

@@ -23,9 +23,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlite_utils
 
@@ -35,10 +36,12 @@ if TYPE_CHECKING:
     from chat.providers.base import Usage
 
 __all__ = [
+    "Budget",
     "DatabaseBusy",
     "DatabaseUnavailable",
     "NotFound",
     "SchemaTooNew",
+    "StartedReply",
     "Store",
     "StoreError",
     "title_from",
@@ -47,6 +50,7 @@ __all__ = [
 SOURCES = ("chat", "compare")
 FINAL_STATUSES = ("complete", "unfinished", "stopped", "error", "interrupted")
 TITLE_LENGTH = 60
+BUSY_TIMEOUT_MS = 15000  # how long a write waits for another writer before DatabaseBusy
 INTERRUPTED_ERROR = "The app stopped before this reply finished."
 
 
@@ -105,6 +109,27 @@ def _translate(exc: sqlite3.Error, path: Path) -> StoreError | None:
         if name.startswith(prefix):
             return DatabaseUnavailable(path, reason, detail)
     return None
+
+
+# ---------------------------------------------------------------- spending budgets
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A check against a user's spending limit: refuse at or past ``limit`` (USD) spent or reserved since
+    ``since`` (a timestamp as :func:`now` writes them); otherwise hold ``reserve`` (USD) for the reply."""
+
+    user: str
+    limit: float
+    since: str
+    reserve: float = 0.0
+
+
+class StartedReply(NamedTuple):
+    id: int
+    admitted: bool  # False: refused by the budget, started without a reservation
+    spent: float  # the user's known spend since the budget's start, before this reply
+    reserved: float  # held by the user's other replies still streaming
 
 
 # ---------------------------------------------------------------- helpers
@@ -261,11 +286,15 @@ def _fts_query(text: str) -> str:
 
 
 class Store:
-    def __init__(self, path: str | os.PathLike, *, busy_timeout_ms: int = 15000, pool_size: int = 4):
+    def __init__(self, path: str | os.PathLike, *, busy_timeout_ms: int | None = None, pool_size: int = 4):
         if str(path) in ("", ":memory:"):
             raise ValueError("Store needs a file path: each pooled connection would see its own :memory:")
         self.path = Path(path)
-        self.busy_timeout_ms = int(busy_timeout_ms)
+        self.busy_timeout_ms = int(BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms)
+        # Only the constructor may create the file. Later connections open it read-write or fail: a file
+        # (or folder) deleted while the app runs is an error to show, never a new empty database to fill.
+        self._uri = self.path.resolve().as_uri()
+        self._create = True
         self._pool_size = pool_size
         self._idle: list[sqlite_utils.Database] = []
         self._lock = threading.Lock()
@@ -285,11 +314,14 @@ class Store:
         except BaseException:
             self.close()
             raise
+        self._create = False
 
     # -- connections
 
     def _connect(self) -> sqlite_utils.Database:
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, check_same_thread=False,
+        mode = "rwc" if self._create else "rw"
+        conn = sqlite3.connect(f"{self._uri}?mode={mode}", uri=True, timeout=self.busy_timeout_ms / 1000,
+                               check_same_thread=False,
                                isolation_level=None)  # transactions are explicit: BEGIN IMMEDIATE ... COMMIT
         try:
             conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
@@ -306,17 +338,31 @@ class Store:
                     time.sleep(0.05)
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = NORMAL")
-            return sqlite_utils.Database(conn)
+            db = sqlite_utils.Database(conn)
+            db._chat_file = self._file_id()  # which file this connection has open (see _acquire)
+            return db
         except BaseException:
             conn.close()
             raise
+
+    def _file_id(self) -> tuple[int, int] | None:
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            return None
+        return stat.st_dev, stat.st_ino
 
     def _acquire(self) -> sqlite_utils.Database:
         with self._lock:
             if self._closed:
                 raise StoreError("The chat database has been closed.")
-            if self._idle:
-                return self._idle.pop()
+            idle = self._idle.pop() if self._idle else None
+        if idle is not None:
+            # A pooled connection keeps writing to its file even after that file (or its folder) was
+            # deleted or replaced, and those writes would be lost: such a connection is dropped.
+            if idle._chat_file is not None and idle._chat_file == self._file_id():
+                return idle
+            idle.close()
         return self._connect()
 
     def _release(self, db: sqlite_utils.Database, *, broken: bool) -> None:
@@ -473,15 +519,39 @@ class Store:
     def start_reply(self, conversation_id: str, *, provider: str, model: str,
                     settings: dict | None = None) -> int:
         """An assistant row with status 'streaming' and no text yet; returns its id."""
+        return self.start_reply_within(conversation_id, provider=provider, model=model, settings=settings).id
+
+    def start_reply_within(self, conversation_id: str, *, provider: str, model: str, settings: dict | None = None,
+                           budget: Budget | None = None) -> StartedReply:
+        """:meth:`start_reply`, checked against a spending budget in the same write transaction.
+
+        With a ``budget``, the user's spend since ``budget.since`` is read under the write lock: the known
+        costs of finished replies plus the reservations of replies still streaming. Below the limit, the
+        new reply holds ``budget.reserve`` until it finishes; at or past it, the reply is refused (started
+        without a reservation; the caller records it as failed). Every writer takes the same lock
+        (``BEGIN IMMEDIATE``), so two checks never both see the same room; on PostgreSQL the same
+        transaction would take a per-user ``pg_advisory_xact_lock`` before the sum."""
         stamp = now()
         with self._write() as db:
             self._require(db, conversation_id)
+            spent = reserved = 0.0
+            admitted = True
+            if budget is not None:
+                spent, reserved = self._spend_since(db, budget.user, budget.since)
+                admitted = spent + reserved < budget.limit
             message_id = self._insert_message(db, conversation_id, {
                 "role": "assistant", "content": "", "status": "streaming", "provider": provider,
                 "model": model, "settings": _dumps(settings), "created_at": stamp, "updated_at": stamp,
+                "reserved_cost": (budget.reserve or None) if budget is not None and admitted else None,
             })
             self._refresh_totals(db, conversation_id, touch=stamp)
-        return message_id
+        return StartedReply(message_id, admitted, spent, reserved)
+
+    def spend_since(self, user: str, since: str) -> tuple[float, float]:
+        """(known cost of the user's finished replies, reservations of their replies still streaming),
+        over replies created at or after ``since``, in any conversation (chat or compare, deleted or not)."""
+        with self.db() as db:
+            return self._spend_since(db, user, since)
 
     def checkpoint_reply(self, message_id: int, content: str) -> None:
         """Save the partial text of a streaming reply. A reply that has already left 'streaming' (finished,
@@ -504,7 +574,7 @@ class Store:
             "duration": duration, "finish_reason": finish_reason, "updated_at": stamp,
             "tool_calls": _dumps(tool_calls or None), "cost_source": cost_source,
             "input_tokens": None, "output_tokens": None, "cache_read_tokens": None,
-            "cache_write_tokens": None, "input_exact": 0, "output_exact": 0,
+            "cache_write_tokens": None, "input_exact": 0, "output_exact": 0, "reserved_cost": None,
         }
         if usage is not None:
             changes |= {
@@ -562,7 +632,8 @@ class Store:
             conversation_ids = [row[0] for row in db.execute(
                 f"SELECT DISTINCT conversation_id FROM messages WHERE {where}", params)]
             count = db.execute(
-                f"UPDATE messages SET status = 'interrupted', error = COALESCE(error, ?), updated_at = ? "
+                f"UPDATE messages SET status = 'interrupted', error = COALESCE(error, ?), reserved_cost = NULL, "
+                f"updated_at = ? "
                 f"WHERE {where}", [INTERRUPTED_ERROR, stamp, *params]).rowcount
             for conversation_id in conversation_ids:
                 self._refresh_totals(db, conversation_id)
@@ -674,6 +745,18 @@ class Store:
     # ---- end of Compare page additions -------------------------------------------------------------
 
     # -- inside a write transaction
+
+    @staticmethod
+    def _spend_since(db: sqlite_utils.Database, user: str, since: str) -> tuple[float, float]:
+        # A conversation holding a reply created since ``since`` was updated since then too (every new
+        # message touches it), so the user's recently updated conversations are the only ones to read.
+        row = db.execute(
+            "SELECT TOTAL(m.cost) FILTER (WHERE m.status != 'streaming'),"
+            " TOTAL(m.reserved_cost) FILTER (WHERE m.status = 'streaming')"
+            " FROM conversations c JOIN messages m ON m.conversation_id = c.id"
+            " WHERE c.user = ? AND c.updated_at >= ? AND m.role = 'assistant' AND m.created_at >= ?",
+            [user, since, since]).fetchone()
+        return float(row[0]), float(row[1])
 
     @staticmethod
     def _require(db: sqlite_utils.Database, conversation_id: str) -> dict:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from chat import tokens
+from chat import limits, tokens
 from chat.config import Endpoint, ModelId
 from chat.display import ending
 from chat.pricing import Pricer
@@ -33,7 +33,7 @@ from chat.providers.base import (
     StreamError,
     Timeout,
 )
-from chat.store import DatabaseBusy, Store, StoreError
+from chat.store import Budget, DatabaseBusy, Store, StoreError
 
 DEFAULT_OUTPUT_RESERVE = 4096
 CONTINUE_PROMPT = "Continue exactly where your previous reply stopped."
@@ -138,7 +138,8 @@ class Turn:
 
     def __init__(self, *, store: Store, provider: Provider, pricer: Pricer, conversation_id: str,
                  settings: TurnSettings, context_window: int | None = None,
-                 refused: ProviderError | None = None, idle_timeout: float | None = None):
+                 refused: ProviderError | None = None, idle_timeout: float | None = None,
+                 budget: Budget | None = None):
         if settings.params.temperature is not None and not getattr(provider, "supports_temperature", True):
             # Not sent, so not recorded either: the reply's settings say what produced it.
             settings = dataclasses.replace(settings, params=dataclasses.replace(settings.params, temperature=None))
@@ -168,8 +169,12 @@ class Turn:
             self.error = refused
         if self.dropped:
             recorded["context_dropped"] = self.dropped
-        self.message_id = store.start_reply(conversation_id, provider=settings.model_id.provider,
-                                            model=model, settings=recorded)
+        # Checked against the spending budget, with the reply's likely cost reserved, in one transaction
+        self.message_id, over = limits.start_reply(
+            store, pricer, conversation_id, provider=settings.model_id.provider, model=model, settings=recorded,
+            messages=self._history, system=settings.system, max_tokens=settings.params.max_tokens,
+            budget=budget if self.error is None else None)
+        self.error = self.error or over
         if self.error is not None:  # refused before anything was sent: recorded as a failed reply
             self._finish("error", error=self.error)
 
@@ -341,19 +346,19 @@ def send(store: Store, provider: Provider, pricer: Pricer, conversation_id: str,
     """Save the user's message (committed before any provider call), then open the reply. Past the
     user's daily spending limit the reply is refused (recorded as failed, nothing sent)."""
     store.add_user_message(conversation_id, prompt)
+    return answer(store, provider, pricer, conversation_id, settings, context_window=context_window, user=user,
+                  daily_limit=daily_limit, idle_timeout=idle_timeout)
+
+
+def answer(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, settings: TurnSettings, *,
+           context_window: int | None = None, user: str | None = None, daily_limit: float | None = None,
+           idle_timeout: float | None = None) -> Turn:
+    """Open the reply to the conversation's messages as they are (the user's message already saved).
+    Past the user's daily spending limit, counting what replies still streaming have reserved, the reply is
+    refused (recorded as failed, nothing sent)."""
     return Turn(store=store, provider=provider, pricer=pricer, conversation_id=conversation_id,
-                settings=settings, context_window=context_window, refused=_refusal(store, user, daily_limit),
-                idle_timeout=idle_timeout)
-
-
-def _refusal(store: Store, user: str | None, daily_limit: float | None) -> ProviderError | None:
-    from chat.limits import SpendLimitReached, check_daily_limit
-
-    try:
-        check_daily_limit(store, user or "", daily_limit)
-    except SpendLimitReached as exc:
-        return exc
-    return None
+                settings=settings, context_window=context_window, idle_timeout=idle_timeout,
+                budget=limits.budget(user, daily_limit))
 
 
 def last_position(rows: list[dict], role: str) -> int | None:
@@ -373,9 +378,8 @@ def regenerate(store: Store, provider: Provider, pricer: Pricer, conversation_id
     if user_pos is None:
         raise ValueError("there is no message to answer")
     store.supersede_from(conversation_id, user_pos + 1)
-    return Turn(store=store, provider=provider, pricer=pricer, conversation_id=conversation_id,
-                settings=settings, context_window=context_window, refused=_refusal(store, user, daily_limit),
-                idle_timeout=idle_timeout)
+    return answer(store, provider, pricer, conversation_id, settings, context_window=context_window, user=user,
+                  daily_limit=daily_limit, idle_timeout=idle_timeout)
 
 
 def edit_last(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, prompt: str,

@@ -140,11 +140,16 @@ def boot() -> tuple[Settings, Store]:
         st.error(f"The price configuration has a problem: {exc}")
         st.stop()
     try:
+        # st.cache_resource keeps only a store that opened: after a failure the next run tries again, so
+        # the app recovers by itself once the file can be opened.
         db = store()
-        # Replies a crashed server left 'streaming' (live ones are written every second) are marked
-        # interrupted: cheap (an indexed read that finds nothing) and correct with several processes.
-        db.mark_interrupted_replies(stale_after=STALE_AFTER)
     except StoreError as exc:
         st.error(str(exc))
         st.stop()
+    try:
+        # Replies a crashed server left 'streaming' (live ones are written every second) are marked
+        # interrupted: cheap (an indexed read that finds nothing) and correct with several processes.
+        db.mark_interrupted_replies(stale_after=STALE_AFTER)
+    except StoreError:
+        pass  # housekeeping: the next run tries again; the page says what fails where it reads or writes
     return cfg, db

@@ -1,0 +1,159 @@
+"""Spend limits that hold under concurrency: reservations taken with the check, in one transaction. A real
+Store file, real SDK clients and the fake provider over HTTP."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import pytest
+
+from chat import compare, limits, turns
+from chat.config import ModelId
+from chat.pricing import Pricer
+from chat.providers.base import Message, Params, ProviderError, Usage
+from chat.providers.openai import OpenAIProvider
+
+MODEL = "openai:gpt-4o-mini"
+MAX_TOKENS = 20  # the fake provider's replies are 20 tokens: a reservation covers the real cost
+
+
+@pytest.fixture
+def provider(openai_client):
+    return OpenAIProvider(name="openai", client=openai_client, label="OpenAI")
+
+
+def one_reply(prompt: str) -> float:
+    """What one reply to ``prompt`` reserves (its likely cost at most)."""
+    return limits.likely_cost(Pricer(), "openai", "gpt-4o-mini", [Message("user", prompt)], system=None,
+                              max_tokens=MAX_TOKENS)
+
+
+def settings() -> turns.TurnSettings:
+    return turns.TurnSettings(ModelId("openai", "gpt-4o-mini"), params=Params(max_tokens=MAX_TOKENS))
+
+
+def spent(store, user="alice") -> float:
+    return limits.spent_today(store, user)
+
+
+def drain(turn: turns.Turn) -> None:
+    try:
+        for _ in turn.stream(flush_every=0.0):
+            pass
+    except ProviderError:
+        pass  # recorded on the reply
+
+
+def test_concurrent_turns_against_a_small_limit_end_past_it_by_at_most_one_reply(store, provider, fake_provider):
+    fake_provider.set_scenario(tokens_per_second=100)  # every reply is still streaming when the others start
+    prompt = "how much is this"
+    one = one_reply(prompt)
+    limit = 2.5 * one
+    conversations = [store.create_conversation(user="alice") for _ in range(8)]
+    start = threading.Barrier(len(conversations))
+    made: list[turns.Turn] = []
+
+    def user_turn(cid: str) -> None:
+        start.wait()
+        turn = turns.send(store, provider, Pricer(), cid, prompt, settings(), user="alice", daily_limit=limit)
+        made.append(turn)
+        drain(turn)
+
+    threads = [threading.Thread(target=user_turn, args=(cid,)) for cid in conversations]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(fake_provider.events("request")) == 3  # reserved 0, 1 and 2 replies' worth: 3 reaches 2.5
+    assert limit <= spent(store) <= limit + one
+    refused = [t.record for t in made if t.record["status"] == "error"]
+    assert len(refused) == 5 and all("daily limit" in r["error"] for r in refused)
+    assert all(r["cost"] == 0 for r in refused)
+
+
+def test_a_four_target_compare_against_a_small_limit_stops_at_the_limit(store, provider, fake_provider):
+    prompt = "compare these"
+    one = one_reply(prompt)
+    limit = 2.5 * one
+    targets = [compare.Target.parse(MODEL, max_tokens=MAX_TOKENS) for _ in range(4)]
+    live = compare.start_run(store, {"openai": provider}, Pricer(), user="alice", prompt=prompt, targets=targets,
+                             daily_limit=limit)
+    compare.stream_all(live)
+
+    assert len(fake_provider.events("request")) == 3
+    assert spent(store) <= limit + one
+    view = compare.load_run(store, live.run_id)
+    assert [c.reply["status"] for c in view.columns] == ["complete", "complete", "complete", "error"]
+    assert "daily limit" in view.columns[3].reply["error"]
+
+
+def test_a_batch_of_twenty_against_a_small_limit_ends_past_it_by_at_most_one_reply(store, provider, fake_provider):
+    fake_provider.set_scenario(tokens_per_second=200)
+    prompts = [f"batch prompt {i}" for i in range(20)]
+    one = max(one_reply(p) for p in prompts)
+    limit = 5.5 * one
+    batch = compare.BatchRun(store, {"openai": provider}, Pricer(), user="alice", prompts=prompts,
+                             targets=[compare.Target.parse(MODEL, max_tokens=MAX_TOKENS)], max_in_flight=4,
+                             daily_limit=limit)
+    for _ in batch.run():
+        pass
+
+    sent = len(fake_provider.events("request"))
+    assert 6 <= sent < 20
+    assert spent(store) <= limit + one
+    refused = [r for r in batch.rows if r.status == "error"]
+    assert len(refused) == 20 - sent and all("daily limit" in r.error for r in refused)
+
+
+def test_a_streaming_reply_holds_its_reservation_until_its_real_cost_replaces_it(store, provider, fake_provider):
+    fake_provider.set_scenario(tokens_per_second=50)
+    cid = store.create_conversation(user="alice")
+    turn = turns.send(store, provider, Pricer(), cid, "reserve for me", settings(), user="alice", daily_limit=1.0)
+    since = limits.start_of_day()
+    reserved = store.messages(cid)[-1]["reserved_cost"]
+    assert reserved == pytest.approx(one_reply("reserve for me"))
+    assert store.spend_since("alice", since) == (0.0, pytest.approx(reserved))
+
+    drain(turn)
+    row = store.messages(cid)[-1]
+    assert row["status"] == "complete" and row["reserved_cost"] is None
+    assert 0 < row["cost"] <= reserved
+    assert store.spend_since("alice", since) == (pytest.approx(row["cost"]), 0.0)
+
+
+def test_a_crashed_replys_reservation_is_released_when_it_is_marked_interrupted(store):
+    cid = store.create_conversation(user="alice")
+    store.add_user_message(cid, "then the server died")
+    budget = dataclasses.replace(limits.budget("alice", 1.0), reserve=2.0)
+    started = store.start_reply_within(cid, provider="openai", model="gpt-4o-mini", budget=budget)
+    assert started.admitted
+    with pytest.raises(limits.SpendLimitReached) as caught:
+        limits.check_daily_limit(store, "alice", 1.0)  # the crashed reply's reservation uses the day up
+    assert "still streaming" in caught.value.hint and "$2.00" in caught.value.hint
+
+    assert store.mark_interrupted_replies() == 1
+    assert store.spend_since("alice", budget.since) == (0.0, 0.0)
+    assert store.messages(cid)[-1]["reserved_cost"] is None
+    limits.check_daily_limit(store, "alice", 1.0)
+
+
+def test_an_unknown_price_reserves_nothing_but_known_costs_still_count(store):
+    assert limits.likely_cost(Pricer(), "ollama", "llama3.2", [Message("user", "hi")], system=None,
+                              max_tokens=None) == 0
+    cid = store.create_conversation(user="alice")
+    store.add_user_message(cid, "q")
+    first = store.start_reply(cid, provider="openai", model="gpt-4o-mini")
+    store.finish_reply(first, content="a", status="complete", usage=Usage(10, 10), cost=0.5)
+    message_id, over = limits.start_reply(store, Pricer(), cid, provider="ollama", model="llama3.2", settings=None,
+                                          messages=[Message("user", "q")], system=None, max_tokens=None,
+                                          budget=limits.budget("alice", 0.5))
+    assert isinstance(over, limits.SpendLimitReached) and over.spent == pytest.approx(0.5)
+    assert store.messages(cid)[-1]["id"] == message_id
+
+
+def test_without_a_limit_nothing_is_reserved(store, provider, fake_provider):
+    cid = store.create_conversation(user="alice")
+    turns.send(store, provider, Pricer(), cid, "no limit", settings(), user="alice").stop()
+    assert store.messages(cid)[-1]["reserved_cost"] is None
