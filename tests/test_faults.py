@@ -243,5 +243,5 @@ def test_history_search_on_a_damaged_index_says_so_and_the_rest_of_the_page_work
     at.query_params["q"] = "find"
     at.run()
     assert not at.exception
-    assert len(at.error) == 1 and at.error[0].value.startswith("Search failed:")
+    assert not at.error and any("search index is damaged" in w.value for w in at.warning)
     assert at.dataframe or at.tabs  # the rest of the page is drawn
