@@ -14,7 +14,7 @@ INTERRUPTED_NOTICE = ("This reply was interrupted (the app stopped while it stre
                       "arrived.")
 UNFINISHED_NOTICE = ("The reply ended before the provider finished it. The text above is what arrived; retry to "
                      "get a whole one.")
-CUT_FINISHES = frozenset({"length", "max_tokens", "model_context_window_exceeded"})
+CUT_FINISHES = frozenset({"length", "max_tokens", "max_output_tokens", "model_context_window_exceeded"})
 TOOL_FINISHES = frozenset({"tool_calls", "tool_use", "function_call"})
 FILTER_FINISHES = frozenset({"content_filter"})
 REFUSAL_FINISHES = frozenset({"refusal"})

@@ -287,8 +287,7 @@ def test_every_earlier_turn_is_sent_while_it_fits_the_models_context_window(app_
     at = run_app()
     for i in range(4):
         send(at, f"question {i}: " + "a fairly long sentence with many words in it " * 10)
-    body = fake_provider.events("request")[-1]["body"]
-    assert len(body["messages"]) == 7  # three full turns and the new question: nothing left out
+    assert len(fake_provider.sent_messages()) == 7  # three full turns and the new question: nothing left out
     assert not any("left out" in c.value for m in at.chat_message for c in m.caption)
 
 
