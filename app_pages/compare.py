@@ -23,18 +23,18 @@ import time
 
 import streamlit as st
 
-from chat import compare, turns
+from chat import compare
 from chat.config import ModelId
 from chat.display import escape_markdown, inert_markdown
 from chat.providers import ProviderError
 from chat.store import StoreError, title_from
 from ui import render
-from ui.resources import boot, current_viewer, pricer, providers, signed_in_caption
+from ui.resources import boot, catalog, current_viewer, pricer, providers, signed_in_caption
 
 cfg, db = boot()
 viewer = current_viewer()
 user = viewer.user
-available = cfg.available_models()
+available = catalog().models()  # what the endpoints serve (configured ones pinned), or the configured lists
 
 if not available:
     st.title("Set up a provider")
@@ -45,7 +45,7 @@ if not available:
 
 
 def window_for(model_id: ModelId) -> int | None:
-    return turns.context_window(cfg.endpoint(model_id.provider), model_id.model)
+    return catalog().capabilities(model_id.provider, model_id.model).context_window
 
 
 def open_run(run_id: str | None) -> None:
@@ -115,15 +115,17 @@ def live_column(live: compare.LiveRun, index: int) -> None:
     chunks = turn.stream(flush_every=0.05)  # a generator: nothing is sent before its first next()
     text = ""
     try:
+        thinking = render.LiveThinking(turn)  # "Thinking…", then the reasoning as it comes, collapsed at the answer
         text_slot = st.empty()
         figures_slot = st.empty()
-        text_slot.caption("Thinking…")
         prompt_tokens = compare.input_estimate(live.prompt, column.target)
         prices = pricer()
         text_drawn = figures_drawn = 0.0
         try:
             for chunk in chunks:
                 now = time.monotonic()
+                if not text:
+                    thinking.update()  # collapses itself once the answer has started
                 text += chunk
                 # a long text is redrawn less often: each redraw sends all of it
                 if chunk and now - text_drawn >= (0.05 if len(text) < 10_000 else 0.25):
@@ -132,13 +134,14 @@ def live_column(live: compare.LiveRun, index: int) -> None:
                 elif not chunk or now - figures_drawn >= 0.25:  # a heartbeat always draws: a stop lands there
                     if not text and turn.reply is not None and turn.reply.failed_attempts:
                         # the SDK retries before streaming: say so, as the chat page does
-                        text_slot.caption(f"Busy; retrying (attempt {turn.reply.failed_attempts + 1})…")
+                        thinking.note = f"Busy; retrying (attempt {turn.reply.failed_attempts + 1})…"
                     row = compare.live_row(turn, input_tokens=prompt_tokens, pricer=prices)
                     figures_slot.caption("  \n".join(compare.figures(row)) or "…")
                     figures_drawn = now
             chunks.close()
         except ProviderError:
             pass  # recorded on the reply: its notice is drawn below
+        thinking.finish()
         if text:
             text_slot.markdown(inert_markdown(text[: render.LONG_MESSAGE]))
         else:
@@ -173,6 +176,7 @@ def column_header(title: str, settings: dict, show_settings: bool) -> None:
 def saved_column(view: compare.RunView, column: compare.RunColumn) -> None:
     reply = column.reply
     column_header(compare.column_title(view, column), column.settings, view.revealed)
+    render.thinking(reply)
     if reply.get("content"):
         render.message_body(reply["content"])
     names = provider_names(column.settings.get("provider") or "")

@@ -134,6 +134,7 @@ FAULTS = [
 def test_each_provider_fault_is_shown_as_a_clear_message_and_loses_nothing(app_env, monkeypatch, fake_provider,
                                                                             knobs, expected, model):
     monkeypatch.setenv("CHAT_TIMEOUT", "1")
+    monkeypatch.setenv("CHAT_FIRST_TOKEN_TIMEOUT", "1")  # the wait before the first output has its own limit
     st.cache_resource.clear()
     at = run_app()
     at.sidebar.selectbox(key="model").set_value(model)

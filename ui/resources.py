@@ -13,6 +13,7 @@ import streamlit as st
 from chat import tokens
 from chat.config import ConfigError, PriceConfigError, Settings, load_settings, read_secrets
 from chat.identity import NotSignedIn, Viewer, resolve_viewer
+from chat.models import Catalog
 from chat.pricing import Pricer
 from chat.providers import Provider, Usage, build_providers
 from chat.store import Store, StoreError
@@ -53,6 +54,16 @@ def store() -> Store:
 @st.cache_resource(show_spinner=False)
 def providers() -> dict[str, Provider]:
     return build_providers(settings())
+
+
+@st.cache_resource(show_spinner=False)
+def catalog() -> Catalog:
+    """What each endpoint serves and what its models can do, asked once and kept (Refresh asks again)."""
+    found = Catalog(settings(), providers)
+    for name, provider in providers().items():
+        if hasattr(provider, "thinking_mode"):  # Anthropic: adaptive thinking or a budget, as its models API says
+            provider.thinking_mode = lambda model, name=name: found.capabilities(name, model).thinking_mode
+    return found
 
 
 _preloading = threading.Lock()
