@@ -412,23 +412,26 @@ class Turn:
 
 def send(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, prompt: str,
          settings: TurnSettings, *, context_window: int | None = None, user: str | None = None,
-         daily_limit: float | None = None, idle_timeout: float | None = None) -> Turn:
+         daily_limit: float | None = None, idle_timeout: float | None = None,
+         first_output_timeout: float | None = None) -> Turn:
     """Save the user's message (committed before any provider call), then open the reply. Past the
     user's daily spending limit the reply is refused (recorded as failed, nothing sent)."""
     store.add_user_message(conversation_id, prompt)
     return answer(store, provider, pricer, conversation_id, settings, context_window=context_window, user=user,
-                  daily_limit=daily_limit, idle_timeout=idle_timeout)
+                  daily_limit=daily_limit, idle_timeout=idle_timeout,
+                  first_output_timeout=first_output_timeout)
 
 
 def answer(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, settings: TurnSettings, *,
            context_window: int | None = None, user: str | None = None, daily_limit: float | None = None,
-           idle_timeout: float | None = None) -> Turn:
+           idle_timeout: float | None = None,
+           first_output_timeout: float | None = None) -> Turn:
     """Open the reply to the conversation's messages as they are (the user's message already saved).
     Past the user's daily spending limit, counting what replies still streaming have reserved, the reply is
     refused (recorded as failed, nothing sent)."""
     return Turn(store=store, provider=provider, pricer=pricer, conversation_id=conversation_id,
                 settings=settings, context_window=context_window, idle_timeout=idle_timeout,
-                budget=limits.budget(user, daily_limit))
+                budget=limits.budget(user, daily_limit), first_output_timeout=first_output_timeout)
 
 
 def last_position(rows: list[dict], role: str) -> int | None:
@@ -440,7 +443,8 @@ def last_position(rows: list[dict], role: str) -> int | None:
 
 def regenerate(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, settings: TurnSettings,
                *, context_window: int | None = None, user: str | None = None,
-               daily_limit: float | None = None, idle_timeout: float | None = None) -> Turn:
+               daily_limit: float | None = None, idle_timeout: float | None = None,
+               first_output_timeout: float | None = None) -> Turn:
     """Replace the last reply (or retry a failed one): the old reply is superseded, not erased, so what
     it cost stays counted."""
     rows = store.messages(conversation_id)
@@ -449,12 +453,14 @@ def regenerate(store: Store, provider: Provider, pricer: Pricer, conversation_id
         raise ValueError("there is no message to answer")
     store.supersede_from(conversation_id, user_pos + 1)
     return answer(store, provider, pricer, conversation_id, settings, context_window=context_window, user=user,
-                  daily_limit=daily_limit, idle_timeout=idle_timeout)
+                  daily_limit=daily_limit, idle_timeout=idle_timeout,
+                  first_output_timeout=first_output_timeout)
 
 
 def edit_last(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, prompt: str,
               settings: TurnSettings, *, context_window: int | None = None, user: str | None = None,
-              daily_limit: float | None = None, idle_timeout: float | None = None) -> Turn:
+              daily_limit: float | None = None, idle_timeout: float | None = None,
+              first_output_timeout: float | None = None) -> Turn:
     """Replace the last user message with ``prompt`` and answer it afresh."""
     rows = store.messages(conversation_id)
     user_pos = last_position(rows, "user")
@@ -462,4 +468,5 @@ def edit_last(store: Store, provider: Provider, pricer: Pricer, conversation_id:
         raise ValueError("there is no message to edit")
     store.supersede_from(conversation_id, user_pos)
     return send(store, provider, pricer, conversation_id, prompt, settings, context_window=context_window,
-                user=user, daily_limit=daily_limit, idle_timeout=idle_timeout)
+                user=user, daily_limit=daily_limit, idle_timeout=idle_timeout,
+                first_output_timeout=first_output_timeout)

@@ -119,7 +119,7 @@ DEFAULT_KNOBS: dict[str, Any] = {
     "think_split": None,  # think_tags: content re-cut into pieces of this many characters (tags split too)
     "redacted_thinking": False,  # Anthropic: a redacted_thinking block before the text
     # GET /v1/models (both formats; the default scenario's knobs apply)
-    "models": None,  # the ids listed; None -> a small built-in list per format
+    "models": None,  # the ids listed, or {"openai": [...], "anthropic": [...]}; None -> MODELS_LISTED
     "models_status": None,  # answer GET /v1/models with this error status instead
 }
 
@@ -843,8 +843,10 @@ class _Handler(BaseHTTPRequestHandler):
                     else _openai_error(status, knobs, "", given))
             self._json(status, body)
             return
-        ids = knobs["models"] if knobs["models"] is not None else MODELS_LISTED[
-            "anthropic" if anthropic_format else "openai"]
+        kind = "anthropic" if anthropic_format else "openai"
+        ids = knobs["models"] if knobs["models"] is not None else MODELS_LISTED
+        if isinstance(ids, dict):
+            ids = ids.get(kind, MODELS_LISTED[kind])
         if not anthropic_format:
             self._json(200, {"object": "list", "data": [
                 {"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "fake"} for m in ids]})
