@@ -143,8 +143,8 @@ def thinking_label(row: dict) -> str | None:
 
 
 def thinking_live_label(seconds: float | None) -> str:
-    """The Thinking section's title while the model thinks."""
-    return "Thinking…" if not seconds or seconds < 1 else f"Thinking for {_seconds(seconds)}…"
+    """The Thinking section's title while the model thinks, in whole seconds (it changes once a second)."""
+    return "Thinking…" if not seconds or seconds < 1 else f"Thinking for {int(seconds):,} s…"
 
 
 def thinking_body(row: dict) -> str:

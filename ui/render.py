@@ -92,8 +92,9 @@ class LiveThinking:
             self._body = self._status.empty()
             self._label = label
         elif label != self._label:
-            self._status.update(label=label)
+            self._status.update(label=label)  # this redraws the section empty: its body is drawn again below
             self._label = label
+            self._version = -1
         if turn.reasoning_version != self._version:
             self._version = turn.reasoning_version
             self._body.markdown(inert_markdown(reasoning[-LONG_MESSAGE:]) if reasoning
@@ -115,7 +116,7 @@ class LiveThinking:
             self._status = self.slot.status(label, expanded=False, state="complete")
             self._body = self._status.empty()
         else:
-            self._status.update(label=label, expanded=False, state="complete")
+            self._status.update(label=label, expanded=False, state="complete")  # drawn empty: body again
         self._body.markdown(inert_markdown(turn.reasoning[-LONG_MESSAGE:]) if turn.reasoning
                             else "*The reasoning is hidden by the provider.*")
 
