@@ -174,15 +174,30 @@ def capabilities(settings: Settings, provider: str, model: str,
 
 class Catalog:
     """Listings per endpoint, asked lazily and kept for a while; thread-safe (shared by every session).
-    ``clients`` maps an endpoint name to its SDK client (None when no key is set)."""
+    ``clients`` returns the providers by endpoint name (each with its SDK ``client``, None when no key is set).
+
+    With ``wait`` (seconds) a listing not yet known is asked on a thread of its own and waited for at most that
+    long: a page run meanwhile uses the configured list (the SDKs, ~3 s of imports, are not on the first
+    paint's path), and the next run has the listing. ``wait=None`` asks and waits (tests, scripts)."""
 
     def __init__(self, settings: Settings, clients: Callable[[], Mapping[str, Any]], *, ttl: float = TTL,
-                 failed_ttl: float = FAILED_TTL, timeout: float = LIST_TIMEOUT):
+                 failed_ttl: float = FAILED_TTL, timeout: float = LIST_TIMEOUT, wait: float | None = None):
         self.settings = settings
         self._clients = clients
-        self._ttl, self._failed_ttl, self._timeout = ttl, failed_ttl, timeout
+        self._ttl, self._failed_ttl, self._timeout, self._wait = ttl, failed_ttl, timeout, wait
         self._listings: dict[str, Listing] = {}
+        self._asking: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
+
+    def _ask(self, name: str, endpoint: Endpoint) -> None:
+        try:
+            client = getattr(self._clients().get(name), "client", None)
+            fresh = discover(endpoint, client, timeout=self._timeout)
+        except Exception as exc:  # building the clients failed: the configured list stands
+            fresh = Listing(error=f"{type(exc).__name__}: {exc}"[:200], at=time.monotonic())
+        with self._lock:
+            self._listings[name] = fresh
+            self._asking.pop(name, None)
 
     def listing(self, name: str) -> Listing | None:
         endpoint = self.settings.endpoint(name)
@@ -190,14 +205,26 @@ class Catalog:
             return None
         with self._lock:
             kept = self._listings.get(name)
-        now = time.monotonic()
-        if kept is not None and now - kept.at < (self._failed_ttl if kept.error else self._ttl):
-            return kept
-        client = getattr(self._clients().get(name), "client", None)
-        fresh = discover(endpoint, client, timeout=self._timeout)
+            now = time.monotonic()
+            if kept is not None and now - kept.at < (self._failed_ttl if kept.error else self._ttl):
+                return kept
+            asking = self._asking.get(name)
+            if asking is None:
+                asking = self._asking[name] = threading.Thread(target=self._ask, args=(name, endpoint),
+                                                               name=f"models-{name}", daemon=True)
+                asking.start()
+        asking.join(self._wait)
         with self._lock:
-            self._listings[name] = fresh
-        return fresh
+            return self._listings.get(name)
+
+    def wait(self) -> None:
+        """Wait for every listing being asked (tests)."""
+        for endpoint in self.settings.configured:
+            self.listing(endpoint.name)
+            with self._lock:
+                asking = self._asking.get(endpoint.name)
+            if asking is not None:
+                asking.join()
 
     def listings(self) -> dict[str, Listing]:
         out = {}

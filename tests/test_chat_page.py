@@ -345,7 +345,7 @@ def test_a_reply_cut_at_the_output_limit_says_so_and_continue_asks_the_model_to_
     next(b for b in at.button if b.label == "Continue").click().run()
     assert not at.exception
     assert at.chat_message[2].markdown[0].value == turns.CONTINUE_PROMPT
-    sent = fake_provider.last_request["body"]["messages"]
+    sent = fake_provider.sent_messages()  # OpenAI itself: the Responses API's input
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
 
 

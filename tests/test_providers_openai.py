@@ -11,6 +11,14 @@ from chat.providers.openai import OpenAIProvider
 HISTORY = [Message("user", "What is 2+2?"), Message("assistant", "4."), Message("user", "And 3+3?")]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def warm_sdk():
+    """The SDK builds its Responses event parser on first use (~1 s); the app does it at start-up (preload)."""
+    from chat.providers.openai import warm_up
+
+    warm_up()
+
+
 @pytest.fixture(params=["responses", "chat"])
 def provider(request, openai_client):
     return OpenAIProvider("openai", openai_client, api=request.param)

@@ -12,7 +12,12 @@ THOUGHT = "The user says hi. I should greet them back."
 
 
 def chat_page() -> AppTest:
-    return AppTest.from_file(APP, default_timeout=30).run()
+    """The chat page, run again once the model listings asked in the background have arrived."""
+    from ui.resources import catalog
+
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    catalog().wait()
+    return at.run()
 
 
 def send(at: AppTest, text: str) -> AppTest:
