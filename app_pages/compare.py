@@ -236,6 +236,9 @@ def compare_tab(work: dict) -> None:
     stop_col.button("Stop", icon=":material/stop:", key="cmp_stop", disabled=live is None, width="stretch")
     work["clock"] = st.empty()
     if live is not None:
+        import chat.providers.openai
+
+        chat.providers.openai.warm_up()  # once per process, before the columns' clocks start (fair ranks)
         open_run(live.run_id)
         st.session_state.cmp_streamed = live.run_id
         slots = st.columns(len(live.columns), border=True)

@@ -3,8 +3,6 @@ thinks, then collapses to its duration once the answer starts."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from e2e_support import running_stack, wait_idle
@@ -27,19 +25,25 @@ def test_the_thinking_section_fills_live_then_collapses_to_its_duration(stack):
     try:
         page.goto(app.url)
         wait_idle(page)
+        # the page samples the Thinking section itself every 50 ms: (its title, reasoning words shown)
+        page.evaluate("""() => {
+          window.__samples = [];
+          window.__timer = setInterval(() => {
+            const msgs = document.querySelectorAll('[data-testid="stChatMessage"]');
+            const last = msgs[msgs.length - 1];
+            const section = last && last.querySelector('[data-testid="stExpander"]');
+            if (!section || last.innerText.includes('Echo:')) return;
+            const title = section.querySelector('summary').innerText;
+            window.__samples.push([title, (section.innerText.match(/thought\\d+/g) || []).length]);
+          }, 50);
+        }""")
         box = page.locator("[data-testid='stChatInput'] textarea")
         box.fill("think first")
         box.press("Enter")
-        section = page.locator("[data-testid='stChatMessage'] [data-testid='stExpander']").last
-        section.wait_for()
-        seen = []
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not provider.events("chunk"):
-            text = section.inner_text() if section.count() else ""
-            if "thought" in text:
-                seen.append((text.split("\n")[0], text.count("thought")))
-            time.sleep(0.2)
-        assert seen and seen[0][0].startswith("Thinking"), seen  # open and titled "Thinking…" while it thinks
+        page.locator("[data-testid='stChatMessage']", has_text="Echo: think first").first.wait_for(timeout=30_000)
+        samples = page.evaluate("() => { clearInterval(window.__timer); return window.__samples; }")
+        seen = [(title, n) for title, n in samples if n]
+        assert seen and all("Thinking" in title for title, _ in seen), samples  # open, titled "Thinking…"
         counts = [n for _, n in seen]
         assert len(set(counts)) >= 3 and counts == sorted(counts), counts  # filled as the reasoning came
         page.locator("[data-testid='stChatMessage']", has_text="5 out").first.wait_for()

@@ -84,7 +84,10 @@ def _preload() -> None:
     import chat.providers.anthropic  # noqa: F401
     import chat.providers.openai
 
-    chat.providers.openai.warm_up()  # the Responses event parser, built on first use (~1 s)
+    try:
+        chat.providers.openai.warm_up()  # the Responses event parser, built on first use (~1 s)
+    except Exception:  # an optimisation only: the first reply then builds it
+        pass
     tokens.warm_up()
     Pricer().cost("openai", "gpt-4o-mini", Usage(input_tokens=1, output_tokens=1))
     tuning.freeze_startup_heap()
