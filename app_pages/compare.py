@@ -127,7 +127,7 @@ def live_column(live: compare.LiveRun, index: int) -> None:
                 text += chunk
                 # a long text is redrawn less often: each redraw sends all of it
                 if chunk and now - text_drawn >= (0.05 if len(text) < 10_000 else 0.25):
-                    text_slot.markdown(inert_markdown(text[: render.LONG_MESSAGE]))
+                    text_slot.markdown(inert_markdown(text))
                     text_drawn = now
                 elif not chunk or now - figures_drawn >= 0.25:  # a heartbeat always draws: a stop lands there
                     if not text and turn.reply is not None and turn.reply.failed_attempts:
@@ -140,7 +140,7 @@ def live_column(live: compare.LiveRun, index: int) -> None:
         except ProviderError:
             pass  # recorded on the reply: its notice is drawn below
         if text:
-            text_slot.markdown(inert_markdown(text[: render.LONG_MESSAGE]))
+            text_slot.markdown(inert_markdown(text))
         else:
             text_slot.empty()
         figures_slot.caption("  \n".join(compare.figures(turn.record or {})))

@@ -1,0 +1,80 @@
+"""The one streaming consumer of the pages: a reply followed live into an assistant bubble."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import streamlit as st
+
+from chat.display import InertStream
+from chat.live import HEARTBEAT, LiveReply
+from chat.store import Store
+
+STORED_POLL = 0.5  # seconds between reads of a reply another process is writing (it checkpoints every second)
+
+
+def _shown(chunks: Iterator[str], status, retries: Callable[[], int] | None = None) -> Iterator[str]:
+    """The chunks, made inert (no remote images), with "Thinking…" replaced by the first text. Empty chunks
+    (heartbeats) touch the session, which is where a rerun of this page interrupts the stream."""
+    guard = InertStream()
+    first = True
+    failures = 0
+    for chunk in chunks:
+        if not chunk:
+            st.session_state["_heartbeat"] = True
+            if first and retries is not None and retries() > failures:
+                failures = retries()  # the SDK retries before streaming: say so while it waits
+                status.caption(f"The provider is busy; retrying (attempt {failures + 1})…")
+            continue
+        if first:
+            status.empty()
+            first = False
+        yield guard.feed(chunk)
+    yield guard.flush()
+
+
+def follow_reply(reply: LiveReply, *, on_stop: Callable[[str], None]) -> None:
+    """Draw a live reply as it is written, with a Stop button, until it is done. Leaving the page (any
+    rerun) ends only this drawing: the reply goes on, and is followed again from where it is."""
+    with st.chat_message("assistant"):
+        status = st.empty()
+        body = st.container()
+        st.button("Stop", key=f"stop-{reply.message_id}", icon=":material/stop_circle:", type="secondary",
+                  on_click=on_stop, args=(reply.conversation_id,), help="Stop this reply; what it wrote is kept.")
+        status.caption("Thinking…")
+
+        def retries() -> int:
+            sdk_reply = reply.turn.reply
+            return sdk_reply.failed_attempts if sdk_reply is not None else 0
+
+        with body:
+            st.write_stream(_shown(reply.follow(), status, retries))
+
+
+def follow_stored(store: Store, row: dict) -> None:
+    """Draw a reply another app process is writing, from the checkpoints it saves, until it leaves
+    'streaming' (finished there, or marked interrupted when that process died)."""
+
+    def chunks() -> Iterator[str]:
+        sent = 0
+        while True:
+            current = store.message(row["id"])
+            if current is None:
+                return
+            text = current["content"] or ""
+            yield text[sent:]
+            sent = len(text)
+            if current["status"] != "streaming":
+                return
+            deadline = time.monotonic() + STORED_POLL
+            while time.monotonic() < deadline:
+                time.sleep(HEARTBEAT)
+                yield ""
+
+    with st.chat_message("assistant"):
+        status = st.empty()
+        status.caption("Being written by another app server…")
+        body = st.container()
+        with body:
+            st.write_stream(_shown(chunks(), status))
