@@ -41,7 +41,7 @@ def follow_reply(reply: LiveReply, *, on_stop: Callable[[str], None]) -> None:
         status = st.empty()
         body = st.container()
         st.button("Stop", key=f"stop-{reply.message_id}", icon=":material/stop_circle:", type="secondary",
-                  on_click=on_stop, args=(reply.conversation_id,), help="Stop this reply; what it wrote is kept.")
+                  on_click=on_stop, args=(reply.conversation_id,))
         status.caption("Thinking…")
 
         def retries() -> int:
