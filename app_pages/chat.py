@@ -152,7 +152,7 @@ if action and cid:  # Regenerate, Retry, Edit, Continue: a new reply, owned by t
         elif action[0] == "continue":
             turn = turns.send(db, provider, pricer(), cid, turns.CONTINUE_PROMPT, settings, **turn_options)
         if turn is not None:
-            live.replies.start(turn)
+            live.replies.start(turn, grace=live.START_GRACE)
     except StoreError as exc:  # nothing is lost: the edited text stays in its box, the buttons stay
         faults.append(f"{exc} Nothing was sent; try again in a moment.")
     except live.ReplyInProgress as exc:
@@ -169,7 +169,7 @@ if (prompt is not None and prompt.strip()) or (st.session_state.pop("resend", Fa
         if live.replies.running(out.conversation_id) is not None:
             raise live.ReplyInProgress()
         new = outbox.deliver(db, out, providers()[model_id.provider], pricer(), settings, **turn_options)
-        live.replies.start(new)
+        live.replies.start(new, grace=live.START_GRACE)
         out = None
     except (StoreError, live.ReplyInProgress) as exc:
         out.problem = out.problem if isinstance(exc, StoreError) else str(exc)

@@ -215,7 +215,7 @@ def compare_tab(work: dict) -> None:
                 db, providers(), pricer(), user=user, prompt=st.session_state.cmp_prompt, targets=targets,
                 blind=blind, window_for=window_for, options={"synced": synced}, daily_limit=cfg.daily_limit_usd)
             for column in started.columns:  # each column's reply belongs to its conversation from here on
-                live.replies.start(column.turn)
+                live.replies.start(column.turn, grace=live.START_GRACE)
             open_run(started.run_id)
         except compare.CompareError as exc:
             st.warning(str(exc))
