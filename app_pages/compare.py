@@ -24,7 +24,7 @@ from chat import compare, live, turns
 from chat.config import ModelId
 from chat.display import escape_markdown, inert_markdown
 from chat.store import StoreError, title_from
-from ui import render
+from ui import render, stream
 from ui.resources import boot, current_viewer, pricer, providers, signed_in_caption
 
 cfg, db = boot()
@@ -227,10 +227,10 @@ def compare_tab(work: dict) -> None:
     except StoreError as exc:
         st.error(str(exc), icon=":material/error:")
         return
-    streaming = [c.conversation_id for c in view.columns
-                 if live.replies.running(c.conversation_id)] if view is not None else []
+    streaming = {c.label: c.conversation_id for c in view.columns
+                 if live.replies.running(c.conversation_id)} if view is not None else {}
     stop_col.button("Stop", icon=":material/stop:", key="cmp_stop", disabled=not streaming, width="stretch",
-                    on_click=stop_replies, args=(streaming,))
+                    on_click=stop_replies, args=(list(streaming.values()),))
     work["clock"] = st.empty()
     if run_id and view is None:
         st.warning("That comparison was not found. It may have been deleted, or the link is wrong.")
@@ -309,11 +309,22 @@ def batch_tab(work: dict) -> None:
 
 
 # ---------------------------------------------------------------- the work of this run, after drawing it all
-def wait_for_columns(conversation_ids: list[str], clock) -> None:
+def wait_for_columns(columns: dict[str, str], clock) -> None:
+    """Wait for the columns (label -> conversation id) to finish, then draw the saved run. A Stop click
+    interrupting the wait acts at once (see ``stream.clicked``); its callback then draws the settled run."""
     started = time.monotonic()
-    while any(live.replies.running(cid) for cid in conversation_ids):
-        clock.caption(f"Streaming… {time.monotonic() - started:.1f} s")  # also where a rerun interrupts
-        time.sleep(0.1)
+    try:
+        while any(live.replies.running(cid) for cid in columns.values()):
+            clock.caption(f"Streaming… {time.monotonic() - started:.1f} s")  # also where a rerun interrupts
+            time.sleep(0.1)
+    except BaseException as interruption:
+        if stream.clicked(interruption, "cmp_stop"):
+            stopping = list(columns.values())
+        else:
+            stopping = [cid for label, cid in columns.items() if stream.clicked(interruption, f"cmp_stop_{label}")]
+        for reply in filter(None, map(live.replies.running, stopping)):
+            reply.stop()
+        raise
     st.rerun()  # every column has finished: the saved run, with its summary and votes
 
 
