@@ -267,3 +267,26 @@ def test_a_reopened_conversation_shows_its_latest_messages_with_the_input_pinned
     assert box["y"] + box["height"] <= viewport["height"] + 1  # the input is on screen, at the bottom
     last = page.locator("[data-testid='stChatMessage']").last.bounding_box()
     assert last["y"] < viewport["height"]  # and the latest message is in view, not the first
+
+
+def test_a_reply_written_by_another_app_process_is_followed_from_its_checkpoints(stack, page, tmp_path):
+    from e2e_support import AppProcess, app_env
+
+    provider, _, browser, db_path = stack
+    second = AppProcess(app_env(provider.url, db_path), log=tmp_path / "second.log")  # a replica, same store
+    other = browser.new_page()
+    try:
+        provider.set_scenario(None, words=300, tokens_per_second=20)
+        send(page, "seen from the other replica")
+        provider.wait_for("chunk", timeout=10, count=5)
+        cid = conversation_url(page).split("c=")[1]
+        other.goto(f"{second.url}/?c={cid}")
+        other.get_by_text("Being written by another app server", exact=False).wait_for(timeout=60_000)
+        assert "A reply is being written" in other.locator("[data-testid='stChatInput'] textarea").get_attribute(
+            "placeholder")
+        other.locator("[data-testid='stChatMessage']", has_text="300 out").wait_for(timeout=60_000)  # settled
+        assert "Echo: seen from the other replica" in reply_text(other)
+        assert len(provider.events("request")) == 1
+    finally:
+        other.close()
+        second.stop()

@@ -91,7 +91,7 @@ def follow_stored(store: Store, row: dict) -> None:
 
     with st.chat_message("assistant"):
         status = st.empty()
-        status.caption("Being written by another app server…")
         body = st.container()
+        st.caption("Being written by another app server; it can be stopped there.")
         with body:
             st.write_stream(_shown(chunks(), status))
