@@ -127,9 +127,12 @@ def stop_reply(conversation_id: str) -> None:
 
 
 def unsent(out: outbox.Outgoing) -> None:
-    """A message the database did not take: the fault in one sentence, the words, and Send again."""
-    st.error(out.problem or "The chat database did not take your message.", icon=":material/error:")
-    if not out.saved:
+    """A message whose reply has not started: the database fault in one sentence, the words, and Send again.
+    The message itself is saved in the background as soon as the database takes it."""
+    if out.saved:
+        st.info("Your message is saved; its reply has not been asked for yet.", icon=":material/info:")
+    else:
+        st.error(out.problem or "The chat database did not take your message.", icon=":material/error:")
         with st.chat_message("user"):
             render.message_body(out.prompt)
     st.button("Send again", icon=":material/send:", key="send_again",
@@ -177,6 +180,7 @@ if (prompt is not None and prompt.strip()) or (st.session_state.pop("resend", Fa
         st.session_state.pop("outgoing", None)
     else:
         st.session_state.outgoing = out
+        out.save_soon(db, user=user, settings=settings.as_dict())  # saved as soon as the database takes it
     conversation_id = (out or new).conversation_id
     if conversation_id is not None and conversation_id != cid:  # a new conversation: it is in the URL now
         cid = st.session_state.open_cid = conversation_id
