@@ -16,7 +16,6 @@ from chat.display import (
     thinking_live_label,
 )
 
-LONG_MESSAGE = 20_000  # characters shown in full; longer messages are shown cut, so the page stays fast
 RECENT_MESSAGES = 60  # messages drawn when a conversation opens (Chat page and History transcripts)
 EARLIER_STEP = 200  # more drawn per "Show earlier messages" click
 
@@ -36,14 +35,8 @@ def earlier_messages(count: int, key: str) -> int:
 
 
 def message_body(content: str) -> None:
-    """Markdown, never HTML (st.markdown escapes it), and no remote images. Very long text is cut for
-    display only."""
-    content = inert_markdown(content)
-    if len(content) > LONG_MESSAGE:
-        st.markdown(content[:LONG_MESSAGE])
-        st.caption(f"… message cut for display: {len(content):,} characters in all.")
-    else:
-        st.markdown(content)
+    """Markdown, never HTML (st.markdown escapes it), and no remote images. Shown whole, however long."""
+    st.markdown(inert_markdown(content))
 
 
 def thinking(row: dict) -> None:
@@ -97,7 +90,7 @@ class LiveThinking:
             self._version = -1
         if turn.reasoning_version != self._version:
             self._version = turn.reasoning_version
-            self._body.markdown(inert_markdown(reasoning[-LONG_MESSAGE:]) if reasoning
+            self._body.markdown(inert_markdown(reasoning) if reasoning
                                 else "*The reasoning is hidden by the provider.*")
 
     def finish(self) -> None:
@@ -117,7 +110,7 @@ class LiveThinking:
             self._body = self._status.empty()
         else:
             self._status.update(label=label, expanded=False, state="complete")  # drawn empty: body again
-        self._body.markdown(inert_markdown(turn.reasoning[-LONG_MESSAGE:]) if turn.reasoning
+        self._body.markdown(inert_markdown(turn.reasoning) if turn.reasoning
                             else "*The reasoning is hidden by the provider.*")
 
 
