@@ -22,6 +22,9 @@ Names other tools rely on:
     CHAT_DAILY_LIMIT_USD    per-user daily spending limit; a turn past it is refused
     CHAT_MAX_RETRY_WAIT     longest retry-after (s) the SDKs may wait out before a retry (default 10);
                             a longer one fails at once with "wait about N s"
+    CHAT_TOOL_STEPS         model calls one reply may make while it uses tools (default 10)
+    [mcp.NAME]              an MCP server (secrets.toml only): `command` with `args`/`env` (stdio) or `url`
+                            with `headers` (streamable HTTP); `trust = true` runs its tools without asking
 
 Configuration fails closed: a secrets file that exists but cannot be read or parsed, or a setting of the
 wrong type or out of range, raises ConfigError naming the setting (and for a file, the line), rather than
@@ -93,6 +96,26 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class McpServer:
+    """A configured MCP server: a local command spoken to over stdio, or a streamable-HTTP ``url``. ``env`` and
+    ``headers`` usually hold secrets: they stay out of ``repr`` and never reach a page, a log or an export."""
+
+    name: str
+    label: str
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict, repr=False, compare=False, hash=False)
+    url: str | None = None
+    headers: dict[str, str] = field(default_factory=dict, repr=False, compare=False, hash=False)
+    trust: bool = False  # run its tools without asking, even those not marked read-only
+    timeout: float = 60.0  # seconds one tool call may take
+
+    @property
+    def transport(self) -> str:
+        return "stdio" if self.command else "http"
+
+
+@dataclass(frozen=True)
 class Settings:
     endpoints: tuple[Endpoint, ...]
     db_path: Path
@@ -108,6 +131,11 @@ class Settings:
     first_token_timeout: float = 600.0
     hidden_models: tuple[str, ...] = ()
     capabilities: dict[str, dict[str, Any]] = field(default_factory=dict)
+    mcp_servers: tuple[McpServer, ...] = ()
+    tool_steps: int = 10
+
+    def mcp_server(self, name: str) -> McpServer | None:
+        return next((s for s in self.mcp_servers if s.name == name), None)
 
     def endpoint(self, name: str) -> Endpoint | None:
         return next((e for e in self.endpoints if e.name == name), None)
@@ -331,6 +359,58 @@ def _capabilities_from(env: Mapping[str, str], secrets: Mapping[str, Any]) -> di
     return out
 
 
+_MCP_FIELDS = ("command", "args", "env", "url", "headers", "trust", "label", "timeout")
+
+
+def _string_table(where: str, value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError(f"{where} must be a table of text values, e.g. {{ TOKEN = \"...\" }}.")
+    return {str(k): v for k, v in value.items()}
+
+
+def _mcp_server(name: Any, spec: Any) -> McpServer:
+    name = str(name)
+    where = f"MCP server {name!r}"
+    if not _ENDPOINT_NAME.match(name):
+        raise ConfigError(f"{where}: the name may use lower-case letters, digits, - _ .")
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{where} must be a table ([mcp.{name}] with command or url), not a value.")
+    unknown = sorted(set(spec) - set(_MCP_FIELDS))
+    if unknown:
+        raise ConfigError(f"{where} has unknown field(s) {', '.join(map(repr, unknown))}; "
+                          f"it takes {', '.join(_MCP_FIELDS)}.")
+    command = _text(f"{where}: command", spec.get("command"))
+    url = spec.get("url")
+    if bool(command) == bool(url):
+        raise ConfigError(f"{where} needs either a command (a local server) or a url (a streamable-HTTP one).")
+    args = spec.get("args") or []
+    if not isinstance(args, list | tuple) or not all(isinstance(a, str) for a in args):
+        raise ConfigError(f"{where}: args must be a list of text, e.g. [\"server.py\"].")
+    trust = spec.get("trust", False)
+    if not isinstance(trust, bool):
+        raise ConfigError(f"{where}: trust must be true or false.")
+    if command is None and (spec.get("env") or args):
+        raise ConfigError(f"{where}: args and env go with a command, not a url.")
+    if command is not None and spec.get("headers"):
+        raise ConfigError(f"{where}: headers go with a url, not a command.")
+    return McpServer(
+        name=name, label=_text(f"{where}: label", spec.get("label")) or name, command=command, args=tuple(args),
+        env=_string_table(f"{where}: env", spec.get("env")),
+        url=_base_url(f"{where}: url", url) if url is not None else None,
+        headers=_string_table(f"{where}: headers", spec.get("headers")), trust=trust,
+        timeout=_number(f"{where}: timeout", spec.get("timeout"), default=60.0, minimum=0, above=True,
+                        hint=" (seconds)"))
+
+
+def _mcp_servers_from(secrets: Mapping[str, Any]) -> tuple[McpServer, ...]:
+    table = secrets.get("mcp") or {}
+    if not isinstance(table, Mapping):
+        raise ConfigError("[mcp] in secrets.toml must be a table of named servers ([mcp.NAME]).")
+    return tuple(_mcp_server(name, spec) for name, spec in table.items())
+
+
 def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None,
                   ) -> Settings:
     env = os.environ if env is None else env
@@ -404,4 +484,7 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
         auth_header=auth_header,
         analysts=frozenset(a.strip().lower() for a in analysts if a.strip()),
         daily_limit_usd=daily_limit,
+        mcp_servers=_mcp_servers_from(secrets),
+        tool_steps=int(_number("CHAT_TOOL_STEPS", _lookup(env, secrets, "CHAT_TOOL_STEPS"), default=10, minimum=1,
+                               integer=True, hint=" (model calls per reply)")),
     )

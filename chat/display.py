@@ -52,6 +52,10 @@ def ending(row: dict) -> Ending:
         return Ending("failed", row.get("error"), "error", "retry")
     if status == "interrupted":
         return Ending("interrupted", INTERRUPTED_NOTICE, "warning", "retry")
+    if row.get("finish_reason") == "step_limit":
+        return Ending("stopped at the step limit", "The model kept asking for tools and reached this reply's step "
+                      "limit (CHAT_TOOL_STEPS) before it answered. Retry, or ask it to answer with what it has.",
+                      "warning", "retry")
     if status == "unfinished":
         return Ending("unfinished", UNFINISHED_NOTICE, "warning", "retry")
     finish = row.get("finish_reason")

@@ -212,3 +212,13 @@ def m005_reasoning(db: sqlite_utils.Database) -> None:
     messages.add_column("reasoning_tokens", int)
     messages.add_column("reasoning_ttft", float)
     messages.add_column("reasoning_hidden", int)
+
+
+# ---------------------------------------------------------------- tools over MCP (issue 18)
+
+
+@migration
+def m006_tool_steps(db: sqlite_utils.Database) -> None:
+    """``tool_steps``: for a reply that used tools, JSON of its model calls in order, each with its text, the
+    tool calls it asked for (arguments, status, whole result or error, timings) and its own tokens and cost."""
+    db["messages"].add_column("tool_steps", str)

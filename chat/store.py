@@ -177,6 +177,8 @@ def _compare_run(row: dict) -> dict:  # Compare page addition
 def _message(row: dict) -> dict:
     row["settings"] = None if row["settings"] is None else json.loads(row["settings"])
     row["tool_calls"] = json.loads(row["tool_calls"]) if row.get("tool_calls") else []
+    if "tool_steps" in row:
+        row["tool_steps"] = json.loads(row["tool_steps"]) if row["tool_steps"] else None
     for flag in ("input_exact", "output_exact", "superseded"):
         row[flag] = bool(row[flag])
     return row
@@ -565,7 +567,7 @@ class Store:
                      finish_reason: str | None = None, error: str | None = None,
                      tool_calls: list[str] | None = None, cost_source: str | None = None,
                      reasoning: str | None = None, reasoning_ttft: float | None = None,
-                     reasoning_hidden: bool = False) -> dict:
+                     reasoning_hidden: bool = False, tool_steps: list[dict] | None = None) -> dict:
         """Record the reply's final text, status and figures, and the conversation's totals, in one
         transaction. Finishing the same reply again replaces its figures; it is never counted twice."""
         if status not in FINAL_STATUSES:
@@ -579,6 +581,7 @@ class Store:
             "cache_write_tokens": None, "input_exact": 0, "output_exact": 0, "reserved_cost": None,
             "reasoning": reasoning or None, "reasoning_ttft": reasoning_ttft,
             "reasoning_hidden": 1 if reasoning_hidden else None, "reasoning_tokens": None,
+            "tool_steps": _dumps(tool_steps or None),
         }
         if usage is not None:
             changes |= {

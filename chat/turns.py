@@ -39,8 +39,11 @@ from chat.providers.base import (
     Reply,
     StreamError,
     Timeout,
+    ToolCall,
+    Usage,
 )
 from chat.store import Budget, DatabaseBusy, Store, StoreError
+from chat.tool_loop import CallRecord, StepRecord, ToolRunner, steps_from_json, steps_to_json
 
 DEFAULT_OUTPUT_RESERVE = 4096
 CONTINUE_PROMPT = "Continue exactly where your previous reply stopped."
@@ -85,6 +88,43 @@ def context_window(endpoint: Endpoint | None, model: str) -> int | None:
     return None
 
 
+def _sum_usage(parts: list[tuple[Usage | None, float | None]]) -> tuple[Usage | None, float | None]:
+    """The usage and cost of several model calls together; the cost is unknown when any part's is."""
+    total = Usage(input_tokens=0, output_tokens=0, input_exact=True, output_exact=True)
+    cost: float | None = 0.0
+    reasoning = None
+    for usage, part_cost in parts:
+        if usage is None:
+            continue
+        total.input_tokens += usage.input_tokens or 0
+        total.output_tokens += usage.output_tokens or 0
+        total.cache_read_tokens += usage.cache_read_tokens
+        total.cache_write_tokens += usage.cache_write_tokens
+        total.cache_write_1h_tokens += usage.cache_write_1h_tokens
+        total.input_exact = total.input_exact and usage.input_exact
+        total.output_exact = total.output_exact and usage.output_exact
+        if usage.reasoning_tokens:
+            reasoning = (reasoning or 0) + usage.reasoning_tokens
+        cost = None if cost is None or part_cost is None else cost + part_cost
+    total.reasoning_tokens = reasoning
+    return total, cost
+
+
+def _step_messages(row: dict) -> list[Message]:
+    """A reply that used tools, as the provider needs it back: per step, the assistant's text with its calls,
+    then the results; then the final answer."""
+    out: list[Message] = []
+    for step in steps_from_json(row.get("tool_steps")):
+        calls = [c for c in step.calls if c.status != "skipped"]
+        if calls:
+            out.append(Message("assistant", step.text, tool_calls=tuple(
+                ToolCall(c.id, c.wire_name, c.arguments) for c in calls)))
+            out.append(Message("user", "", tool_results=tuple(ToolRunner.results(calls))))
+        elif step.text.strip():
+            out.append(Message("assistant", step.text))
+    return out
+
+
 def history_from_rows(rows: list[dict]) -> list[Message]:
     """The messages sent to the provider: visible rows, in order, always a valid request.
 
@@ -102,9 +142,14 @@ def history_from_rows(rows: list[dict]) -> list[Message]:
                 while out and out[-1].role == "user":
                     out.pop()
                 continue
+            if row.get("tool_steps") and out:
+                out += _step_messages(row)
+                if out[-1].role == "user":  # the reply ended with results it never answered
+                    out.append(Message("assistant", "(no answer)"))
+                continue
             if not (row.get("content") or "").strip() or not out:
                 continue
-        elif out and out[-1].role == "user":
+        elif out and out[-1].role == "user" and not out[-1].tool_results:
             out[-1] = Message("user", out[-1].content + "\n\n" + row["content"])
             continue
         out.append(Message(row["role"], row["content"]))
@@ -146,7 +191,8 @@ class Turn:
     def __init__(self, *, store: Store, provider: Provider, pricer: Pricer, conversation_id: str,
                  settings: TurnSettings, context_window: int | None = None,
                  refused: ProviderError | None = None, idle_timeout: float | None = None,
-                 budget: Budget | None = None, first_output_timeout: float | None = None):
+                 budget: Budget | None = None, first_output_timeout: float | None = None,
+                 tools: ToolRunner | None = None):
         if settings.params.temperature is not None and not getattr(provider, "supports_temperature", True):
             # Not sent, so not recorded either: the reply's settings say what produced it.
             settings = dataclasses.replace(settings, params=dataclasses.replace(settings.params, temperature=None))
@@ -170,6 +216,15 @@ class Turn:
         self._history: list[Message] = []
         self._stop_requested = False
         self._finishing = threading.Lock()
+        self.tools = tools
+        self.budget = budget
+        self.steps: list[StepRecord] = []  # the model calls of a reply that used tools (see chat/tool_loop.py)
+        self.steps_version = 0  # grows whenever a step or call changes: a consumer redraws when it changed
+        self._step_usages: list[tuple[Usage | None, float | None]] = []
+        self._stepped: Reply | None = None  # the last reply already counted as a step
+        self._first_reply: Reply | None = None
+        self._step_start = 0
+        self._separate = False
         rows = store.messages(conversation_id)
         model = settings.model_id.model
         recorded = settings.as_dict()
@@ -202,6 +257,8 @@ class Turn:
         self._stop_requested = True
         if self.reply is not None:
             self.reply.close()
+        if self.tools is not None:
+            self.tools.cancel()  # a running tool call ends now
 
     @property
     def text(self) -> str:
@@ -261,13 +318,29 @@ class Turn:
         if self._stop_requested:  # stopped before it was sent: nothing reaches the provider
             self._finish("stopped")
             return
+        while True:
+            ended = yield from self._stream_reply(flush_every=flush_every, checkpoint_every=checkpoint_every,
+                                                  heartbeat=heartbeat)
+            if ended:
+                return
+            yield from self._tool_step(heartbeat)
+            if self.finished:
+                return
+
+    def _stream_reply(self, *, flush_every: float, checkpoint_every: float, heartbeat: float):
+        """Stream one model call; True when the turn has finished (or failed), False when the model asked for
+        tools this turn may run (the caller runs them and calls the model again)."""
         model = self.settings.model_id.model
+        extra = {"tools": self.tools.defs} if self.tools is not None and self.tools.defs else {}
         try:
             self.reply = self.provider.stream(model, self._history, system=self.settings.system or None,
-                                              params=self.settings.params)
+                                              params=self.settings.params, **extra)
         except ProviderError as exc:
             self._finish("error", error=exc)
             raise
+        if self._first_reply is None:
+            self._first_reply = self.reply
+        self._step_start = len(self.text)
 
         items: queue.SimpleQueue = queue.SimpleQueue()
         reply = self.reply
@@ -335,6 +408,9 @@ class Turn:
                         self._checkpoint()
                         last_checkpoint = now
                     continue
+                if self._separate:  # the first text of a step after tool calls: a paragraph of its own
+                    self._separate = False
+                    item = "\n\n" + item
                 received.append(item)
                 pending.append(item)
                 now = last_text = time.monotonic()
@@ -350,8 +426,11 @@ class Turn:
             if self._stop_requested:
                 reply.close()
                 self._finish("stopped")
+            elif self.tools is not None and self.tools.defs and reply.calls:
+                return False
             else:
                 self._finish("complete" if reply.provider_finished else "unfinished")
+            return True
         except ProviderError as exc:
             self._finish("error", error=exc)
             raise
@@ -363,6 +442,86 @@ class Turn:
             raise
         finally:
             reply.close()
+
+    def _close_step(self, reply: Reply) -> StepRecord:
+        """The model call ``reply`` as a step: its text, usage and cost (counted once, when it closes)."""
+        text = self.text[self._step_start:].lstrip("\n")
+        usage = tokens.fill_missing_usage(reply.usage, messages=self._history, system=self.settings.system,
+                                          reply_text=text + "".join(reply.reasoning_chunks),
+                                          model=self.settings.model_id.model)
+        model_id = self.settings.model_id
+        cost = self.pricer.cost(model_id.provider, model_id.model, usage).usd
+        if cost is None and usage.provider_cost is not None:
+            cost = usage.provider_cost
+        self._step_usages.append((usage, cost))
+        self._stepped = reply
+        return StepRecord(text=text, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                          exact=usage.exact, cost=cost, duration=reply.duration, finish_reason=reply.finish_reason)
+
+    def _spent_so_far(self) -> float:
+        return sum(cost or 0.0 for _, cost in self._step_usages)
+
+    def _tool_step(self, heartbeat: float):
+        """Run the calls the last model call asked for (approval, in parallel), then hand the results back to
+        the history for the next call. Finishes the turn at the step limit, at the spend limit or on a Stop."""
+        reply = self.reply
+        runner = self.tools
+        step = self._close_step(reply)
+        self.steps.append(step)
+        if len(self.steps) >= runner.max_steps:
+            step.calls = [CallRecord(id=c.id, wire_name=c.name, server=None, tool=c.name, arguments=c.arguments,
+                                     status="skipped", error="The step limit was reached.") for c in reply.calls]
+            self.steps_version += 1
+            self._finish("unfinished", finish_reason="step_limit")
+            return
+        step.calls = runner.start(reply.calls)
+        self.steps_version += 1
+        self._checkpoint()
+        try:
+            while not runner.poll():
+                if self._stop_requested:
+                    runner.cancel()
+                    break
+                self.steps_version += 1
+                time.sleep(min(heartbeat, 0.05))
+                yield ""
+        except BaseException:
+            runner.cancel()
+            self.steps_version += 1
+            self._finish("stopped")
+            raise
+        self.steps_version += 1
+        if self._stop_requested:
+            self._finish("stopped")
+            return
+        over = self._over_budget()
+        if over is not None:
+            self._finish("error", error=over)
+            return
+        self._history = [*self._history,
+                         Message("assistant", step.text, tool_calls=tuple(reply.calls)),
+                         Message("user", "", tool_results=tuple(runner.results(step.calls)))]
+        self._separate = bool(self.text)
+        yield ""
+
+    def _over_budget(self) -> ProviderError | None:
+        """The spend limit, checked before each further model call with what this reply has cost so far."""
+        if self.budget is None:
+            return None
+        spent, reserved = self.store.spend_since(self.budget.user, self.budget.since)
+        if spent + reserved + self._spent_so_far() >= self.budget.limit:
+            return limits.SpendLimitReached(spent + self._spent_so_far(), self.budget.limit, reserved)
+        return None
+
+    def decide(self, call_id: str, approve: bool) -> None:
+        """Approve or deny a tool call waiting for the user (from any thread)."""
+        if self.tools is not None:
+            self.tools.decide(call_id, approve)
+            self.steps_version += 1
+
+    @property
+    def waiting_calls(self) -> list[CallRecord]:
+        return self.tools.waiting if self.tools is not None else []
 
     def _checkpoint(self) -> None:
         try:
@@ -380,16 +539,20 @@ class Turn:
         """Stop from outside the generator (e.g. the consumer is gone): close upstream, save as stopped."""
         if self.reply is not None:
             self.reply.close()
+        if self.tools is not None:
+            self.tools.cancel()
         if not self.finished:
             self._finish("stopped")
 
-    def _finish(self, status: str, error: ProviderError | None = None) -> None:
+    def _finish(self, status: str, error: ProviderError | None = None, finish_reason: str | None = None) -> None:
         with self._finishing:  # the streaming thread and a Stop from another thread may both get here
-            self._finish_once(status, error)
+            self._finish_once(status, error, finish_reason)
 
-    def _finish_once(self, status: str, error: ProviderError | None) -> None:
+    def _finish_once(self, status: str, error: ProviderError | None, forced_reason: str | None = None) -> None:
         if self.finished:
             return
+        if self.tools is not None:
+            self.tools.cancel()
         self.error = error
         reply = self.reply
         model_id = self.settings.model_id
@@ -418,6 +581,24 @@ class Turn:
                    and not reply.reasoning_hidden) if reply else False
         if nothing_sent or refused:
             usage, cost, cost_source = None, 0.0, None  # nothing reached the provider, or it refused: nothing billed
+        steps = None
+        if self.steps:  # a reply that used tools: every model call of the loop counts
+            if reply is not None and reply is not self._stepped and not nothing_sent:
+                final = StepRecord(text=text[self._step_start:].lstrip("\n"), input_tokens=usage.input_tokens
+                                   if usage else None, output_tokens=usage.output_tokens if usage else None,
+                                   exact=bool(usage and usage.exact), cost=cost, duration=reply.duration,
+                                   finish_reason=reply.finish_reason)
+                self.steps.append(final)
+                self._step_usages.append((usage, cost))
+            usage, cost = _sum_usage(self._step_usages)
+            first = self._first_reply
+            ttft = first.time_to_first_token if first is not None else ttft
+            if first is not None and first.started_at is not None:
+                duration = (reply.finished_at or time.monotonic()) - first.started_at
+            tool_calls = []
+            steps = steps_to_json(self.steps)
+        if forced_reason:
+            finish_reason = forced_reason
         for attempt in range(3):  # the final write must land: a busy database gets two more chances
             try:
                 self.record = self.store.finish_reply(
@@ -427,6 +608,7 @@ class Turn:
                     reasoning=reasoning or None,
                     reasoning_ttft=reply.time_to_first_reasoning if reply is not None else None,
                     reasoning_hidden=bool(reply is not None and reply.reasoning_hidden),
+                    **({"tool_steps": steps} if steps is not None else {}),
                 )
                 return
             except DatabaseBusy:
@@ -437,25 +619,25 @@ class Turn:
 def send(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, prompt: str,
          settings: TurnSettings, *, context_window: int | None = None, user: str | None = None,
          daily_limit: float | None = None, idle_timeout: float | None = None,
-         first_output_timeout: float | None = None) -> Turn:
+         first_output_timeout: float | None = None, tools: ToolRunner | None = None) -> Turn:
     """Save the user's message (committed before any provider call), then open the reply. Past the
     user's daily spending limit the reply is refused (recorded as failed, nothing sent)."""
     store.add_user_message(conversation_id, prompt)
     return answer(store, provider, pricer, conversation_id, settings, context_window=context_window, user=user,
                   daily_limit=daily_limit, idle_timeout=idle_timeout,
-                  first_output_timeout=first_output_timeout)
+                  first_output_timeout=first_output_timeout, tools=tools)
 
 
 def answer(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, settings: TurnSettings, *,
            context_window: int | None = None, user: str | None = None, daily_limit: float | None = None,
            idle_timeout: float | None = None,
-           first_output_timeout: float | None = None) -> Turn:
+           first_output_timeout: float | None = None, tools: ToolRunner | None = None) -> Turn:
     """Open the reply to the conversation's messages as they are (the user's message already saved).
     Past the user's daily spending limit, counting what replies still streaming have reserved, the reply is
     refused (recorded as failed, nothing sent)."""
     return Turn(store=store, provider=provider, pricer=pricer, conversation_id=conversation_id,
                 settings=settings, context_window=context_window, idle_timeout=idle_timeout,
-                budget=limits.budget(user, daily_limit), first_output_timeout=first_output_timeout)
+                budget=limits.budget(user, daily_limit), first_output_timeout=first_output_timeout, tools=tools)
 
 
 def last_position(rows: list[dict], role: str) -> int | None:
@@ -468,7 +650,7 @@ def last_position(rows: list[dict], role: str) -> int | None:
 def regenerate(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, settings: TurnSettings,
                *, context_window: int | None = None, user: str | None = None,
                daily_limit: float | None = None, idle_timeout: float | None = None,
-               first_output_timeout: float | None = None) -> Turn:
+               first_output_timeout: float | None = None, tools: ToolRunner | None = None) -> Turn:
     """Replace the last reply (or retry a failed one): the old reply is superseded, not erased, so what
     it cost stays counted."""
     rows = store.messages(conversation_id)
@@ -478,13 +660,13 @@ def regenerate(store: Store, provider: Provider, pricer: Pricer, conversation_id
     store.supersede_from(conversation_id, user_pos + 1)
     return answer(store, provider, pricer, conversation_id, settings, context_window=context_window, user=user,
                   daily_limit=daily_limit, idle_timeout=idle_timeout,
-                  first_output_timeout=first_output_timeout)
+                  first_output_timeout=first_output_timeout, tools=tools)
 
 
 def edit_last(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, prompt: str,
               settings: TurnSettings, *, context_window: int | None = None, user: str | None = None,
               daily_limit: float | None = None, idle_timeout: float | None = None,
-              first_output_timeout: float | None = None) -> Turn:
+              first_output_timeout: float | None = None, tools: ToolRunner | None = None) -> Turn:
     """Replace the last user message with ``prompt`` and answer it afresh."""
     rows = store.messages(conversation_id)
     user_pos = last_position(rows, "user")
@@ -493,4 +675,4 @@ def edit_last(store: Store, provider: Provider, pricer: Pricer, conversation_id:
     store.supersede_from(conversation_id, user_pos)
     return send(store, provider, pricer, conversation_id, prompt, settings, context_window=context_window,
                 user=user, daily_limit=daily_limit, idle_timeout=idle_timeout,
-                first_output_timeout=first_output_timeout)
+                first_output_timeout=first_output_timeout, tools=tools)

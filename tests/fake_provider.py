@@ -106,6 +106,11 @@ DEFAULT_KNOBS: dict[str, Any] = {
     "split_surrogates": False,  # a character outside the BMP is sent as two chunks, one UTF-16 half each
     "text_blocks": None,  # Anthropic: a list of texts, each streamed as its own text block
     "tool_call": None,  # {"name": ..., "arguments": {...}}: the model asks for a tool after its text
+    "tool_calls": None,  # a list of such calls, asked for together (in parallel) in one step
+    "tool_rounds": 1,  # steps that ask for the tool(s) before the model answers; None: it never stops asking.
+    #                    Once the request holds that many rounds of tool results (after the last user
+    #                    message), the reply (unless `text` is set) is "Results: " + the last round's results
+    #                    joined by " | ", so a test sees the loop closed
     "refusal": None,  # OpenAI: this text streamed as delta.refusal; both: finish "refusal" unless set
     "usage_cost": None,  # OpenAI format: usage.cost in USD (OpenRouter)
     "cache_write_1h_tokens": 0,  # Anthropic: of cache_write_tokens, written with a 1-hour lifetime
@@ -167,6 +172,33 @@ def _count_words(body: dict) -> int:
     for message in _messages(body):
         words += len(_content_text(message.get("content")).split())
     return words
+
+
+def tool_rounds(body: dict) -> tuple[int, list[str]]:
+    """(rounds of tool results after the last plain user message, the texts of the last round), read from
+    any of the three formats: Chat Completions ``tool`` messages, Responses ``function_call_output`` items,
+    Anthropic ``tool_result`` blocks."""
+    rounds, last, in_round = 0, [], False
+    for item in _messages(body):
+        content = item.get("content")
+        results: list[str] = []
+        if item.get("role") == "tool":
+            results = [_content_text(content)]
+        elif item.get("type") == "function_call_output":
+            results = [str(item.get("output") or "")]
+        elif isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "tool_result"
+                                                for b in content):
+            results = [_content_text(b.get("content")) for b in content
+                       if isinstance(b, dict) and b.get("type") == "tool_result"]
+        if results:
+            if not in_round:
+                rounds, last, in_round = rounds + 1, [], True
+            last += results
+            continue
+        in_round = False
+        if item.get("role") == "user":
+            rounds, last = 0, []
+    return rounds, last
 
 
 def default_text(body: dict, words: int) -> str:
@@ -290,16 +322,15 @@ class _OpenAIWire:
                                "param": None, "code": knobs["error_code"]}})
 
     def _tool_frames(self) -> list[bytes]:
-        call = self.knobs["tool_call"]
-        if not call:
-            return []
-        arguments = json.dumps(call.get("arguments") or {})
-        first = {"tool_calls": [{"index": 0, "id": "call_" + uuid.uuid4().hex[:12], "type": "function",
-                                 "function": {"name": call["name"], "arguments": ""}}]}
-        frames = [self._chunk([self._choice(first)])]
-        for i in range(0, len(arguments), 8):  # the arguments arrive in pieces, as they do for real
-            piece = {"tool_calls": [{"index": 0, "function": {"arguments": arguments[i:i + 8]}}]}
-            frames.append(self._chunk([self._choice(piece)]))
+        frames = []
+        for n, call in enumerate(self.knobs["_calls"]):
+            arguments = json.dumps(call.get("arguments") or {})
+            first = {"tool_calls": [{"index": n, "id": "call_" + uuid.uuid4().hex[:12], "type": "function",
+                                     "function": {"name": call["name"], "arguments": ""}}]}
+            frames.append(self._chunk([self._choice(first)]))
+            for i in range(0, len(arguments), 8):  # the arguments arrive in pieces, as they do for real
+                piece = {"tool_calls": [{"index": n, "function": {"arguments": arguments[i:i + 8]}}]}
+                frames.append(self._chunk([self._choice(piece)]))
         return frames
 
     def _usage(self, usage: dict) -> dict:
@@ -324,7 +355,7 @@ class _OpenAIWire:
     def default_finish(self, cut: bool) -> str:
         if cut:
             return "length"
-        if self.knobs["tool_call"]:
+        if self.knobs["_calls"]:
             return "tool_calls"
         return "refusal" if self.knobs["refusal"] is not None else "stop"
 
@@ -335,8 +366,8 @@ class _OpenAIWire:
         if self.knobs["reasoning"] and self.knobs["reasoning_shape"] != "think_tags":
             key = "reasoning" if self.knobs["reasoning_shape"] == "reasoning" else "reasoning_content"
             message[key] = self.knobs["reasoning"]
-        if self.knobs["tool_call"]:
-            call = self.knobs["tool_call"]
+        if self.knobs["_calls"]:
+            call = self.knobs["_calls"][0]
             message["tool_calls"] = [{"id": "call_1", "type": "function", "function": {
                 "name": call["name"], "arguments": json.dumps(call.get("arguments") or {})}}]
         return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
@@ -475,22 +506,23 @@ class _ResponsesWire:
                            param=None)
 
     def _tool_frames(self) -> list[bytes]:
-        call = self.knobs["tool_call"]
-        if not call:
+        if not self.knobs["_calls"]:
             return []
         frames = self._close_item()
-        self.index += 1
-        arguments = json.dumps(call.get("arguments") or {})
-        item = {"id": "fc_1", "type": "function_call", "call_id": "call_" + uuid.uuid4().hex[:12],
-                "name": call["name"], "arguments": "", "status": "in_progress"}
-        frames.append(self._event("response.output_item.added", output_index=self.index, item=item))
-        for i in range(0, len(arguments), 8):
-            frames.append(self._event("response.function_call_arguments.delta", item_id="fc_1",
-                                      output_index=self.index, delta=arguments[i:i + 8]))
-        frames.append(self._event("response.function_call_arguments.done", item_id="fc_1",
-                                  output_index=self.index, arguments=arguments))
-        frames.append(self._event("response.output_item.done", output_index=self.index,
-                                  item={**item, "arguments": arguments, "status": "completed"}))
+        for n, call in enumerate(self.knobs["_calls"]):
+            self.index += 1
+            arguments = json.dumps(call.get("arguments") or {})
+            item_id = f"fc_{n + 1}"
+            item = {"id": item_id, "type": "function_call", "call_id": "call_" + uuid.uuid4().hex[:12],
+                    "name": call["name"], "arguments": "", "status": "in_progress"}
+            frames.append(self._event("response.output_item.added", output_index=self.index, item=item))
+            for i in range(0, len(arguments), 8):
+                frames.append(self._event("response.function_call_arguments.delta", item_id=item_id,
+                                          output_index=self.index, delta=arguments[i:i + 8]))
+            frames.append(self._event("response.function_call_arguments.done", item_id=item_id,
+                                      output_index=self.index, arguments=arguments))
+            frames.append(self._event("response.output_item.done", output_index=self.index,
+                                      item={**item, "arguments": arguments, "status": "completed"}))
         return frames
 
     def epilogue(self, finish_reason: str, usage: dict) -> list[bytes]:
@@ -513,8 +545,8 @@ class _ResponsesWire:
         if finish_reason in ("length", "max_output_tokens", "content_filter"):
             reason = "content_filter" if finish_reason == "content_filter" else "max_output_tokens"
         data = self._response("incomplete" if reason else "completed", usage, reason)
-        if self.knobs["tool_call"]:
-            call = self.knobs["tool_call"]
+        if self.knobs["_calls"]:
+            call = self.knobs["_calls"][0]
             data["output"].append({"id": "fc_1", "type": "function_call", "call_id": "call_1", "name": call["name"],
                                    "arguments": json.dumps(call.get("arguments") or {}), "status": "completed"})
         return data
@@ -596,18 +628,17 @@ class _AnthropicWire:
                                                 "message": knobs["error_message"] or "Overloaded"}}, "error")
 
     def _tool_frames(self) -> list[bytes]:
-        call = self.knobs["tool_call"]
-        if not call:
-            return []
-        index = self.block + 1
-        arguments = json.dumps(call.get("arguments") or {})
-        frames = [_sse({"type": "content_block_start", "index": index, "content_block": {
-            "type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:12], "name": call["name"], "input": {}}},
-            "content_block_start")]
-        for i in range(0, len(arguments), 8):
-            frames.append(_sse({"type": "content_block_delta", "index": index, "delta": {
-                "type": "input_json_delta", "partial_json": arguments[i:i + 8]}}, "content_block_delta"))
-        frames.append(_sse({"type": "content_block_stop", "index": index}, "content_block_stop"))
+        frames = []
+        for n, call in enumerate(self.knobs["_calls"]):
+            index = self.block + 1 + n
+            arguments = json.dumps(call.get("arguments") or {})
+            frames.append(_sse({"type": "content_block_start", "index": index, "content_block": {
+                "type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:12], "name": call["name"], "input": {}}},
+                "content_block_start"))
+            for i in range(0, len(arguments), 8):
+                frames.append(_sse({"type": "content_block_delta", "index": index, "delta": {
+                    "type": "input_json_delta", "partial_json": arguments[i:i + 8]}}, "content_block_delta"))
+            frames.append(_sse({"type": "content_block_stop", "index": index}, "content_block_stop"))
         return frames
 
     def epilogue(self, finish_reason: str, usage: dict) -> list[bytes]:
@@ -627,7 +658,7 @@ class _AnthropicWire:
     def default_finish(self, cut: bool) -> str:
         if cut:
             return "max_tokens"
-        if self.knobs["tool_call"]:
+        if self.knobs["_calls"]:
             return "tool_use"
         return "refusal" if self.knobs["refusal"] is not None else "end_turn"
 
@@ -635,8 +666,8 @@ class _AnthropicWire:
         content: list[dict] = [{"type": "text", "text": text}] if text else []
         if self.knobs["reasoning"]:
             content.insert(0, {"type": "thinking", "thinking": self.knobs["reasoning"], "signature": "Eq"})
-        if self.knobs["tool_call"]:
-            call = self.knobs["tool_call"]
+        if self.knobs["_calls"]:
+            call = self.knobs["_calls"][0]
             content.append({"type": "tool_use", "id": "toolu_1", "name": call["name"],
                             "input": call.get("arguments") or {}})
         return {"id": self.id, "type": "message", "role": "assistant", "model": self.model,
@@ -908,6 +939,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(status, protocol, knobs, model, given, log)
             return
 
+        knobs = dict(knobs)
+        calls = knobs["tool_calls"] or ([knobs["tool_call"]] if knobs["tool_call"] else [])
+        done, results = tool_rounds(body)
+        if calls and knobs["tool_rounds"] is not None and done >= knobs["tool_rounds"]:
+            calls = []
+            if knobs["text"] is None:
+                knobs["text"] = "Results: " + " | ".join(results)
+        knobs["_calls"] = calls
         wire = wire_class(body, knobs)
         block_starts: set[int] = set()
         if knobs["text_blocks"] is not None and protocol == "anthropic":

@@ -27,6 +27,7 @@ any value. ``Params.temperature`` is therefore ignored here (``supports_temperat
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,8 @@ from chat.providers.base import (
     Reasoning,
     StreamError,
     Timeout,
+    ToolCall,
+    ToolDef,
 )
 
 if TYPE_CHECKING:
@@ -72,16 +75,19 @@ class AnthropicProvider:
         self.thinking_mode = thinking_mode or (lambda model: None)
 
     def request(self, model: str, messages: list[Message], *, system: str | None = None,
-                params: Params = NO_PARAMS) -> dict[str, Any]:
+                params: Params = NO_PARAMS, tools: list[ToolDef] | None = None) -> dict[str, Any]:
         """The keyword arguments of ``messages.create`` for this turn."""
         kwargs: dict[str, Any] = {
             "model": model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": [_wire_message(m) for m in messages],
             "max_tokens": params.max_tokens if params.max_tokens is not None else DEFAULT_MAX_TOKENS,
             "stream": True,
         }
         if system:
             kwargs["system"] = system
+        if tools:
+            kwargs["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters}
+                               for t in tools]
         if params.thinking == "on":
             if self.thinking_mode(model) == "enabled":
                 budget = max(MIN_THINKING_BUDGET, min(kwargs["max_tokens"] // 2, 16_000))
@@ -98,8 +104,34 @@ class AnthropicProvider:
         return kwargs
 
     def stream(self, model: str, messages: list[Message], *, system: str | None = None,
-               params: Params = NO_PARAMS) -> AnthropicReply:
-        return AnthropicReply(self, model, self.request(model, messages, system=system, params=params))
+               params: Params = NO_PARAMS, tools: list[ToolDef] | None = None) -> AnthropicReply:
+        return AnthropicReply(self, model, self.request(model, messages, system=system, params=params, tools=tools))
+
+
+def _arguments(text: str) -> dict:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _wire_message(m: Message) -> dict[str, Any]:
+    """A message as Anthropic takes it: ``tool_use`` blocks after the assistant's text, ``tool_result``
+    blocks (before any text) in the user message that answers them."""
+    if m.tool_results:
+        blocks: list[dict[str, Any]] = [
+            {"type": "tool_result", "tool_use_id": r.call_id, "content": r.content, "is_error": r.is_error}
+            for r in m.tool_results]
+        if m.content:
+            blocks.append({"type": "text", "text": m.content})
+        return {"role": m.role, "content": blocks}
+    if m.tool_calls:
+        blocks = [{"type": "text", "text": m.content}] if m.content else []
+        blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": _arguments(c.arguments)}
+                   for c in m.tool_calls]
+        return {"role": m.role, "content": blocks}
+    return {"role": m.role, "content": m.content}
 
 
 class AnthropicReply(SDKReply):
@@ -108,6 +140,14 @@ class AnthropicReply(SDKReply):
 
     def _texts(self, stream: Stream[RawMessageStreamEvent]) -> Iterator[str]:
         new_block = False
+        building: dict[int, list[str]] = {}  # tool_use blocks by index: [id, name, partial json]
+        try:
+            yield from self._events(stream, building, new_block)
+        finally:
+            self.calls = [ToolCall(id=b[0], name=b[1], arguments=b[2] or "{}") for _, b in sorted(building.items())]
+
+    def _events(self, stream: Stream[RawMessageStreamEvent], building: dict[int, list[str]],
+                new_block: bool) -> Iterator[str]:
         for event in stream:
             if event.type == "message_start":
                 self._take_usage(event.message.usage, start=True)
@@ -124,7 +164,12 @@ class AnthropicReply(SDKReply):
                     new_block = bool(self.chunks)
                 elif block.type in ("tool_use", "server_tool_use") and getattr(block, "name", None):
                     self.tool_calls.append(block.name)
+                    if block.type == "tool_use":
+                        building[event.index] = [block.id, block.name, ""]
             elif event.type == "content_block_delta":
+                if event.delta.type == "input_json_delta" and event.index in building:
+                    building[event.index][2] += event.delta.partial_json or ""
+                    continue
                 if event.delta.type == "thinking_delta" and event.delta.thinking:
                     yield Reasoning(event.delta.thinking)
                 elif event.delta.type == "text_delta" and event.delta.text:
@@ -180,6 +225,9 @@ class AnthropicReply(SDKReply):
                 self.reasoning_hidden = True
             elif block.get("type") in ("tool_use", "server_tool_use") and block.get("name"):
                 self.tool_calls.append(block["name"])
+                if block.get("type") == "tool_use":
+                    self.calls.append(ToolCall(id=str(block.get("id") or ""), name=block["name"],
+                                               arguments=json.dumps(block.get("input") or {})))
         if data.get("stop_reason"):
             self.finish_reason = data["stop_reason"]
             self.provider_finished = True

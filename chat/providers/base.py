@@ -23,9 +23,43 @@ Role = Literal["user", "assistant"]
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A tool the model asked to run: the provider's call id, the tool's wire name, the arguments as the
+    JSON text the model wrote."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What is handed back to the model for one call (a result, an error, or a refusal, as text)."""
+
+    call_id: str
+    name: str
+    content: str
+    is_error: bool = False
+
+
+@dataclass(frozen=True)
+class ToolDef:
+    """A tool offered to the model: its wire name, what it does, a JSON schema of its arguments."""
+
+    name: str
+    description: str
+    parameters: dict
+
+
+@dataclass(frozen=True)
 class Message:
+    """One message of a request. An assistant message may carry ``tool_calls`` (it asked for tools); a user
+    message may carry ``tool_results`` (the answers to the previous message's calls)."""
+
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_results: tuple[ToolResult, ...] = ()
 
 
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")  # every level either provider names
@@ -271,6 +305,7 @@ class Reply:
         self.completed = False  # the iteration ran to its end without an error or a close
         self.provider_finished = False  # the provider said the reply is finished (a finish/stop reason)
         self.tool_calls: list[str] = []  # names of the tools the model asked to use
+        self.calls: list[ToolCall] = []  # the calls themselves (id, name, arguments), once the stream ended
         self.attempts = 0  # HTTP attempts made for this reply (> 1: the SDK retried before streaming)
         self.failed_attempts = 0  # of which answered with a retryable status (429, 5xx, ...)
         self.reasoning_chunks: list[str] = []  # the reasoning received, apart from the answer
@@ -415,4 +450,4 @@ class Provider(Protocol):
     name: str
 
     def stream(self, model: str, messages: list[Message], *, system: str | None = None,
-               params: Params = Params()) -> Reply: ...
+               params: Params = Params(), tools: list[ToolDef] | None = None) -> Reply: ...

@@ -47,6 +47,8 @@ from chat.providers.base import (
     Reasoning,
     StreamError,
     Timeout,
+    ToolCall,
+    ToolDef,
 )
 from chat.providers.think_tags import ThinkTags
 
@@ -78,16 +80,19 @@ class OpenAIProvider:
         self.reasons = reasons or (lambda model: None)  # whether a model reasons (None: unknown)
 
     def request(self, model: str, messages: list[Message], *, system: str | None = None,
-                params: Params = NO_PARAMS) -> dict[str, Any]:
+                params: Params = NO_PARAMS, tools: list[ToolDef] | None = None) -> dict[str, Any]:
         """The keyword arguments of ``responses.create`` or ``chat.completions.create`` for this turn."""
         if self.api == "responses":
-            return self.responses_request(model, messages, system=system, params=params)
-        return self.chat_request(model, messages, system=system, params=params)
+            return self.responses_request(model, messages, system=system, params=params, tools=tools)
+        return self.chat_request(model, messages, system=system, params=params, tools=tools)
 
     def responses_request(self, model: str, messages: list[Message], *, system: str | None = None,
-                          params: Params = NO_PARAMS) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"model": model, "input": [{"role": m.role, "content": m.content} for m in messages],
-                                  "stream": True, "store": False}
+                          params: Params = NO_PARAMS, tools: list[ToolDef] | None = None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"model": model, "input": _responses_input(messages), "stream": True,
+                                  "store": False}
+        if tools:
+            kwargs["tools"] = [{"type": "function", "name": t.name, "description": t.description,
+                                "parameters": t.parameters, "strict": False} for t in tools]
         if system:
             kwargs["instructions"] = system
         if params.temperature is not None:
@@ -100,12 +105,15 @@ class OpenAIProvider:
         return kwargs
 
     def chat_request(self, model: str, messages: list[Message], *, system: str | None = None,
-                     params: Params = NO_PARAMS) -> dict[str, Any]:
+                     params: Params = NO_PARAMS, tools: list[ToolDef] | None = None) -> dict[str, Any]:
         """The keyword arguments of ``chat.completions.create`` for this turn."""
         wire = [{"role": "system", "content": system}] if system else []
-        wire += [{"role": m.role, "content": m.content} for m in messages]
+        wire += _chat_messages(messages)
         kwargs: dict[str, Any] = {"model": model, "messages": wire, "stream": True,
                                   "stream_options": {"include_usage": True}}
+        if tools:
+            kwargs["tools"] = [{"type": "function", "function": {"name": t.name, "description": t.description,
+                                                                 "parameters": t.parameters}} for t in tools]
         if params.temperature is not None:
             kwargs["temperature"] = params.temperature
         if params.max_tokens is not None:
@@ -115,9 +123,44 @@ class OpenAIProvider:
         return kwargs
 
     def stream(self, model: str, messages: list[Message], *, system: str | None = None,
-               params: Params = NO_PARAMS) -> OpenAIReply | ResponsesReply:
-        kwargs = self.request(model, messages, system=system, params=params)
+               params: Params = NO_PARAMS, tools: list[ToolDef] | None = None) -> OpenAIReply | ResponsesReply:
+        kwargs = self.request(model, messages, system=system, params=params, tools=tools)
         return (ResponsesReply if self.api == "responses" else OpenAIReply)(self, model, kwargs)
+
+
+def _chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """Chat Completions messages: tool calls on the assistant message, one ``tool`` message per result."""
+    wire: list[dict[str, Any]] = []
+    for m in messages:
+        if m.tool_results:
+            wire += [{"role": "tool", "tool_call_id": r.call_id, "content": r.content} for r in m.tool_results]
+            if m.content:
+                wire.append({"role": m.role, "content": m.content})
+        elif m.tool_calls:
+            wire.append({"role": "assistant", "content": m.content or None, "tool_calls": [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in m.tool_calls]})
+        else:
+            wire.append({"role": m.role, "content": m.content})
+    return wire
+
+
+def _responses_input(messages: list[Message]) -> list[dict[str, Any]]:
+    """Responses input items: ``function_call`` items after the assistant's text, ``function_call_output``
+    items for the results."""
+    items: list[dict[str, Any]] = []
+    for m in messages:
+        if m.tool_results:
+            items += [{"type": "function_call_output", "call_id": r.call_id, "output": r.content}
+                      for r in m.tool_results]
+            if m.content:
+                items.append({"role": m.role, "content": m.content})
+            continue
+        if m.content or not m.tool_calls:
+            items.append({"role": m.role, "content": m.content})
+        items += [{"type": "function_call", "call_id": c.id, "name": c.name, "arguments": c.arguments}
+                  for c in m.tool_calls]
+    return items
 
 
 class OpenAIReply(SDKReply):
@@ -126,6 +169,7 @@ class OpenAIReply(SDKReply):
         self._seen: list[int] = []  # choice indices in order of appearance
         self._several = False  # a real second choice showed itself
         self._tags = ThinkTags()
+        self._building: dict[int, dict[str, str]] = {}  # tool calls by index, as their deltas arrive
 
     def _open(self) -> Stream[ChatCompletionChunk]:
         return self._client.chat.completions.create(**self._kwargs)
@@ -133,6 +177,8 @@ class OpenAIReply(SDKReply):
     def _texts(self, stream: Stream[ChatCompletionChunk]) -> Iterator[str]:
         yield from self._chunks(stream)
         yield from self._tags.flush()
+        self.calls = [ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"] or "{}")
+                      for i, c in sorted(self._building.items()) if c["name"]]
 
     def _chunks(self, stream: Stream[ChatCompletionChunk]) -> Iterator[str]:
         for chunk in stream:
@@ -144,10 +190,18 @@ class OpenAIReply(SDKReply):
                 delta = choice.delta
                 if delta is None:
                     continue
-                for call in delta.tool_calls or []:
-                    name = field(field(call, "function"), "name")
+                for position, call in enumerate(delta.tool_calls or []):
+                    function = field(call, "function")
+                    name = field(function, "name")
+                    index = field(call, "index")
+                    building = self._building.setdefault(index if isinstance(index, int) else position,
+                                                         {"id": "", "name": "", "arguments": ""})
+                    if field(call, "id"):
+                        building["id"] = field(call, "id")
                     if name:
                         self.tool_calls.append(name)
+                        building["name"] = name
+                    building["arguments"] += field(function, "arguments") or ""
                 thought = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
                 if isinstance(thought, str) and thought:
                     yield Reasoning(thought)
@@ -204,10 +258,12 @@ class OpenAIReply(SDKReply):
         message = choice.get("message") or {}
         if isinstance(data.get("usage"), dict):
             self._take_usage(data["usage"])
-        for call in message.get("tool_calls") or []:
+        for i, call in enumerate(message.get("tool_calls") or []):
             name = field(field(call, "function") or {}, "name")
             if name:
                 self.tool_calls.append(name)
+                self.calls.append(ToolCall(id=str(call.get("id") or f"call_{i}"), name=name,
+                                           arguments=field(call["function"], "arguments") or "{}"))
         if message.get("refusal"):
             self.finish_reason = "refusal"
         if choice.get("finish_reason"):
@@ -252,6 +308,11 @@ class ResponsesReply(SDKReply):
                 item = event.item
                 if field(item, "type") in ("function_call", "custom_tool_call") and field(item, "name"):
                     self.tool_calls.append(field(item, "name"))
+            elif kind == "response.output_item.done":
+                item = event.item
+                if field(item, "type") == "function_call" and field(item, "name"):
+                    self.calls.append(ToolCall(id=field(item, "call_id") or field(item, "id") or "",
+                                               name=field(item, "name"), arguments=field(item, "arguments") or "{}"))
             elif kind in ("response.completed", "response.incomplete"):
                 self._take_response(event.response)
             elif kind == "response.failed":
@@ -306,6 +367,9 @@ class ResponsesReply(SDKReply):
                         texts.append(str(part.get("refusal") or ""))
             elif item.get("type") in ("function_call", "custom_tool_call") and item.get("name"):
                 self.tool_calls.append(item["name"])
+                if item.get("type") == "function_call":
+                    self.calls.append(ToolCall(id=str(item.get("call_id") or item.get("id") or ""), name=item["name"],
+                                               arguments=str(item.get("arguments") or "{}")))
         self._take_response(data)
         return "".join(texts)
 

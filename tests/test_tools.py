@@ -1,0 +1,207 @@
+"""Tools over MCP: a real MCP server (tests/mcp_server.py, stdio, the official SDK), the real provider SDKs
+over HTTP to the fake provider (which asks for tools and answers with their results), a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from chat import turns
+from chat.config import McpServer, ModelId
+from chat.display import ending
+from chat.mcp_servers import Toolbox
+from chat.pricing import Pricer
+from chat.providers.anthropic import AnthropicProvider
+from chat.providers.openai import OpenAIProvider
+from chat.tool_loop import DENIED, ToolRunner
+
+SERVER_SCRIPT = str(Path(__file__).with_name("mcp_server.py"))
+FORMATS = ["responses", "chat", "anthropic"]
+MODELS = {"responses": ("openai", "gpt-4o-mini"), "chat": ("ollama", "llama3"),
+          "anthropic": ("anthropic", "claude-haiku-4-5")}
+PRICES = {"ollama:*": {"input_mtok": 1.0, "output_mtok": 2.0}}
+
+
+@pytest.fixture
+def providers(openai_client, anthropic_client):
+    return {"responses": OpenAIProvider(name="openai", client=openai_client, label="OpenAI"),
+            "chat": OpenAIProvider(name="ollama", client=openai_client, label="ollama", api="chat"),
+            "anthropic": AnthropicProvider(name="anthropic", client=anthropic_client, label="Anthropic")}
+
+
+@pytest.fixture
+def toolbox(tmp_path):
+    server = McpServer(name="test", label="test", command=sys.executable, args=(SERVER_SCRIPT,),
+                       env={"MCP_NOTES": str(tmp_path / "notes.txt"), "MCP_STARTED": str(tmp_path / "started"),
+                            "MCP_SECRET": "hunter2-very-secret"})
+    box = Toolbox([server])
+    assert box.listing("test").error is None
+    return box
+
+
+def runner(toolbox, max_steps=10):
+    tools, errors = toolbox.tools(["test"])
+    assert not errors
+    return ToolRunner(toolbox, tools, max_steps=max_steps)
+
+
+def start(store, providers, fmt, tools, prompt="what colour is the sky?", conversation=None, pricer=None):
+    conversation = conversation or store.create_conversation(user="alice", settings={})
+    settings = turns.TurnSettings(ModelId(*MODELS[fmt]))
+    turn = turns.send(store, providers[fmt], pricer or Pricer(PRICES), conversation, prompt, settings, tools=tools)
+    return turn, conversation
+
+
+def run(store, providers, fmt, tools, **kwargs):
+    turn, conversation = start(store, providers, fmt, tools, **kwargs)
+    "".join(turn.stream(flush_every=0.0))
+    return turn, store.messages(conversation)[-1], conversation
+
+
+def tool_results_sent(request: dict) -> list[str]:
+    body = request["body"]
+    if "input" in body:
+        return [i["output"] for i in body["input"] if i.get("type") == "function_call_output"]
+    out = [m["content"] for m in body["messages"] if m.get("role") == "tool"]
+    for m in body["messages"]:
+        if isinstance(m.get("content"), list):
+            out += [b["content"] for b in m["content"] if b.get("type") == "tool_result"]
+    return out
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_model_that_asks_for_a_tool_gets_its_result_and_answers_with_it(store, providers, fake_provider, toolbox,
+                                                                          fmt):
+    fake_provider.set_scenario(None, text=None, words=3, tool_calls=[
+        {"name": "test__lookup", "arguments": {"key": "sky"}}])
+    turn, row, _ = run(store, providers, fmt, runner(toolbox))
+    requests = fake_provider.requests
+    assert len(requests) == 2
+    assert requests[0]["body"]["tools"]  # the tools went to the provider in its format
+    assert tool_results_sent(requests[1]) == ["sky is blue"]
+    assert row["status"] == "complete"
+    assert row["content"].endswith("Results: sky is blue")
+    steps = row["tool_steps"]
+    assert len(steps) == 2 and steps[0]["calls"][0]["status"] == "done"
+    assert steps[0]["calls"][0]["result"] == "sky is blue" and json.loads(steps[0]["calls"][0]["arguments"]) == {
+        "key": "sky"}
+    assert steps[1]["text"] == "Results: sky is blue" and not steps[1]["calls"]
+
+
+def test_every_model_call_of_the_loop_is_counted_and_priced(store, providers, fake_provider, toolbox):
+    fake_provider.set_scenario(None, input_tokens=100, output_tokens=10, tool_calls=[
+        {"name": "test__lookup", "arguments": {"key": "sky"}}])
+    _, row, _ = run(store, providers, "chat", runner(toolbox))
+    assert [s["input_tokens"] for s in row["tool_steps"]] == [100, 100]
+    assert row["input_tokens"] == 200 and row["output_tokens"] == 20 and row["input_exact"]
+    assert row["cost"] == pytest.approx(sum(s["cost"] for s in row["tool_steps"]))
+    assert row["cost"] == pytest.approx((200 * 1.0 + 20 * 2.0) / 1e6)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_several_calls_in_one_step_all_run_and_all_results_go_back(store, providers, fake_provider, toolbox, fmt):
+    fake_provider.set_scenario(None, tool_calls=[{"name": "test__lookup", "arguments": {"key": "sky"}},
+                                                 {"name": "test__lookup", "arguments": {"key": "sea"}}])
+    _, row, _ = run(store, providers, fmt, runner(toolbox))
+    assert sorted(tool_results_sent(fake_provider.requests[1])) == ["sea is blue", "sky is blue"]
+    assert [c["status"] for c in row["tool_steps"][0]["calls"]] == ["done", "done"]
+    assert row["content"].endswith("Results: sky is blue | sea is blue")
+
+
+def test_a_failing_tool_is_shown_failed_and_the_model_is_told_the_error(store, providers, fake_provider, toolbox):
+    fake_provider.set_scenario(None, tool_calls=[{"name": "test__broken", "arguments": {"key": "sky"}}])
+    _, row, _ = run(store, providers, "anthropic", runner(toolbox))
+    call = row["tool_steps"][0]["calls"][0]
+    assert call["status"] == "failed" and call["error"]
+    assert tool_results_sent(fake_provider.requests[1])[0].startswith("Error:")
+    assert row["status"] == "complete"
+
+
+def test_the_step_limit_stops_a_model_that_keeps_asking_with_a_clear_note(store, providers, fake_provider, toolbox):
+    fake_provider.set_scenario(None, tool_rounds=None, tool_calls=[
+        {"name": "test__lookup", "arguments": {"key": "sky"}}])
+    _, row, _ = run(store, providers, "responses", runner(toolbox, max_steps=3))
+    assert len(fake_provider.requests) == 3
+    assert len(row["tool_steps"]) == 3
+    assert row["finish_reason"] == "step_limit"
+    assert ending(row).word == "stopped at the step limit"
+
+
+def _in_thread(turn):
+    done = threading.Event()
+
+    def go():
+        try:
+            "".join(turn.stream(flush_every=0.0))
+        finally:
+            done.set()
+
+    threading.Thread(target=go, daemon=True).start()
+    return done
+
+
+def _wait_for(predicate):
+    while not predicate():
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("approve", [True, False])
+def test_a_tool_that_changes_things_runs_only_once_the_user_approves_it(store, providers, fake_provider, toolbox,
+                                                                        tmp_path, approve):
+    fake_provider.set_scenario(None, tool_calls=[{"name": "test__write_note", "arguments": {"text": "hello"}}])
+    turn, conversation = start(store, providers, "chat", runner(toolbox))
+    done = _in_thread(turn)
+    _wait_for(lambda: turn.waiting_calls)
+    waiting = turn.waiting_calls[0]
+    assert waiting.needs_approval and json.loads(waiting.arguments) == {"text": "hello"}
+    assert not (tmp_path / "notes.txt").exists()
+    turn.decide(waiting.id, approve)
+    done.wait()
+    row = store.messages(conversation)[-1]
+    call = row["tool_steps"][0]["calls"][0]
+    if approve:
+        assert call["status"] == "done" and (tmp_path / "notes.txt").read_text() == "hello\n"
+        assert row["content"].endswith("Results: noted: hello")
+    else:
+        assert call["status"] == "denied" and not (tmp_path / "notes.txt").exists()
+        assert tool_results_sent(fake_provider.requests[1]) == [DENIED]
+
+
+def test_stop_during_a_tool_call_cancels_it_and_keeps_the_reply_stopped(store, providers, fake_provider, toolbox,
+                                                                        tmp_path):
+    fake_provider.set_scenario(None, tool_calls=[{"name": "test__slow", "arguments": {"seconds": 60}}])
+    turn, conversation = start(store, providers, "anthropic", runner(toolbox))
+    done = _in_thread(turn)
+    _wait_for(lambda: (tmp_path / "started").exists())
+    turn.request_stop()
+    done.wait()
+    row = store.messages(conversation)[-1]
+    assert row["status"] == "stopped"
+    assert row["tool_steps"][0]["calls"][0]["status"] == "stopped"
+    assert len(fake_provider.requests) == 1  # the model was not called again
+
+
+def test_a_server_that_fails_to_start_says_so_and_the_chat_works_without_it(store, providers, fake_provider):
+    box = Toolbox([McpServer(name="gone", label="gone", command=sys.executable,
+                             args=("-c", "import sys; sys.exit(3)"), env={"TOKEN": "hunter2-very-secret"})])
+    tools, errors = box.tools(["gone"])
+    assert tools == [] and len(errors) == 1
+    assert "could not be reached" in errors[0].hint and "hunter2" not in errors[0].hint
+    _, row, _ = run(store, providers, "chat", ToolRunner(box, tools))
+    assert row["status"] == "complete" and "tools" not in fake_provider.requests[0]["body"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_later_turn_sends_the_steps_back_as_the_provider_requires(store, providers, fake_provider, toolbox, fmt):
+    fake_provider.set_scenario(None, tool_calls=[{"name": "test__lookup", "arguments": {"key": "sky"}}])
+    _, _, conversation = run(store, providers, fmt, runner(toolbox))
+    fake_provider.set_scenario(None, tool_calls=None)
+    _, row, _ = run(store, providers, fmt, None, prompt="thanks", conversation=conversation)
+    assert row["status"] == "complete"
+    last = fake_provider.requests[-1]
+    assert tool_results_sent(last) == ["sky is blue"]  # the provider accepted the history (no 400)
