@@ -6,11 +6,12 @@ import streamlit as st
 
 from chat import live, outbox, turns
 from chat.config import parse_model_id
-from chat.display import ending, escape_markdown, totals_line
+from chat.display import ending, escape_markdown, plain_sentence, totals_line
 from chat.providers import TAKES_TEMPERATURE, Params
 from chat.store import StoreError
+from chat.tool_loop import ToolRunner
 from ui import render, stream
-from ui.resources import boot, catalog, current_viewer, pricer, providers, signed_in_caption
+from ui.resources import boot, catalog, current_viewer, pricer, providers, signed_in_caption, toolbox
 
 cfg, db = boot()
 viewer = current_viewer()
@@ -54,6 +55,21 @@ if st.session_state.get("open_cid") != cid:
             st.session_state[key] = used[key]
     for key in ("reasoning_effort", "thinking"):
         st.session_state[key] = used.get(key) or DEFAULT
+    # the MCP servers whose tools the model may use: none unless this conversation chose some
+    st.session_state.tools = [n for n in used.get("tools") or [] if cfg.mcp_server(n) is not None]
+
+
+def save_tools(conversation_id: str | None) -> None:
+    """The tool choice is part of the conversation's settings as soon as it changes (it survives a refresh)."""
+    if not conversation_id:
+        return
+    try:
+        current = db.get_conversation(conversation_id)
+        if current is not None:
+            chosen = list(st.session_state.get("tools") or [])
+            db.update_conversation(conversation_id, settings={**(current.get("settings") or {}), "tools": chosen})
+    except StoreError as exc:
+        faults.append(f"{exc} The tool choice applies to this tab until it can be saved.")
 
 
 def new_chat() -> None:
@@ -95,6 +111,20 @@ with st.sidebar:
                     "Thinking", [DEFAULT, "on", "off"], key="thinking",
                     help="On: the model thinks before it answers, and you see its thinking above the reply.")
             st.text_area("System prompt", key="system", placeholder="You are a helpful assistant.")
+        tool_specs, tool_errors = [], []
+        if cfg.mcp_servers:
+            servers = {s.name: s for s in cfg.mcp_servers}
+            st.session_state.tools = [n for n in st.session_state.get("tools") or [] if n in servers]
+            st.multiselect("Tools", list(servers), key="tools", format_func=lambda n: servers[n].label,
+                           placeholder="none", on_change=save_tools, args=(cid,),
+                           help="The MCP servers whose tools the model may use in this chat. Tools a server does "
+                                "not mark read-only ask you before they run.")
+            if st.session_state.tools:
+                tool_specs, tool_errors = toolbox().tools(st.session_state.tools)
+                for problem in tool_errors:
+                    st.warning(plain_sentence(problem.hint), icon=":material/build:")
+            st.button("Refresh tools", icon=":material/sync:", type="tertiary", on_click=toolbox().refresh,
+                      help="Ask the tool servers again which tools they offer (and try again those that failed).")
         failed = models.failures()
         st.button("Refresh models", icon=":material/sync:", type="tertiary", on_click=models.refresh,
                   help="Ask each provider again which models it serves."
@@ -135,11 +165,14 @@ settings = turns.TurnSettings(
     params=Params(temperature=st.session_state.get("temperature") if takes_temperature else None,
                   max_tokens=st.session_state.get("max_tokens"),
                   **{k: (None if v == DEFAULT else v) for k, v in reasoning_choices.items()}),
+    tools=tuple(st.session_state.get("tools") or ()) if cfg.mcp_servers else (),
 )
 endpoint = cfg.endpoint(model_id.provider)
 context_window = models.capabilities(model_id.provider, model_id.model).context_window
 turn_options = {"context_window": context_window, "user": user, "daily_limit": cfg.daily_limit_usd,
-                "idle_timeout": cfg.timeout}
+                "idle_timeout": cfg.timeout,
+                # one runner per turn (a run starts at most one): the chosen servers' tools, the step limit
+                "tools": ToolRunner(toolbox(), tool_specs, max_steps=cfg.tool_steps) if tool_specs else None}
 
 
 # ---------------------------------------------------------------- starting a reply

@@ -58,10 +58,11 @@ class TurnSettings:
     model_id: ModelId
     system: str | None = None
     params: Params = Params()
+    tools: tuple[str, ...] = ()  # the MCP servers whose tools the model may use (by name)
 
     def as_dict(self) -> dict:
         return {"provider": self.model_id.provider, "model": self.model_id.model, "system": self.system or "",
-                **self.params.as_dict()}
+                **self.params.as_dict(), **({"tools": list(self.tools)} if self.tools else {})}
 
 
 @functools.lru_cache(maxsize=256)
@@ -224,6 +225,7 @@ class Turn:
         self._stepped: Reply | None = None  # the last reply already counted as a step
         self._first_reply: Reply | None = None
         self._step_start = 0
+        self._steps_end = 0  # where the text after the last closed step begins
         self._separate = False
         rows = store.messages(conversation_id)
         model = settings.model_id.model
@@ -264,6 +266,11 @@ class Turn:
     def text(self) -> str:
         """The reply's text received so far."""
         return "".join(self._received)
+
+    @property
+    def text_after_steps(self) -> str:
+        """The text of the model call under way after the reply's tool steps (all of it when none)."""
+        return self.text[self._steps_end:].lstrip("\n")
 
     @property
     def reasoning(self) -> str:
@@ -467,6 +474,7 @@ class Turn:
         reply = self.reply
         runner = self.tools
         step = self._close_step(reply)
+        self._steps_end = len(self.text)
         self.steps.append(step)
         if len(self.steps) >= runner.max_steps:
             step.calls = [CallRecord(id=c.id, wire_name=c.name, server=None, tool=c.name, arguments=c.arguments,

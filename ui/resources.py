@@ -13,6 +13,7 @@ import streamlit as st
 from chat import tokens
 from chat.config import ConfigError, PriceConfigError, Settings, load_settings, read_secrets
 from chat.identity import NotSignedIn, Viewer, resolve_viewer
+from chat.mcp_servers import Toolbox
 from chat.models import Catalog
 from chat.pricing import Pricer
 from chat.providers import Provider, Usage, build_providers
@@ -101,6 +102,12 @@ def _start_preload() -> None:
         _preloaded = True
     tuning.disable_nagle(st.get_option("server.port"))
     threading.Thread(target=_preload, name="preload", daemon=True).start()
+
+
+@st.cache_resource(show_spinner=False)
+def toolbox() -> Toolbox:
+    """The configured MCP servers; their tool listings are cached in it until Refresh tools."""
+    return Toolbox(settings().mcp_servers)
 
 
 @st.cache_resource(show_spinner=False)
