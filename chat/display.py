@@ -183,10 +183,51 @@ def figures_line(row: dict) -> str:
     rate = tokens_per_second(row)
     if rate is not None:
         parts.append(f"{rate:,.0f} tok/s")
+    breakdown = steps_breakdown(row.get("tool_steps"))
+    if breakdown:
+        parts.append(breakdown)
     word = ending(row).word
     if word:
         parts.append(word)
     return " · ".join(parts)
+
+
+# ---------------------------------------------------------------- a reply's tool steps (issue 18)
+CALL_STATUS = {"waiting": "waiting for your approval", "running": "running…", "done": "done", "failed": "failed",
+               "denied": "denied by you", "stopped": "stopped", "skipped": "not run (step limit reached)"}
+APPROVAL_QUESTION = ("This tool is not marked read-only by its server: it may change things. Run it with these "
+                     "arguments?")
+DENIED_NOTE = "You denied this call; the model was told so."
+
+
+def steps_breakdown(steps: list[dict] | None) -> str | None:
+    """The model calls of a reply that used tools, each with its tokens: "2 model calls: 310 + 420 tokens"."""
+    if not steps:
+        return None
+    counts = []
+    for step in steps:
+        if step.get("input_tokens") is None and step.get("output_tokens") is None:
+            counts.append("unknown")
+        else:
+            counts.append(format_tokens((step.get("input_tokens") or 0) + (step.get("output_tokens") or 0),
+                                        estimated=not step.get("exact", True)))
+    n = len(steps)
+    return f"{n} model call{'s' if n != 1 else ''}: {' + '.join(counts)} tokens"
+
+
+def call_label(call: dict) -> str:
+    """A tool call's title: "lookup (docs) · done in 0.31 s"."""
+    where = f" ({call['server']})" if call.get("server") else ""
+    status = call.get("status") or "running"
+    text = f"{call.get('tool') or call.get('wire_name') or 'tool'}{where} · {CALL_STATUS.get(status, status)}"
+    if call.get("duration") is not None and status in ("done", "failed", "stopped"):
+        text += f" in {call['duration']:.2f} s"
+    return escape_markdown(text)
+
+
+def truncated_note(shown_chars: int, total: int) -> str:
+    return (f"The first {shown_chars:,} of {total:,} characters are shown; the whole result is kept with the reply "
+            "and in its exports.")
 
 
 def totals_line(totals: dict) -> str:

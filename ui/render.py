@@ -7,6 +7,9 @@ from collections.abc import Callable
 import streamlit as st
 
 from chat.display import (
+    APPROVAL_QUESTION,
+    DENIED_NOTE,
+    call_label,
     ending,
     figures_line,
     inert_markdown,
@@ -14,7 +17,9 @@ from chat.display import (
     thinking_body,
     thinking_label,
     thinking_live_label,
+    truncated_note,
 )
+from chat.tool_loop import SHOWN_CHARS, CallRecord, shown
 
 RECENT_MESSAGES = 60  # messages drawn when a conversation opens (Chat page and History transcripts)
 EARLIER_STEP = 200  # more drawn per "Show earlier messages" click
@@ -114,11 +119,56 @@ class LiveThinking:
                             else "*The reasoning is hidden by the provider.*")
 
 
+_CALL_STATE = {"waiting": "running", "running": "running", "failed": "error", "stopped": "error",
+               "denied": "error", "skipped": "error"}
+
+
+def tool_call(call: dict, *, on_decide: Callable[[str, bool], None] | None = None) -> None:
+    """One tool call as a collapsible status block: tool, state, duration, the arguments, and the result or
+    error shown inert (as code, never markdown or HTML), truncated with the whole kept. A call waiting for
+    approval (and ``on_decide`` given, i.e. live) opens with Approve / Deny."""
+    status = call.get("status")
+    waiting = status == "waiting" and on_decide is not None
+    with st.status(call_label(call), state=_CALL_STATE.get(status, "complete"), expanded=waiting):
+        st.caption("Arguments")
+        st.code(CallRecord(**call).arguments_shown if call.get("arguments") else "{}", language="json")
+        if waiting:
+            st.caption(APPROVAL_QUESTION)
+            left, right = st.columns(2)
+            left.button("Approve", key=f"approve-{call['id']}", icon=":material/check:", type="primary",
+                        on_click=on_decide, args=(call["id"], True))
+            right.button("Deny", key=f"deny-{call['id']}", icon=":material/block:",
+                         on_click=on_decide, args=(call["id"], False))
+        if status == "denied":
+            st.caption(DENIED_NOTE)
+        if call.get("result") is not None:
+            text, cut = shown(call["result"])
+            st.caption("Result")
+            st.code(text, language=None, wrap_lines=True)
+            if cut:
+                st.caption(truncated_note(SHOWN_CHARS, len(call["result"])))
+        if call.get("error") and call.get("error") != call.get("result"):
+            st.caption("Error")
+            st.code(call["error"], language=None, wrap_lines=True)
+
+
+def tool_steps(steps: list[dict], *, on_decide: Callable[[str, bool], None] | None = None) -> None:
+    """A reply that used tools, step by step: the model's text, then the calls it asked for; the last
+    step's text is the answer."""
+    for step in steps:
+        if (step.get("text") or "").strip():
+            message_body(step["text"])
+        for call in step.get("calls") or []:
+            tool_call(call, on_decide=on_decide)
+
+
 def message(row: dict) -> None:
     with st.chat_message(row["role"]):
         if row["role"] == "assistant":
             thinking(row)
-        if row["content"]:
+        if row.get("tool_steps"):
+            tool_steps(row["tool_steps"])
+        elif row["content"]:
             message_body(row["content"])
         if row["role"] == "assistant":
             assistant_footer(row)

@@ -7,9 +7,12 @@ from collections.abc import Callable, Iterator
 
 import streamlit as st
 
-from chat.display import InertStream
+from chat import live
+from chat.display import InertStream, inert_markdown
 from chat.live import HEARTBEAT, LiveReply
 from chat.store import Store
+from chat.tool_loop import steps_to_json
+from ui import render
 from ui.render import LiveThinking
 
 STORED_POLL = 0.5  # seconds between reads of a reply another process is writing (it checkpoints every second)
@@ -59,12 +62,55 @@ def clicked(interruption: BaseException, key: str) -> bool:
     return False
 
 
+def decide_call(conversation_id: str, call_id: str, approve: bool) -> None:
+    """Approve / Deny: the decision goes to the conversation's live reply, which runs (or skips) the call."""
+    running = live.replies.running(conversation_id)
+    if running is not None:
+        running.turn.decide(call_id, approve)
+
+
+def _step_signature(turn) -> tuple:
+    """What the drawn steps show: the steps and the state of each call (not the text, which streams)."""
+    return tuple((len(step.calls), tuple(call.status for call in step.calls)) for step in list(turn.steps))
+
+
+def _follow_steps(reply: LiveReply, steps_area, thinking: LiveThinking) -> None:
+    """A reply that may use tools: its steps so far drawn as they are (each call a status block; Approve /
+    Deny on a call waiting for the user), then the text of the model call under way, as it streams. When a
+    step or a call changes, this returns: the page reruns and draws the steps anew (widgets are drawn once
+    per run), while the reply goes on in its thread."""
+    turn = reply.turn
+    signature = _step_signature(turn)
+    if turn.steps:
+        thinking.finish()
+        with steps_area:
+            render.tool_steps(steps_to_json(list(turn.steps)),
+                              on_decide=lambda call_id, approve: decide_call(reply.conversation_id, call_id, approve))
+    current = st.empty()
+    drawn = None
+    for _chunk in reply.follow():
+        st.session_state["_heartbeat"] = True  # where a rerun of this page interrupts the following
+        if _step_signature(turn) != signature:
+            return
+        text = turn.text_after_steps
+        if not text and not turn.steps:
+            thinking.update()
+            continue
+        if text != drawn:
+            thinking.finish()
+            current.markdown(inert_markdown(text))
+            drawn = text
+    thinking.finish()
+
+
 def follow_reply(reply: LiveReply, *, on_stop: Callable[[str], None]) -> None:
     """Draw a live reply as it is written, with a Stop button, until it is done. Leaving the page (any
     rerun) ends only this drawing: the reply goes on, and is followed again from where it is."""
     stop_key = f"stop-{reply.message_id}"
     with st.chat_message("assistant"):
         thinking = LiveThinking(reply.turn)  # "Thinking…", the reasoning as it comes, collapsed at the answer
+        with_tools = reply.turn.tools is not None and bool(reply.turn.tools.defs)
+        steps_area = st.container() if with_tools else None
         body = st.container()
         st.button("Stop", key=stop_key, icon=":material/stop_circle:", type="secondary",
                   on_click=on_stop, args=(reply.conversation_id,))
@@ -75,7 +121,10 @@ def follow_reply(reply: LiveReply, *, on_stop: Callable[[str], None]) -> None:
 
         try:
             with body:
-                st.write_stream(_shown(reply.follow(), thinking.slot, retries, thinking))
+                if with_tools:
+                    _follow_steps(reply, steps_area, thinking)
+                else:
+                    st.write_stream(_shown(reply.follow(), thinking.slot, retries, thinking))
         except BaseException as interruption:
             if clicked(interruption, stop_key):
                 reply.stop()
