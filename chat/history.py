@@ -31,10 +31,20 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from chat.display import csv_cell, ending, escape_markdown, figures_line, thinking_body, thinking_label, totals_line
+from chat.display import (
+    call_label,
+    csv_cell,
+    ending,
+    escape_markdown,
+    figures_line,
+    thinking_body,
+    thinking_label,
+    totals_line,
+)
 from chat.migrations import now
 from chat.pricing import format_cost
 from chat.store import SEARCH_TIME_LIMIT, SOURCES, SearchError, Store, check_search_size, search_guard, title_from
+from chat.tool_loop import CallRecord
 
 PAGE_SIZE = 50
 WINDOW = 1000  # newest matching messages ranked by a search
@@ -553,6 +563,30 @@ def settings_lines(settings: dict) -> list[str]:
     return lines
 
 
+def _fenced(text: str, language: str = "") -> list[str]:
+    """``text`` in a code fence longer than any run of backticks in it, so it stays inert text."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + language, text, fence]
+
+
+def _steps_markdown(steps: list[dict]) -> list[str]:
+    """A reply that used tools: per step, the model's text, then each call with its arguments and its whole
+    result (or error), fenced as data."""
+    lines: list[str] = []
+    for step in steps:
+        if (step.get("text") or "").strip():
+            lines += [step["text"], ""]
+        for call in step.get("calls") or []:
+            lines += [f"**Tool call:** {call_label(call)}", "", "Arguments:", "",
+                      *_fenced(CallRecord(**call).arguments_shown, "json"), ""]
+            if call.get("result") is not None:
+                lines += ["Result:", "", *_fenced(call["result"]), ""]
+            if call.get("error") and call.get("error") != call.get("result"):
+                lines += ["Error:", "", *_fenced(call["error"]), ""]
+    return lines
+
+
 def conversation_markdown(conversation: dict, messages: list[dict]) -> str:
     """The transcript as Markdown: a header with the totals and settings, then each message; each reply
     with its figures line. Message text is included as written (it is Markdown already)."""
@@ -587,7 +621,9 @@ def conversation_markdown(conversation: dict, messages: list[dict]) -> str:
             lines += [f"**Reasoning** ({label}):", ""]
             lines += ["> " + line if line else ">" for line in thinking_body(message).splitlines()]
             lines.append("")
-        if message.get("content"):
+        if message.get("tool_steps"):
+            lines += _steps_markdown(message["tool_steps"])
+        elif message.get("content"):
             lines += [message["content"], ""]
         if message["role"] == "assistant":
             end = ending(message)
@@ -600,7 +636,8 @@ def conversation_markdown(conversation: dict, messages: list[dict]) -> str:
 _MESSAGE_FIELDS = ("id", "position", "role", "content", "status", "error", "provider", "model", "input_tokens",
                    "output_tokens", "cache_read_tokens", "cache_write_tokens", "input_exact", "output_exact",
                    "cost", "cost_source", "ttft", "duration", "finish_reason", "tool_calls", "superseded",
-                   "created_at", "updated_at", "reasoning", "reasoning_tokens", "reasoning_ttft", "reasoning_hidden")
+                   "created_at", "updated_at", "reasoning", "reasoning_tokens", "reasoning_ttft", "reasoning_hidden",
+                   "tool_steps")
 _CONVERSATION_FIELDS = ("id", "title", "user", "source", "compare_run_id", "created_at", "updated_at",
                         "deleted_at", "models", "message_count", "reply_count", "input_tokens", "output_tokens",
                         "cache_read_tokens", "cache_write_tokens", "cost", "unknown_cost_count", "stopped_count",

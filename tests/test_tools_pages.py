@@ -1,0 +1,126 @@
+"""Tools on the pages (AppTest): the Chat page's per-conversation choice of MCP servers, a reply's steps
+drawn live and again from the store, History's exports with the steps. A real MCP server (tests/mcp_server.py)
+configured in a secrets file, the fake provider asking for its tools."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from chat import history
+from chat.store import Store
+
+APP = "../app.py"
+SERVER_SCRIPT = str(Path(__file__).with_name("mcp_server.py"))
+SECRET = "hunter2-mcp-page-secret"
+
+
+def secrets_toml(tmp_path: Path, *, broken: bool = False) -> str:
+    good = (f'[mcp.test]\ncommand = {json.dumps(sys.executable)}\nargs = [{json.dumps(SERVER_SCRIPT)}]\n'
+            f'label = "Test tools"\n'
+            f'env = {{ MCP_NOTES = {json.dumps(str(tmp_path / "notes.txt"))}, MCP_SECRET = "{SECRET}" }}\n')
+    if broken:
+        good += (f'\n[mcp.gone]\ncommand = {json.dumps(sys.executable)}\nargs = ["-c", "import sys; sys.exit(3)"]\n'
+                 f'env = {{ TOKEN = "{SECRET}" }}\n')
+    return good
+
+
+@pytest.fixture
+def tools_env(app_env, monkeypatch, tmp_path):
+    """The app run from a working directory whose .streamlit/secrets.toml configures the test MCP server."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text(secrets_toml(tmp_path, broken=True))
+    st.cache_resource.clear()
+    yield app_env
+    st.cache_resource.clear()
+
+
+def run_app(**query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for k, v in query.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def open_cid(at: AppTest) -> str | None:
+    value = at.query_params.get("c")
+    return value[0] if isinstance(value, list) else value
+
+
+def tools_box(at: AppTest):
+    return next(m for m in at.sidebar.multiselect if m.label == "Tools")
+
+
+def test_no_tools_by_default_and_a_server_that_cannot_start_is_explained_in_one_message(tools_env, fake_provider):
+    at = run_app()
+    box = tools_box(at)
+    assert box.value == [] and set(box.options) == {"Test tools", "gone"}
+    assert not at.sidebar.warning
+    box.select("gone").run()
+    warnings = [w.value for w in at.sidebar.warning]
+    assert len(warnings) == 1 and "could not be reached" in warnings[0] and SECRET not in warnings[0]
+    at.chat_input[0].set_value("still works").run()  # the chat works without the server's tools
+    assert not at.exception
+    assert at.chat_message[1].markdown[0].value.startswith("Echo: still works")
+    assert "tools" not in fake_provider.requests[-1]["body"]
+
+
+def test_a_reply_with_a_read_only_tool_shows_its_steps_live_and_after_a_refresh(tools_env, fake_provider):
+    fake_provider.set_scenario(None, tool_calls=[{"name": "test__lookup", "arguments": {"key": "sky"}}])
+    at = run_app()
+    tools_box(at).select("test").run()
+    at.chat_input[0].set_value("what colour is the sky?").run()
+    assert not at.exception, at.exception
+    cid = open_cid(at)
+    assert fake_provider.requests[0]["body"]["tools"]
+    row = Store(tools_env).messages(cid)[-1]
+    assert row["status"] == "complete" and row["tool_steps"][0]["calls"][0]["result"] == "sky is blue"
+    assert (Store(tools_env).get_conversation(cid)["settings"] or {}).get("tools") == ["test"]
+
+    again = run_app(c=cid)  # a refresh: the choice and the steps come back from the store
+    assert tools_box(again).value == ["test"]
+    reply = again.chat_message[1]
+    blocks = list(reply.status)
+    assert len(blocks) == 1 and "lookup (test) · done in" in blocks[0].label.replace("\\", "")
+    assert [c.value for c in blocks[0].code] == ['{\n  "key": "sky"\n}', "sky is blue"]
+    assert reply.markdown[-1].value.endswith("Results: sky is blue")
+    assert "2 model calls:" in reply.caption[-1].value
+
+
+def test_the_tool_choice_is_saved_with_the_conversation_as_soon_as_it_changes(tools_env, fake_provider):
+    at = run_app()
+    at.chat_input[0].set_value("hello").run()
+    cid = open_cid(at)
+    tools_box(at).select("test").run()
+    assert Store(tools_env).get_conversation(cid)["settings"]["tools"] == ["test"]
+    assert tools_box(run_app(c=cid)).value == ["test"]
+    tools_box(at).unselect("test").run()
+    assert tools_box(run_app(c=cid)).value == []
+
+
+def test_exports_hold_the_steps(tools_env, fake_provider):
+    fake_provider.set_scenario(None, tool_calls=[{"name": "test__lookup", "arguments": {"key": "sky"}}])
+    at = run_app()
+    tools_box(at).select("test").run()
+    at.chat_input[0].set_value("what colour is the sky?").run()
+    store = Store(tools_env)
+    cid = open_cid(at)
+    conversation = store.get_conversation(cid)
+    messages = store.messages(cid)
+    data = json.loads(history.conversation_json(conversation, messages))
+    steps = data["messages"][-1]["tool_steps"]
+    assert steps[0]["calls"][0]["result"] == "sky is blue" and steps[0]["calls"][0]["tool"] == "lookup"
+    text = history.conversation_markdown(conversation, messages)
+    assert "**Tool call:** lookup \\(test\\) · done in" in text
+    assert '```json\n{\n  "key": "sky"\n}\n```' in text and "Result:\n\n```\nsky is blue\n```" in text
+    assert "2 model calls:" in text
+    assert SECRET not in text and SECRET not in json.dumps(data)
