@@ -555,12 +555,14 @@ class Store:
         with self.db() as db:
             return self._spend_since(db, user, since)
 
-    def checkpoint_reply(self, message_id: int, content: str, reasoning: str | None = None) -> None:
-        """Save the partial text (and reasoning, when given) of a streaming reply. A reply that has already
-        left 'streaming' (finished, or marked interrupted) is left as it is."""
+    def checkpoint_reply(self, message_id: int, content: str, reasoning: str | None = None,
+                         tool_steps: list[dict] | None = None) -> None:
+        """Save the partial text (and reasoning and tool steps, when given) of a streaming reply. A reply that
+        has already left 'streaming' (finished, or marked interrupted) is left as it is."""
         with self._write() as db:
-            db.execute("UPDATE messages SET content = ?, reasoning = COALESCE(?, reasoning), updated_at = ? "
-                       "WHERE id = ? AND status = 'streaming'", [content, reasoning or None, now(), message_id])
+            db.execute("UPDATE messages SET content = ?, reasoning = COALESCE(?, reasoning), "
+                       "tool_steps = COALESCE(?, tool_steps), updated_at = ? WHERE id = ? AND status = 'streaming'",
+                       [content, reasoning or None, _dumps(tool_steps or None), now(), message_id])
 
     def finish_reply(self, message_id: int, *, content: str, status: str, usage: Usage | None,
                      cost: float | None, ttft: float | None = None, duration: float | None = None,

@@ -502,6 +502,7 @@ class Turn:
         if self._stop_requested:
             self._finish("stopped")
             return
+        self._checkpoint()  # the step's calls settled: stored before the next model call
         over = self._over_budget()
         if over is not None:
             self._finish("error", error=over)
@@ -533,7 +534,8 @@ class Turn:
 
     def _checkpoint(self) -> None:
         try:
-            self.store.checkpoint_reply(self.message_id, self.text, self.reasoning or None)
+            self.store.checkpoint_reply(self.message_id, self.text, self.reasoning or None,
+                                        steps_to_json(self.steps) if self.steps else None)
         except StoreError:
             pass  # the database is busy or gone for a moment: the next checkpoint (or the finish) retries
 

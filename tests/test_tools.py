@@ -205,3 +205,17 @@ def test_a_later_turn_sends_the_steps_back_as_the_provider_requires(store, provi
     assert row["status"] == "complete"
     last = fake_provider.requests[-1]
     assert tool_results_sent(last) == ["sky is blue"]  # the provider accepted the history (no 400)
+
+
+def test_the_steps_are_stored_at_each_checkpoint_not_only_at_the_finish(store, providers, fake_provider, toolbox):
+    fake_provider.set_scenario(None, tool_calls=[{"name": "test__write_note", "arguments": {"text": "hello"}}])
+    turn, conversation = start(store, providers, "chat", runner(toolbox))
+    done = _in_thread(turn)
+    _wait_for(lambda: turn.waiting_calls)
+    row = store.messages(conversation)[-1]  # a crash now would leave these steps with the interrupted reply
+    assert row["status"] == "streaming"
+    assert [c["status"] for c in row["tool_steps"][0]["calls"]] == ["waiting"]
+    assert json.loads(row["tool_steps"][0]["calls"][0]["arguments"]) == {"text": "hello"}
+    turn.decide(turn.waiting_calls[0].id, False)
+    done.wait()
+    assert store.messages(conversation)[-1]["tool_steps"][0]["calls"][0]["status"] == "denied"
