@@ -74,7 +74,7 @@ def test_no_tools_by_default_and_a_server_that_cannot_start_is_explained_in_one_
     assert "tools" not in fake_provider.requests[-1]["body"]
 
 
-def test_a_reply_with_a_read_only_tool_shows_its_steps_live_and_after_a_refresh(tools_env, fake_provider):
+def test_a_reply_with_a_read_only_tool_shows_its_steps_and_again_after_a_refresh(tools_env, fake_provider):
     fake_provider.set_scenario(None, tool_calls=[{"name": "test__lookup", "arguments": {"key": "sky"}}])
     at = run_app()
     tools_box(at).select("test").run()
@@ -85,6 +85,9 @@ def test_a_reply_with_a_read_only_tool_shows_its_steps_live_and_after_a_refresh(
     row = Store(tools_env).messages(cid)[-1]
     assert row["status"] == "complete" and row["tool_steps"][0]["calls"][0]["result"] == "sky is blue"
     assert (Store(tools_env).get_conversation(cid)["settings"] or {}).get("tools") == ["test"]
+    shown = at.chat_message[1]
+    assert len(shown.status) == 1 and "lookup" in shown.status[0].label
+    assert shown.markdown[-1].value.endswith("Results: sky is blue")
 
     again = run_app(c=cid)  # a refresh: the choice and the steps come back from the store
     assert tools_box(again).value == ["test"]
@@ -124,3 +127,36 @@ def test_exports_hold_the_steps(tools_env, fake_provider):
     assert '```json\n{\n  "key": "sky"\n}\n```' in text and "Result:\n\n```\nsky is blue\n```" in text
     assert "2 model calls:" in text
     assert SECRET not in text and SECRET not in json.dumps(data)
+
+
+def test_the_figures_line_breaks_a_reply_down_by_model_call_and_labels_are_inert():
+    from chat.display import call_label, figures_line, steps_breakdown
+
+    steps = [{"input_tokens": 300, "output_tokens": 10, "exact": True, "calls": []},
+             {"input_tokens": 400, "output_tokens": 20, "exact": False, "calls": []}]
+    assert steps_breakdown(steps) == "2 model calls: 310 + ≈420 tokens"
+    assert "2 model calls: 310 + ≈420 tokens" in figures_line({"model": "m", "tool_steps": steps, "status": "complete"})
+    assert steps_breakdown(None) is None
+    label = call_label({"tool": "<b>x</b>", "server": "s", "status": "denied"})
+    assert "\\<b\\>" in label and "denied by you" in label
+
+
+def test_a_long_result_is_shown_truncated_with_the_whole_kept(tools_env, fake_provider):
+    from chat.tool_loop import SHOWN_CHARS
+
+    store = Store(tools_env)
+    cid = store.create_conversation(user="local", settings={})
+    store.add_user_message(cid, "long one")
+    whole = "<img src=x>" + "y" * (SHOWN_CHARS * 2)
+    message_id = store.start_reply(cid, provider="openai", model="gpt-4o-mini", settings={})
+    steps = [{"text": "", "calls": [{"id": "c1", "wire_name": "test__lookup", "server": "test", "tool": "lookup",
+                                     "arguments": "{}", "status": "done", "result": whole, "duration": 0.1}],
+              "input_tokens": 1, "output_tokens": 1},
+             {"text": "done", "calls": [], "input_tokens": 1, "output_tokens": 1}]
+    store.finish_reply(message_id, content="done", status="complete", usage=None, cost=None, tool_steps=steps)
+    at = run_app(c=cid)
+    assert not at.exception, at.exception
+    block = at.chat_message[1].status[0]
+    assert block.code[-1].value == whole[:SHOWN_CHARS] + "…"  # as code: inert, never HTML
+    assert any("whole result is kept" in c.value for c in block.caption)
+    assert store.messages(cid)[-1]["tool_steps"][0]["calls"][0]["result"] == whole
