@@ -74,7 +74,7 @@ def _step_signature(turn) -> tuple:
     return tuple((len(step.calls), tuple(call.status for call in step.calls)) for step in list(turn.steps))
 
 
-def _follow_steps(reply: LiveReply, steps_area, thinking: LiveThinking) -> None:
+def _follow_steps(reply: LiveReply, steps_area, thinking: LiveThinking, retries: Callable[[], int]) -> None:
     """A reply that may use tools: its steps so far drawn as they are (each call a status block; Approve /
     Deny on a call waiting for the user), then the text of the model call under way, as it streams. When a
     step or a call changes, this returns: the page reruns and draws the steps anew (widgets are drawn once
@@ -94,6 +94,8 @@ def _follow_steps(reply: LiveReply, steps_area, thinking: LiveThinking) -> None:
             return
         text = turn.text_after_steps
         if not text and not turn.steps:
+            if retries():  # the SDK retries before streaming: say so while it waits
+                thinking.note = f"The provider is busy; retrying (attempt {retries() + 1})…"
             thinking.update()
             continue
         if text != drawn:
@@ -122,7 +124,7 @@ def follow_reply(reply: LiveReply, *, on_stop: Callable[[str], None]) -> None:
         try:
             with body:
                 if with_tools:
-                    _follow_steps(reply, steps_area, thinking)
+                    _follow_steps(reply, steps_area, thinking, retries)
                 else:
                     st.write_stream(_shown(reply.follow(), thinking.slot, retries, thinking))
         except BaseException as interruption:
