@@ -123,7 +123,7 @@ def test_listing_and_the_cards_read_the_kept_totals_not_the_messages(store):
 def test_listing_the_newest_live_conversations_needs_no_sort(store):
     """The migration's partial indexes: SQLite reads the newest 50 straight from an index."""
     for user in (None, "local"):
-        where, params = Filters(user=user).sql()
+        where, params = store.filter_sql(Filters(user=user))
         with store.db() as db:
             plan = db.execute(f"EXPLAIN QUERY PLAN SELECT c.* FROM conversations c WHERE {where} "
                               "ORDER BY c.updated_at DESC, c.rowid DESC LIMIT 50", params).fetchall()
