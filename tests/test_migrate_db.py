@@ -59,7 +59,8 @@ def views(store: Store) -> dict:
                    for c in history.list_conversations(store, Filters())],
         "deleted": [c["id"] for c in history.list_conversations(store, Filters(deleted=True))],
         "cards": history.summary(store, Filters()),
-        "search": sorted(r["id"] for r in history.search(store, "vacuum OR kubernetes", Filters()).rows),  # ranks differ
+        # the two engines rank differently (bm25, ts_rank); they find the same
+        "search": sorted(r["id"] for r in history.search(store, "vacuum OR kubernetes", Filters()).rows),
         "runs": [r["id"] for r in store.recent_compare_runs("ann")],
         "messages": {c["id"]: [(m["position"], m["role"], m["content"], m["status"], m["superseded"], m["cost"],
                                 m["tool_calls"]) for m in store.messages(c["id"], include_superseded=True)]
