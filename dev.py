@@ -67,20 +67,25 @@ def ensure_chromium() -> None:
                    check=True, env=env, stdout=subprocess.DEVNULL)
 
 
-def ensure_postgresql() -> None:
-    """The store tests also run on a throwaway PostgreSQL server (Debian's binaries, started by the tests).
-    Install Debian's postgresql when missing and we can (root on Debian); its own cluster is not started."""
-    if list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+def ensure_servers() -> None:
+    """The store tests also run on a throwaway PostgreSQL server, and the proxy test runs the example nginx
+    configuration: Debian's binaries, started by the tests themselves. Install Debian's postgresql and
+    nginx-light when missing and we can (root on Debian); the services they set up are never used."""
+    missing = []
+    if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        missing.append("postgresql")
+    if not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
+        missing.append("nginx-light")
+    if not missing:
         return
     if not can_apt():
-        say("PostgreSQL is missing and cannot be installed here (needs root on Debian); "
-            "the PostgreSQL tests will report it.")
+        say(f"{' and '.join(missing)} missing and cannot be installed here (needs root on Debian); "
+            "the tests that need them will report it.")
         return
-    say("installing Debian's postgresql for the PostgreSQL store tests (apt-get)")
+    say(f"installing Debian's {' and '.join(missing)} for the PostgreSQL and proxy tests (apt-get)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    # Debian's package creates and starts a cluster of its own; the tests never use it
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"],
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
                    check=True, env=env, stdout=subprocess.DEVNULL)
 
 
@@ -97,7 +102,7 @@ def main(argv: list[str]) -> int:
     if command == "test":
         ensure_venv()
         ensure_chromium()
-        ensure_postgresql()
+        ensure_servers()
         code = subprocess.call([str(bin_path(VENV, "python")), "-m", "pytest", *rest], cwd=ROOT)
         if code == 5:
             say("pytest collected no tests: that is a failure")
