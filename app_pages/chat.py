@@ -156,14 +156,17 @@ def stream_reply(turn: turns.Turn) -> None:
 action = st.session_state.pop("action", None)
 turn = None
 if action and cid:
-    db.update_conversation(cid, settings=settings.as_dict())
-    if action[0] == "edit" and action[1].strip():
-        turn = turns.edit_last(db, providers()[model_id.provider], pricer(), cid, action[1], settings, **turn_options)
-    elif action[0] == "regenerate":
-        turn = turns.regenerate(db, providers()[model_id.provider], pricer(), cid, settings, **turn_options)
-    elif action[0] == "continue":
-        turn = turns.send(db, providers()[model_id.provider], pricer(), cid, turns.CONTINUE_PROMPT, settings,
-                          **turn_options)
+    provider = providers()[model_id.provider]
+    try:
+        db.update_conversation(cid, settings=settings.as_dict())
+        if action[0] == "edit" and action[1].strip():
+            turn = turns.edit_last(db, provider, pricer(), cid, action[1], settings, **turn_options)
+        elif action[0] == "regenerate":
+            turn = turns.regenerate(db, provider, pricer(), cid, settings, **turn_options)
+        elif action[0] == "continue":
+            turn = turns.send(db, provider, pricer(), cid, turns.CONTINUE_PROMPT, settings, **turn_options)
+    except StoreError as exc:  # nothing is lost: the edited text stays in its box, the buttons stay
+        faults.append(f"{exc} Nothing was sent; try again in a moment.")
 
 # ---------------------------------------------------------------- the conversation
 def draw_conversation(rows: list[dict], live: turns.Turn | None) -> None:
@@ -182,9 +185,12 @@ shown_upto = max((r["position"] for r in rows), default=0)
 if turn is None:
     draw_conversation(rows, None)
 else:
-    with turn.running():  # from here on, a Stop or rerun anywhere still finishes the reply row
-        draw_conversation(rows, turn)
-        stream_reply(turn)
+    try:
+        with turn.running():  # from here on, a Stop or rerun anywhere still finishes the reply row
+            draw_conversation(rows, turn)
+            stream_reply(turn)
+    except StoreError as exc:  # the reply streamed but could not be saved; a later start marks it interrupted
+        st.error(str(exc), icon=":material/error:")
 
 visible = [r for r in rows if not r.get("superseded")]
 if visible:

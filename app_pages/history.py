@@ -297,10 +297,13 @@ if conversations_tab.open:
                                   on_click=restore, args=(cid,))
                     elif owner and st.button("Continue in chat", icon=":material/chat:", type="primary"):
                         st.switch_page("app_pages/chat.py", query_params={"c": cid})
-                    st.download_button("Export Markdown", data=history.conversation_markdown(conversation, messages),
+                    # built when clicked, not on every run: a long conversation's export is large
+                    st.download_button("Export Markdown",
+                                       data=functools.partial(history.conversation_markdown, conversation, messages),
                                        file_name=f"conversation-{cid[:8]}.md", mime="text/markdown",
                                        icon=":material/download:", on_click="ignore")
-                    st.download_button("Export JSON", data=history.conversation_json(conversation, messages),
+                    st.download_button("Export JSON",
+                                       data=functools.partial(history.conversation_json, conversation, messages),
                                        file_name=f"conversation-{cid[:8]}.json", mime="application/json",
                                        icon=":material/data_object:", on_click="ignore")
                     if owner and not deleted:

@@ -762,7 +762,7 @@ def batch_table(rows: Iterable[BatchRow]) -> list[dict]:
         "#": r.prompt_index + 1,
         "Prompt": r.prompt,
         "Target": f"{r.label}: {r.target}",
-        "Status": ending({"status": r.status, "finish_reason": r.finish_reason}).label,
+        "Status": ending({"status": r.status, "finish_reason": r.finish_reason, "content": r.reply}).label,
         "In": None if r.input_tokens is None else format_tokens(r.input_tokens, estimated=not r.input_exact),
         "Out": None if r.output_tokens is None else format_tokens(r.output_tokens, estimated=not r.output_exact),
         "Cost": format_cost(r.cost, estimated=r.estimated) if r.status != "streaming" else None,

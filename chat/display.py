@@ -70,6 +70,8 @@ def ending(row: dict) -> Ending:
     if finish in PAUSE_FINISHES:
         return Ending("paused", "The provider paused this reply before it finished. Continue asks it to go on.",
                       "info", "continue")
+    if "content" in row and not (row.get("content") or "").strip():
+        return Ending("empty", "The model finished without saying anything. Regenerate to ask again.", "info")
     return Ending(None)
 
 

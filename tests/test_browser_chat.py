@@ -154,3 +154,19 @@ def test_html_script_and_remote_images_in_model_output_stay_inert_in_the_browser
         assert "not bold" in page.locator("[data-testid='stChatMessage']").first.inner_text()
     finally:
         server.shutdown()
+
+
+def test_a_reply_that_ends_before_the_provider_finished_it_is_marked_unfinished_on_screen_and_after_a_refresh(
+        stack, page):
+    provider, _, _, db_path = stack
+    provider.set_scenario(None, words=40, end_after=7, tokens_per_second=50)
+    send(page, "a reply that will stop short")
+    notice = page.get_by_text("The reply ended before the provider finished it", exact=False)
+    notice.wait_for(timeout=10_000)
+    assert rows(db_path)[-1][1] == "unfinished"
+    last = page.locator("[data-testid='stChatMessage']").last
+    assert "Echo: a reply that will stop short" in last.inner_text() and "unfinished" in last.inner_text()
+    assert page.get_by_role("button", name="Retry").count() == 1
+    page.reload()
+    wait_idle(page)
+    page.get_by_text("The reply ended before the provider finished it", exact=False).wait_for()

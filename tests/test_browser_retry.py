@@ -9,13 +9,15 @@ from e2e_support import AppProcess, FakeProviderProcess, app_env, launch_chromiu
 pytestmark = pytest.mark.browser
 
 
-def test_a_retry_before_streaming_is_shown_then_the_reply_arrives(tmp_path):
+@pytest.mark.parametrize("knobs", [{"status": 503}, {"status": 502, "error_html": True},
+                                   {"status": 524, "error_html": True}], ids=["503", "502-page", "524-page"])
+def test_a_retry_before_streaming_is_shown_then_the_reply_arrives(tmp_path, knobs):
     from playwright.sync_api import sync_playwright
 
     provider = FakeProviderProcess()
     app = AppProcess(app_env(provider.url, tmp_path / "chat.db", CHAT_MAX_RETRIES="2"), log=tmp_path / "app.log")
     try:
-        provider.set_scenario(None, status=503, fail_times=1, retry_after="2")
+        provider.set_scenario(None, fail_times=1, retry_after="2", **knobs)
         with sync_playwright() as pw:
             browser = launch_chromium(pw, tmp_path / "profile")
             page = browser.new_page()

@@ -6,6 +6,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from chat import turns
 from chat.store import Store
 
 APP = "../app.py"
@@ -313,3 +314,56 @@ def test_a_malformed_price_override_gives_a_clear_message(app_env, monkeypatch):
     at = run_app()
     assert not at.exception
     assert at.error and "price configuration" in at.error[0].value
+
+
+# ---------------------------------------------------------------- how a reply ended, on the page
+
+
+def test_a_reply_that_ends_before_the_provider_finished_it_is_marked_unfinished_with_retry(app_env, fake_provider):
+    fake_provider.set_scenario(None, words=30, end_after=6)
+    at = send(run_app(), "hello")
+    bubble = at.chat_message[1]
+    assert bubble.markdown[0].value.startswith("Echo: hello") and len(bubble.markdown[0].value.split()) == 6
+    assert any("ended before the provider finished it" in w.value for w in bubble.warning)
+    assert "unfinished" in bubble.caption[-1].value and "≈" in bubble.caption[-1].value
+    assert Store(app_env).messages(open_cid(at))[1]["status"] == "unfinished"
+    fake_provider.reset()
+    next(b for b in at.button if b.label == "Retry").click().run()
+    assert not at.exception and not at.chat_message[1].warning
+    assert Store(app_env).messages(open_cid(at))[1]["status"] == "complete"
+
+
+def test_a_reply_cut_at_the_output_limit_says_so_and_continue_asks_the_model_to_go_on(app_env, fake_provider):
+    fake_provider.set_scenario(None, words=30)
+    at = run_app()
+    at.sidebar.number_input(key="max_tokens").set_value(5)
+    send(at, "tell me a long story")
+    bubble = at.chat_message[1]
+    assert any("reached its output limit" in i.value for i in bubble.info)
+    assert "cut at the output limit" in bubble.caption[-1].value
+    assert not any(b.label == "Retry" for b in at.button)
+    next(b for b in at.button if b.label == "Continue").click().run()
+    assert not at.exception
+    assert at.chat_message[2].markdown[0].value == turns.CONTINUE_PROMPT
+    sent = fake_provider.last_request["body"]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+
+
+def test_a_tool_call_without_text_is_never_an_empty_bubble(app_env, fake_provider):
+    fake_provider.set_scenario(None, text="", tool_call={"name": "get_weather", "arguments": {"city": "Oslo"}})
+    at = send(run_app(), "weather in Oslo?")
+    bubble = at.chat_message[1]
+    assert [i.value for i in bubble.info] == [
+        "The model asked to use the tool get\\_weather; tools are not enabled here."]
+    assert "tool call not run" in bubble.caption[-1].value
+    fake_provider.reset()
+    send(at, "just guess then")
+    assert at.chat_message[-1].markdown[0].value.startswith("Echo:")
+
+
+def test_a_server_that_answers_200_with_an_error_object_is_shown_in_its_own_words(app_env, fake_provider):
+    fake_provider.set_scenario(None, body="json_error", error_message="model 'llama9' not found")
+    at = send(run_app(), "hello")
+    errors = [e.value for e in at.chat_message[1].error]
+    assert errors == ["OpenAI answered with an error: model 'llama9' not found"]
+    assert any(b.label == "Retry" for b in at.button)

@@ -210,3 +210,14 @@ def test_a_batch_runs_every_prompt_against_every_target(app_env, fake_provider):
     assert len(rows) == 6 and {r.status for r in rows} == {"complete"}
     download = at.get("download_button")
     assert download and download[0].proto.label == "Download CSV"
+
+
+def test_each_column_says_how_its_reply_ended_in_the_same_words_as_the_chat_page(app_env, fake_provider):
+    fake_provider.set_scenario("gpt-4o-mini", words=30, end_after=4)
+    fake_provider.set_scenario("claude-haiku-4-5", refusal="I won't do that.")
+    at = run(choose(compare_page(), "openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"), "do a thing")
+    columns = result_columns(at)
+    assert any("ended before the provider finished it" in w.value for w in columns["A"].warning)
+    assert any("The model refused to answer" in w.value for w in columns["B"].warning)
+    assert "unfinished" in columns["A"].caption[-1].value and "refused" in columns["B"].caption[-1].value
+    assert list(at.dataframe[0].value["Status"]) == ["unfinished", "refused"]

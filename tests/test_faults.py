@@ -246,3 +246,17 @@ def test_history_search_on_a_damaged_index_says_so_and_the_rest_of_the_page_work
     assert not at.exception
     assert not at.error and any("search index is damaged" in w.value for w in at.warning)
     assert at.dataframe or at.tabs  # the rest of the page is drawn
+
+
+def test_regenerate_while_the_database_is_locked_says_so_in_one_sentence_and_works_once_it_clears(
+        app_env, fake_provider, monkeypatch):
+    monkeypatch.setattr(chat.store, "BUSY_TIMEOUT_MS", 200)
+    at = send(AppTest.from_file("../app.py", default_timeout=30).run(), "first try")
+    with held_lock(app_env):
+        next(b for b in at.button if b.label == "Regenerate").click().run()
+        assert not at.exception
+        assert len(at.error) == 1 and "busy" in at.error[0].value and "Nothing was sent" in at.error[0].value
+    assert len(fake_provider.events("request")) == 1
+    next(b for b in at.button if b.label == "Regenerate").click().run()
+    assert not at.exception and not at.error
+    assert len(fake_provider.events("request")) == 2

@@ -332,3 +332,24 @@ def test_a_damaged_search_index_is_reported_and_listing_still_works(store, bare_
     assert any("search index is damaged" in w.value for w in at.warning)
     at.text_input(key="q").set_value("").run()
     assert not at.exception and table_titles(at) == ["kubernetes cluster"]
+
+
+def test_the_transcript_and_exports_say_how_each_reply_ended_in_the_same_words(store):
+    cid = conversation(store, "Tell me everything", "Part one of", status="unfinished")
+    store.add_user_message(cid, "Weather?")
+    tool = store.start_reply(cid, provider="anthropic", model="claude-haiku-4-5")
+    store.finish_reply(tool, content="", status="complete", usage=None, cost=0.0, finish_reason="tool_use",
+                       tool_calls=["get_weather"])
+    at = history_page(open=cid)
+    assert any("ended before the provider finished it" in w.value for w in at.chat_message[1].warning)
+    assert "unfinished" in at.chat_message[1].caption[-1].value
+    assert any("tool get\\_weather" in i.value for i in at.chat_message[3].info)
+    messages = store.messages(cid)
+    markdown = history.conversation_markdown(store.get_conversation(cid), messages)
+    assert "> Unfinished: The reply ended before the provider finished it." in markdown
+    assert "> Tool call not run: The model asked to use the tool get_weather; tools are not enabled here." in markdown
+    data = json.loads(history.conversation_json(store.get_conversation(cid), messages))
+    replies = [m for m in data["messages"] if m["role"] == "assistant"]
+    assert [(r["status"], r["ending"]) for r in replies] == [("unfinished", "unfinished"),
+                                                            ("complete", "tool call not run")]
+    assert replies[1]["tool_calls"] == ["get_weather"] and replies[1]["finish_reason"] == "tool_use"

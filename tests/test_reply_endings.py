@@ -270,3 +270,12 @@ def test_a_price_override_charges_one_hour_cache_writes_at_twice_the_input_rate_
     assert default.cost("anthropic", "m", usage).usd == pytest.approx(0.6 * 1.25 + 0.4 * 2.0)
     given = Pricer({"anthropic:*": {"input_mtok": 1.0, "output_mtok": 5.0, "cache_write_1h_mtok": 3.0}})
     assert given.cost("anthropic", "m", usage).usd == pytest.approx(0.6 * 1.0 + 0.4 * 3.0)
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_a_finished_reply_with_no_text_at_all_says_so_instead_of_an_empty_bubble(store, providers, fake_provider,
+                                                                                 name):
+    fake_provider.set_scenario(None, text="")
+    row, _ = run_turn(store, providers, name)
+    assert row["status"] == "complete" and row["content"] == ""
+    assert ending(row).word == "empty" and "without saying anything" in ending(row).notice
