@@ -19,7 +19,7 @@ from contextlib import contextmanager
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import chat.store.sqlite
+import chat.store
 from chat.store import DatabaseBusy, DatabaseUnavailable, Store
 from chat.store.sqlite import SqliteStore
 
@@ -200,7 +200,7 @@ def send(at: AppTest, text: str) -> AppTest:
 
 def test_a_message_sent_while_the_database_is_locked_is_kept_and_stored_once_on_send_again(app_env, fake_provider,
                                                                                             monkeypatch):
-    monkeypatch.setattr(chat.store.sqlite, "BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr(chat.store, "BUSY_TIMEOUT_MS", 200)
     at = AppTest.from_file("../app.py", default_timeout=30).run()
     with held_lock(app_env):
         send(at, "please keep me")

@@ -69,6 +69,13 @@ BUSY_TIMEOUT_MS = 15000  # how long a write waits for another writer before Data
 INTERRUPTED_ERROR = "The app stopped before this reply finished."
 
 
+def default_busy_timeout_ms() -> int:
+    """``chat.store.BUSY_TIMEOUT_MS``, read when a store opens (so it can be changed there, as tests do)."""
+    import chat.store
+
+    return chat.store.BUSY_TIMEOUT_MS
+
+
 def is_postgres_url(target: object) -> bool:
     """Whether ``target`` names a PostgreSQL database (``postgresql://...`` or ``postgres://...``)."""
     return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))

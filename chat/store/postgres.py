@@ -24,7 +24,6 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from chat.store import pg_migrations
 from chat.store.base import (
-    BUSY_TIMEOUT_MS,
     DatabaseBusy,
     DatabaseUnavailable,
     Filters,
@@ -32,6 +31,7 @@ from chat.store.base import (
     StoreError,
     _message,
     _rows,
+    default_busy_timeout_ms,
 )
 from chat.store.search import (
     HIGHLIGHT_END,
@@ -195,7 +195,7 @@ class PostgresStore(Store):
                  connect_timeout: float = 10.0):
         self.url = url
         self.where = redacted(url)
-        self.busy_timeout_ms = int(BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms)
+        self.busy_timeout_ms = int(default_busy_timeout_ms() if busy_timeout_ms is None else busy_timeout_ms)
         self._local = threading.local()
         self._closed = False
         self._pool: ConnectionPool | None = None

@@ -23,7 +23,6 @@ import sqlite_utils
 
 from chat.migrations import migrate
 from chat.store.base import (
-    BUSY_TIMEOUT_MS,
     DatabaseBusy,
     DatabaseUnavailable,
     Filters,
@@ -31,6 +30,7 @@ from chat.store.base import (
     StoreError,
     _message,
     _rows,
+    default_busy_timeout_ms,
 )
 from chat.store.search import (
     HIGHLIGHT_END,
@@ -173,7 +173,7 @@ class SqliteStore(Store):
         if str(path) in ("", ":memory:"):
             raise ValueError("Store needs a file path: each pooled connection would see its own :memory:")
         self.path = Path(path)
-        self.busy_timeout_ms = int(BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms)
+        self.busy_timeout_ms = int(default_busy_timeout_ms() if busy_timeout_ms is None else busy_timeout_ms)
         # Only the constructor may create the file. Later connections open it read-write or fail: a file
         # (or folder) deleted while the app runs is an error to show, never a new empty database to fill.
         self._uri = self.path.resolve().as_uri()
