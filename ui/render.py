@@ -8,7 +8,6 @@ import streamlit as st
 
 from chat.display import ending, figures_line, inert_markdown, plain_sentence
 
-LONG_MESSAGE = 20_000  # characters shown in full; longer messages are shown cut, so the page stays fast
 RECENT_MESSAGES = 60  # messages drawn when a conversation opens (Chat page and History transcripts)
 EARLIER_STEP = 200  # more drawn per "Show earlier messages" click
 
@@ -28,14 +27,8 @@ def earlier_messages(count: int, key: str) -> int:
 
 
 def message_body(content: str) -> None:
-    """Markdown, never HTML (st.markdown escapes it), and no remote images. Very long text is cut for
-    display only."""
-    content = inert_markdown(content)
-    if len(content) > LONG_MESSAGE:
-        st.markdown(content[:LONG_MESSAGE])
-        st.caption(f"… message cut for display: {len(content):,} characters in all.")
-    else:
-        st.markdown(content)
+    """Markdown, never HTML (st.markdown escapes it), and no remote images. Shown whole, however long."""
+    st.markdown(inert_markdown(content))
 
 
 def message(row: dict) -> None:

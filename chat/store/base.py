@@ -489,6 +489,12 @@ class Store:
         with self.db() as db:
             return [_message(row) for row in _rows(db, sql + " ORDER BY position", [conversation_id])]
 
+    def message(self, message_id: int) -> dict | None:
+        """One message by id (a reply another process is writing is followed through this)."""
+        with self.db() as db:
+            row = _one(db, "SELECT * FROM messages WHERE id = ?", [message_id])
+        return None if row is None else _message(row)
+
     def supersede_from(self, conversation_id: str, position: int) -> None:
         """Hide the messages at ``position`` and after (regenerate, edit and resend). They stay in the
         database and in the totals; new messages are numbered after the highest position."""
