@@ -196,3 +196,19 @@ def m004_reservations(db: sqlite_utils.Database) -> None:
     """``reserved_cost``: what a reply still streaming may cost (USD), held against its user's daily limit
     until the reply finishes (or is marked interrupted), when it is cleared and the real cost counts."""
     db["messages"].add_column("reserved_cost", float)
+
+
+# ---------------------------------------------------------------- reasoning models (issue 12)
+
+
+@migration
+def m005_reasoning(db: sqlite_utils.Database) -> None:
+    """A reply's reasoning, kept apart from its text (never sent back to the provider): ``reasoning`` (the
+    text the provider streamed: a summary or the raw thinking), ``reasoning_tokens`` (of the output tokens,
+    those spent reasoning, when reported or estimated), ``reasoning_ttft`` (seconds to the first reasoning
+    token) and ``reasoning_hidden`` (1 when the provider sent reasoning it keeps encrypted)."""
+    messages = db["messages"]
+    messages.add_column("reasoning", str)
+    messages.add_column("reasoning_tokens", int)
+    messages.add_column("reasoning_ttft", float)
+    messages.add_column("reasoning_hidden", int)

@@ -172,3 +172,12 @@ def m003_reply_endings(conn: Any) -> None:
 @migration
 def m004_reservations(conn: Any) -> None:
     conn.execute("ALTER TABLE messages ADD COLUMN reserved_cost double precision")
+
+
+@migration
+def m005_reasoning(conn: Any) -> None:
+    """A reply's reasoning, kept apart from its text (see the SQLite migration of the same name)."""
+    conn.execute("ALTER TABLE messages ADD COLUMN reasoning text")
+    conn.execute("ALTER TABLE messages ADD COLUMN reasoning_tokens integer")
+    conn.execute("ALTER TABLE messages ADD COLUMN reasoning_ttft double precision")
+    conn.execute("ALTER TABLE messages ADD COLUMN reasoning_hidden integer")
