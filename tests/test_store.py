@@ -604,3 +604,16 @@ def test_only_replies_not_written_for_a_while_are_taken_for_crashed_ones(store, 
     statuses = {r["id"]: r["status"] for r in store.messages(cid)}
     assert statuses[live] == "streaming" and statuses[stale] == "interrupted"
     assert store.mark_interrupted_replies(stale_after=5) == 0
+
+
+def test_a_replys_reasoning_is_checkpointed_and_finished_on_either_engine(store):
+    cid = store.create_conversation(user="ann")
+    store.add_user_message(cid, "think first")
+    reply_id = store.start_reply(cid, provider="openai", model="gpt-5-mini")
+    store.checkpoint_reply(reply_id, "", reasoning="Considering the")
+    assert store.message(reply_id)["reasoning"] == "Considering the"
+    store.checkpoint_reply(reply_id, "Answer", reasoning=None)  # the reasoning so far is kept
+    assert store.message(reply_id)["reasoning"] == "Considering the"
+    row = store.finish_reply(reply_id, content="Answer.", status="complete", cost=0.01, reasoning_ttft=0.2,
+                             usage=Usage(10, 30, reasoning_tokens=20), reasoning="Considering the options.")
+    assert (row["reasoning"], row["reasoning_tokens"], row["reasoning_ttft"]) == ("Considering the options.", 20, 0.2)
