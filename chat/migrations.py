@@ -196,3 +196,14 @@ def m004_reservations(db: sqlite_utils.Database) -> None:
     """``reserved_cost``: what a reply still streaming may cost (USD), held against its user's daily limit
     until the reply finishes (or is marked interrupted), when it is cleared and the real cost counts."""
     db["messages"].add_column("reserved_cost", float)
+
+
+# ---------------------------------------------------------------- what a daily user expects (issue 19)
+
+
+@migration
+def m005_cache_saved(db: sqlite_utils.Database) -> None:
+    """``cache_saved``: what reading (and writing) the provider's prompt cache saved on a reply, in USD,
+    against the same tokens billed as plain input (negative when a cache write cost more than it saved).
+    Priced when the reply finished, with the prices of that day."""
+    db["messages"].add_column("cache_saved", float)

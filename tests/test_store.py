@@ -597,3 +597,31 @@ def test_only_replies_not_written_for_a_while_are_taken_for_crashed_ones(store, 
     statuses = {r["id"]: r["status"] for r in store.messages(cid)}
     assert statuses[live] == "streaming" and statuses[stale] == "interrupted"
     assert store.mark_interrupted_replies(stale_after=5) == 0
+
+
+def test_the_chat_list_holds_chats_and_compare_conversations_continued_as_chats(store):
+    chat = store.create_conversation(user="ann")
+    compared = store.create_conversation(user="ann", source="compare")
+    continued = store.create_conversation(user="ann", source="compare")
+    for cid in (chat, compared, continued):
+        store.add_user_message(cid, "question")
+        store.finish_reply(store.start_reply(cid, provider="openai", model="m"), content="answer",
+                           status="complete", usage=None, cost=None)
+    store.add_user_message(continued, "a follow-up")
+    store.create_conversation(user="bob")
+    assert [c["id"] for c in store.chat_list("ann")] == [continued, chat]
+
+
+def test_showing_an_earlier_version_of_the_last_reply_supersedes_the_others_and_keeps_the_totals(store):
+    cid = store.create_conversation(user="ann")
+    store.add_user_message(cid, "question")
+    first = store.start_reply(cid, provider="openai", model="m")
+    store.finish_reply(first, content="one", status="complete", usage=None, cost=0.5)
+    store.supersede_from(cid, 2)
+    second = store.start_reply(cid, provider="openai", model="m")
+    store.finish_reply(second, content="two", status="complete", usage=None, cost=0.25)
+    store.show_reply(cid, first)
+    assert [m["content"] for m in store.messages(cid)] == ["question", "one"]
+    assert store.conversation_totals(cid)["cost"] == 0.75 and store.conversation_totals(cid)["message_count"] == 2
+    with pytest.raises(NotFound):
+        store.show_reply(cid, store.messages(cid)[0]["id"])  # a user message is no version of a reply
