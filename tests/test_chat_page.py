@@ -517,3 +517,32 @@ def test_the_next_send_of_a_model_without_a_price_says_its_cost_is_unknown(app_e
     at = run_app()
     at.sidebar.selectbox(key="model").set_value("local:m").run()
     assert at.caption[-1].value.endswith("cost unknown (no price for this model).")
+
+
+def test_a_long_anthropic_chat_reads_its_prefix_from_the_cache_and_says_what_that_saved(app_env, fake_provider):
+    at = run_app()
+    at.sidebar.selectbox(key="model").set_value("anthropic:claude-haiku-4-5")
+    send(at, "Read this: " + "word " * 1000)
+    assert "cache_control" not in fake_provider.last_request["body"]  # a first turn: nothing to reuse yet
+    send(at, "Summarise it")
+    assert fake_provider.last_request["body"]["cache_control"] == {"type": "ephemeral"}
+    written = at.chat_message[-1].caption[-1].value
+    assert "to cache" in written and "caching cost $" in written and "more" in written  # the write costs 1.25×
+    send(at, "Shorter")
+    line = at.chat_message[-1].caption[-1].value
+    rows = Store(app_env).messages(open_cid(at))
+    assert rows[-1]["cache_read_tokens"] > 1000 and rows[-1]["cache_saved"] > 0
+    assert f"{rows[-1]['cache_read_tokens']:,} from cache" in line and "caching saved $" in line
+    # the price difference on claude-haiku-4-5: a read is $0.10/M instead of $1/M, a write $1.25/M
+    read, write = rows[-1]["cache_read_tokens"], rows[-1]["cache_write_tokens"]
+    assert rows[-1]["cache_saved"] == pytest.approx(read * 0.9e-6 - write * 0.25e-6)
+
+
+def test_openais_automatic_cache_reads_are_shown_the_same_way(app_env, fake_provider):
+    fake_provider.set_scenario(None, prompt_cache="auto")
+    at = send(run_app(), "a long question " * 100)
+    send(at, "and again")
+    rows = Store(app_env).messages(open_cid(at))
+    assert rows[-1]["cache_read_tokens"] == 300 and rows[-1]["cache_write_tokens"] == 0
+    line = at.chat_message[-1].caption[-1].value
+    assert "300 from cache" in line and "caching saved $" in line
