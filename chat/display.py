@@ -191,6 +191,16 @@ def next_cost_line(estimate) -> str:
             f"reply of {estimate.output_tokens:,} tokens.")
 
 
+BLIND_FIGURES = "Cost, tokens and timing are hidden until you vote: they would give the model away."
+BLIND_TARGETS = "Targets are hidden until you vote on this blind comparison."
+
+
+def blind_figures(row: dict) -> list[str]:
+    """A blind comparison's column before the vote: how the reply ended, and nothing that tells the model."""
+    word = ending(row).word if row.get("status") != "streaming" else None
+    return ([f"{word[0].upper()}{word[1:]}."] if word else []) + [BLIND_FIGURES]
+
+
 def totals_line(totals: dict) -> str:
     tokens = sum(totals.get(k) or 0 for k in ("input_tokens", "output_tokens", "cache_read_tokens",
                                                "cache_write_tokens"))
