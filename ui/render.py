@@ -125,3 +125,23 @@ def ending_notice(row: dict, *, anonymise: Callable[[str], str] | None = None) -
     text = anonymise(end.notice) if anonymise else end.notice
     show, icon = _NOTICE[end.tone]
     show(plain_sentence(text), icon=icon)
+
+
+# ---------------------------------------------------------------- bring something into view
+# A component with no content of its own: mounted at a place on the page, its script scrolls that place to the
+# top of the window once. It is given no text at all.
+_SCROLL_JS = """
+export default function ({ parentElement }) {
+  const here = parentElement.host || parentElement;
+  requestAnimationFrame(() => here.scrollIntoView({ block: "start" }));
+}
+"""
+_scroll_component = None
+
+
+def scroll_here(key: str) -> None:
+    """Scroll the window so that this point of the page is at its top (draw it once, where it should)."""
+    global _scroll_component
+    if _scroll_component is None:
+        _scroll_component = st.components.v2.component("chat_scroll_here", html="<span></span>", js=_SCROLL_JS)
+    _scroll_component(key=key, width="stretch")
