@@ -348,8 +348,9 @@ if conversations_tab.open:
                 if not visible:
                     st.caption("No messages yet.")
                 hidden = render.earlier_messages(len(visible), f"history-drawn-{cid}")  # exports stay whole
+                tz = render.viewer_timezone()
                 for message in visible[hidden:]:
-                    render.message(message)
+                    render.message(message, tz=tz)
 
 # ---------------------------------------------------------------- analytics
 
