@@ -157,6 +157,8 @@ class Turn:
         self.idle_timeout = idle_timeout
         self._received: list[str] = []
         self._history: list[Message] = []
+        self._stop_requested = False
+        self._finishing = threading.Lock()
         rows = store.messages(conversation_id)
         model = settings.model_id.model
         recorded = settings.as_dict()
@@ -182,6 +184,13 @@ class Turn:
     @property
     def finished(self) -> bool:
         return self.record is not None
+
+    def request_stop(self) -> None:
+        """Stop the reply from any thread (a Stop click while another thread streams it): the upstream is
+        closed at once and the stream ends with the partial text saved as stopped."""
+        self._stop_requested = True
+        if self.reply is not None:
+            self.reply.close()
 
     @property
     def text(self) -> str:
@@ -238,7 +247,11 @@ class Turn:
                 wait = heartbeat if not pending else max(0.0, last_flush + flush_every - time.monotonic())
                 try:
                     item = items.get(timeout=wait)
+                    if self._stop_requested:
+                        item = _DONE
                 except queue.Empty:
+                    if self._stop_requested:
+                        break
                     now = time.monotonic()
                     if pending:
                         yield self._flush(pending)
@@ -270,7 +283,11 @@ class Turn:
                     last_checkpoint = now
             if pending:
                 yield self._flush(pending)
-            self._finish("complete" if reply.provider_finished else "unfinished")
+            if self._stop_requested:
+                reply.close()
+                self._finish("stopped")
+            else:
+                self._finish("complete" if reply.provider_finished else "unfinished")
         except ProviderError as exc:
             self._finish("error", error=exc)
             raise
@@ -303,6 +320,10 @@ class Turn:
             self._finish("stopped")
 
     def _finish(self, status: str, error: ProviderError | None = None) -> None:
+        with self._finishing:  # the streaming thread and a Stop from another thread may both get here
+            self._finish_once(status, error)
+
+    def _finish_once(self, status: str, error: ProviderError | None) -> None:
         if self.finished:
             return
         self.error = error
