@@ -292,9 +292,6 @@ if visible:
                       disabled=now_shown == len(versions) - 1, help="Show the later version of this reply",
                       on_click=change, args=(turns.show_version, db, cid, later["id"]))
 
-if not faults:  # what the next send would cost, under the input
-    st.bottom.caption(next_cost_line(turns.next_cost(pricer(), settings, rows)))
-
 
 # ---------------------------------------------------------------- a new message (a fragment run)
 def unsent(out: outbox.Outgoing) -> None:
@@ -353,3 +350,7 @@ def composer() -> None:
             st.error(str(exc), icon=":material/error:")
 
 composer()
+
+if not faults:  # what the next send would cost, under the input; last, so the input is painted first (the
+    # first estimate after a start waits for the price data and token encodings, ~1 s)
+    st.bottom.caption(next_cost_line(turns.next_cost(pricer(), settings, rows)))
