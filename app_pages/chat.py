@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from chat import history, outbox, turns
+from chat import history, live, outbox, turns
 from chat.config import parse_model_id
-from chat.display import InertStream, ending, escape_markdown, next_cost_line, totals_line, version_label
-from chat.providers import TAKES_TEMPERATURE, Params, ProviderError
+from chat.display import ending, escape_markdown, next_cost_line, totals_line, version_label
+from chat.providers import TAKES_TEMPERATURE, Params
 from chat.store import StoreError, title_from
-from ui import render
+from ui import render, stream
 from ui.resources import boot, current_viewer, pricer, providers, signed_in_caption
 
 cfg, db = boot()
@@ -180,86 +180,100 @@ turn_options = {"context_window": context_window, "user": user, "daily_limit": c
                 "idle_timeout": cfg.timeout}
 
 
-def stream_reply(turn: turns.Turn) -> None:
-    """Stream one reply into an assistant bubble, then rerun the page to show it settled."""
-    with st.chat_message("assistant"):
-        thinking = st.empty()
-        thinking.caption("Thinking…")
-        chunks = turn.stream()
-
-        guard = InertStream()
-
-        def shown():
-            first = True
-            failures = 0
-            for chunk in chunks:
-                if not chunk:
-                    st.session_state["_heartbeat"] = True  # gives Streamlit a chance to deliver a Stop
-                    if first and turn.reply is not None and turn.reply.failed_attempts > failures:
-                        failures = turn.reply.failed_attempts  # the SDK retries before streaming: say so
-                        thinking.caption(f"{turn.reply.provider or 'The provider'} is busy; "
-                                         f"retrying (attempt {failures + 1})…")
-                    continue
-                if first:
-                    thinking.empty()
-                    first = False
-                yield guard.feed(chunk)
-            yield guard.flush()
-
-        try:
-            st.write_stream(shown())
-        except ProviderError:
-            pass  # recorded on the reply; the rerun below shows it with a Retry button
-        finally:
-            chunks.close()  # a Stop lands here as StopException: this closes upstream and saves "stopped"
-            turn.stop()
-    st.rerun()
+# ---------------------------------------------------------------- starting a reply
+def stop_reply(conversation_id: str) -> None:
+    """The Stop button: the reply is stopped at once; this run then draws it settled (its partial text,
+    figures with "stopped by you", Retry, totals)."""
+    running = live.replies.running(conversation_id)
+    if running is not None:
+        running.stop()
+        running.wait(1.0)
 
 
-# ---------------------------------------------------------------- regenerate / edit (a full run)
+def unsent(out: outbox.Outgoing) -> None:
+    """A message whose reply has not started: the database fault in one sentence, the words, and Send again.
+    The message itself is saved in the background as soon as the database takes it."""
+    if out.saved:
+        st.info("Your message is saved; its reply has not been asked for yet.", icon=":material/info:")
+    else:
+        st.error(out.problem or "The chat database did not take your message.", icon=":material/error:")
+        with st.chat_message("user"):
+            render.message_body(out.prompt)
+    st.button("Send again", icon=":material/send:", key="send_again",
+              on_click=lambda: st.session_state.update(resend=True),
+              help="Your message is kept in this tab until the database takes it.")
+
+
 action = st.session_state.pop("action", None)
-turn = None
-if action and cid:
+if action and cid:  # Regenerate, Retry, Edit, Continue: a new reply, owned by the conversation
     provider = providers()[model_id.provider]
     try:
+        if live.replies.running(cid) is not None:
+            raise live.ReplyInProgress()
         db.update_conversation(cid, settings=settings.as_dict())
+        turn = None
         if action[0] == "edit" and action[1].strip():
             turn = turns.edit_last(db, provider, pricer(), cid, action[1], settings, **turn_options)
         elif action[0] == "regenerate":
             turn = turns.regenerate(db, provider, pricer(), cid, settings, **turn_options)
         elif action[0] == "continue":
             turn = turns.send(db, provider, pricer(), cid, turns.CONTINUE_PROMPT, settings, **turn_options)
+        if turn is not None:
+            live.replies.start(turn, grace=live.START_GRACE)
     except StoreError as exc:  # nothing is lost: the edited text stays in its box, the buttons stay
         faults.append(f"{exc} Nothing was sent; try again in a moment.")
+    except live.ReplyInProgress as exc:
+        faults.append(str(exc))
+
+# A new message. The database takes it before any provider call; a message it refuses stays in this tab
+# (never lost) until Send again delivers it, saved once.
+prompt = st.session_state.pop("pending_prompt", None)
+out: outbox.Outgoing | None = st.session_state.get("outgoing")
+if (prompt is not None and prompt.strip()) or (st.session_state.pop("resend", False) and out is not None):
+    if prompt is not None and prompt.strip():
+        out = outbox.Outgoing(prompt, cid)
+    try:
+        if live.replies.running(out.conversation_id) is not None:
+            raise live.ReplyInProgress()
+        new = outbox.deliver(db, out, providers()[model_id.provider], pricer(), settings, **turn_options)
+        live.replies.start(new, grace=live.START_GRACE)
+        out = None
+    except (StoreError, live.ReplyInProgress) as exc:
+        out.problem = out.problem if isinstance(exc, StoreError) else str(exc)
+    if out is None:
+        st.session_state.pop("outgoing", None)
+    else:
+        st.session_state.outgoing = out
+        out.save_soon(db, user=user, settings=settings.as_dict())  # saved as soon as the database takes it
+    conversation_id = (out or new).conversation_id
+    if conversation_id is not None and conversation_id != cid:  # a new conversation: it is in the URL now
+        cid = st.session_state.open_cid = conversation_id
+        st.query_params["c"] = cid
+
 
 # ---------------------------------------------------------------- the conversation
-def draw_conversation(rows: list[dict], live: turns.Turn | None) -> None:
-    if not rows:
-        st.caption(f"Talking to **{model_id}**. Ask anything below.")
-    hidden = render.earlier_messages(len(rows), f"drawn-{cid}")  # a long conversation opens on its latest
-    for row in rows[hidden:]:
-        if live is None or row["id"] != live.message_id:
-            render.message(row, tz=tz)
-
-
 tz = render.viewer_timezone()
 all_rows = (read(db.messages, cid, include_superseded=True, default=[]) if cid else [])  # with earlier versions
 rows = [r for r in all_rows if not r["superseded"]]
 if faults:
     st.error(faults[0], icon=":material/error:")
-shown_upto = max((r["position"] for r in all_rows), default=0)
-if turn is None:
-    draw_conversation(rows, None)
-else:
-    try:
-        with turn.running():  # from here on, a Stop or rerun anywhere still finishes the reply row
-            draw_conversation(rows, turn)
-            stream_reply(turn)
-    except StoreError as exc:  # the reply streamed but could not be saved; a later start marks it interrupted
-        st.error(str(exc), icon=":material/error:")
+running = live.replies.running(cid)
+# a reply another app process is writing (several replicas share the store): followed from its checkpoints
+elsewhere = None if running else next((r for r in rows if r.get("status") == "streaming"), None)
+streaming_id = running.message_id if running else elsewhere["id"] if elsewhere else None
+
+if not rows:
+    st.caption(f"Talking to **{model_id}**. Ask anything below.")
+hidden = render.earlier_messages(len(rows), f"drawn-{cid}")  # a long conversation opens on its latest
+for row in rows[hidden:]:
+    if row["id"] != streaming_id:
+        render.message(row, tz=tz)
+out = st.session_state.get("outgoing")
+if out is not None:
+    unsent(out)
 
 visible = [r for r in rows if not r.get("superseded")]
-if visible:
+if visible and streaming_id is None:
     last = visible[-1]
     last_user = next((r for r in reversed(visible) if r["role"] == "user"), None)
     end = ending(last) if last["role"] == "assistant" else None
@@ -292,70 +306,25 @@ if visible:
                       disabled=now_shown == len(versions) - 1, help="Show the later version of this reply",
                       on_click=change, args=(turns.show_version, db, cid, later["id"]))
 
+# The input is pinned to the window's bottom (drawn at the top level, before any wait); while a reply is
+# being written it says so rather than taking a second message.
+st.chat_input("A reply is being written…" if streaming_id else "Ask anything", key="prompt",
+              disabled=streaming_id is not None,
+              on_submit=lambda: st.session_state.update(pending_prompt=st.session_state.prompt))
 
-# ---------------------------------------------------------------- a new message (a fragment run)
-def unsent(out: outbox.Outgoing) -> None:
-    """A message the database did not take: the fault in one sentence, the words, and Send again."""
-    st.error(out.problem or "The chat database did not take your message.", icon=":material/error:")
-    if not out.saved:
-        with st.chat_message("user"):
-            render.message_body(out.prompt)
-    st.button("Send again", icon=":material/send:", key="send_again",
-              on_click=lambda: st.session_state.update(resend=True),
-              help="Your message is kept in this tab until the database takes it.")
-
-
-@st.fragment
-def composer() -> None:
-    """The input and the new turn. Only this part reruns on Send, so a long history above it is not
-    redrawn before the first token."""
-    prompt = st.session_state.pop("pending_prompt", None)
-    # A message the database could not take stays here (never lost) until Send again delivers it.
-    out: outbox.Outgoing | None = st.session_state.get("outgoing")
-    resend = st.session_state.pop("resend", False) and out is not None
-    body = st.container()  # drawn above the input, filled after it: the input (and its Stop) is live meanwhile
-    st.chat_input("Ask anything", key="prompt", submit_mode="stop",
-                  on_submit=lambda: st.session_state.update(pending_prompt=st.session_state.prompt))
-    if prompt is not None and prompt.strip():
-        out = outbox.Outgoing(prompt, st.session_state.get("open_cid"))
-    elif not resend:
-        if out is not None:
-            with body:
-                unsent(out)
-        return
-    with body:
-        try:
-            if out.conversation_id is not None and not out.saved:
-                # Messages saved since the page was last drawn in full (e.g. a reply that was stopped).
-                for row in db.messages(out.conversation_id):
-                    if row["position"] > shown_upto:
-                        render.message(row, tz=tz)
-            new = outbox.deliver(db, out, providers()[model_id.provider], pricer(), settings, **turn_options)
-        except StoreError:
-            new = None
-        if out.conversation_id is not None and st.session_state.get("open_cid") != out.conversation_id:
-            st.session_state.open_cid = out.conversation_id
-            st.query_params["c"] = out.conversation_id
-        if new is None:
-            st.session_state.outgoing = out
-            unsent(out)
-            return
-        st.session_state.pop("outgoing", None)
-        try:
-            with new.running():
-                with st.chat_message("user"):
-                    render.message_body(out.prompt)
-                stream_reply(new)
-        except StoreError as exc:  # the reply streamed but could not be saved; a later start marks it interrupted
-            st.error(str(exc), icon=":material/error:")
-
-composer()
-
-if not faults:  # what the next send would cost, under the input; last, so the input is painted first (the
-    # first estimate after a start waits for the price data and token encodings, ~1 s)
-    # Counting the history takes ~25 ms at 100 messages: done again only when the chat or the settings change.
-    asked = (cid, shown_upto, rows[-1]["updated_at"] if rows else None, settings)
+if not faults:  # what the next send would cost, under the input (drawn after it, so the input is painted
+    # first: the first estimate after a start waits for the price data and token encodings, ~1 s). Counting the
+    # history takes ~25 ms at 100 messages: done again only when the chat or the settings change.
+    asked = (cid, len(all_rows), rows[-1]["id"] if rows else None, rows[-1]["updated_at"] if rows else None,
+             settings)
     held = st.session_state.get("_next_cost")
     if held is None or held[0] != asked:
         held = st.session_state["_next_cost"] = (asked, turns.next_cost(pricer(), settings, rows))
     st.bottom.caption(next_cost_line(held[1]))
+
+if running is not None:
+    stream.follow_reply(running, on_stop=stop_reply)
+    st.rerun()  # done: drawn settled, with its figures
+elif elsewhere is not None:
+    stream.follow_stored(db, elsewhere)
+    st.rerun()

@@ -1,16 +1,13 @@
 """The compare page: one prompt streamed to 2-4 targets side by side, figures and ranks, votes, batch runs.
 
-How a run streams: the Run click's script run saves the run (one conversation per target) and calls one
-``@st.fragment(parallel=True)`` per column, so the columns stream on worker threads side by side; the main
-thread then waits, updating a clock (each update is also where Streamlit can interrupt it), and reruns the
+How a run streams: the Run click saves the run (one conversation per target) and starts each column's reply
+as a live reply of its conversation (:mod:`chat.live`), on a thread of its own. The page follows each column
+in an ``@st.fragment(parallel=True)``, side by side; the main thread waits, updating a clock, and reruns the
 page once every column has finished, which then draws the saved run with its summary and votes.
 
-How a stop works: any new run (the Stop button, Run again, a widget) interrupts the waiting main thread;
-Streamlit then stops every column worker at its next Streamlit call, each worker's ``finally`` closes its
-turn's generator, which closes the upstream HTTP stream and saves the partial reply as stopped. The Stop
-button's own run then draws the run from the database, each column marked "stopped by you". With
-``runner.fastReruns`` (the default) that new run starts while the old one is still stopping, so it waits
-(up to 3 s, typically ~0.2 s) for the run's replies to leave "streaming" before drawing them.
+Any rerun (a widget, leaving the page) ends only the drawing: the replies go on, and the page follows them
+again from where they are. Each column has its own Stop, and the Stop beside Run stops them all; each
+closes its upstream at once and saves the partial reply as stopped, and the click's run draws it settled.
 
 Batch mode runs in the main thread: :class:`chat.compare.BatchRun` keeps at most N calls in flight on its
 own thread pool, and the progress bar's updates are where a Stop lands; closing the batch generator then
@@ -23,12 +20,11 @@ import time
 
 import streamlit as st
 
-from chat import compare, turns
+from chat import compare, live, turns
 from chat.config import ModelId
 from chat.display import BLIND_TARGETS, blind_figures, escape_markdown, inert_markdown
-from chat.providers import ProviderError
 from chat.store import StoreError, title_from
-from ui import render
+from ui import render, stream
 from ui.resources import boot, current_viewer, pricer, providers, signed_in_caption
 
 cfg, db = boot()
@@ -129,55 +125,41 @@ with st.sidebar:
 
 # ---------------------------------------------------------------- drawing a run
 @st.fragment(parallel=True)
-def live_column(live: compare.LiveRun, index: int) -> None:
-    """Stream one column on a worker thread. Whatever ends it (done, failed, stopped, even a stop before
-    anything was drawn), the finally closes the turn's generator: the upstream is closed and the reply
-    saved. No Streamlit call happens in the finally (a stopped run raises again at each one)."""
-    if not live.claim(index):  # abandoned: the run was interrupted before this worker started
-        return
-    column = live.columns[index]
-    turn = column.turn
-    chunks = turn.stream(flush_every=0.05)  # a generator: nothing is sent before its first next()
+def live_column(reply: live.LiveReply, prompt_tokens: int, blind: bool = False) -> None:
+    """Follow one column's live reply on a worker thread: its text and figures as they grow (in a blind run
+    before the vote, none of the figures that would tell the model)."""
+    text_slot = st.empty()
+    figures_slot = st.empty()
+    text_slot.caption("Thinking…")
+    prices = pricer()
     text = ""
-    try:
-        text_slot = st.empty()
-        figures_slot = st.empty()
-        text_slot.caption("Thinking…")
-        prompt_tokens = compare.input_estimate(live.prompt, column.target)
-        prices = pricer()
-        text_drawn = figures_drawn = 0.0
-        try:
-            for chunk in chunks:
-                now = time.monotonic()
-                text += chunk
-                # a long text is redrawn less often: each redraw sends all of it
-                if chunk and now - text_drawn >= (0.05 if len(text) < 10_000 else 0.25):
-                    text_slot.markdown(inert_markdown(text[: render.LONG_MESSAGE]))
-                    text_drawn = now
-                elif not chunk or now - figures_drawn >= 0.25:  # a heartbeat always draws: a stop lands there
-                    if not text and turn.reply is not None and turn.reply.failed_attempts:
-                        # the SDK retries before streaming: say so, as the chat page does
-                        text_slot.caption(f"Busy; retrying (attempt {turn.reply.failed_attempts + 1})…")
-                    row = compare.live_row(turn, input_tokens=prompt_tokens, pricer=prices)
-                    figures_slot.caption("  \n".join(blind_figures(row) if live.blind else compare.figures(row))
-                                         or "…")
-                    figures_drawn = now
-            chunks.close()
-        except ProviderError:
-            pass  # recorded on the reply: its notice is drawn below
-        if text:
-            text_slot.markdown(inert_markdown(text[: render.LONG_MESSAGE]))
-        else:
-            text_slot.empty()
-        record = turn.record or {}
-        figures_slot.caption("  \n".join(blind_figures(record) if live.blind else compare.figures(record)))
-        names = provider_names(column.target.model_id.provider)
-        render.ending_notice(turn.record or {},
-                             anonymise=(lambda text: compare.anonymise(text, names)) if live.blind else None)
-    finally:
-        chunks.close()
-        turn.stop()
-        live.column_done(index)
+    text_drawn = figures_drawn = 0.0
+    for chunk in reply.follow():
+        now = time.monotonic()
+        text += chunk
+        # a long text is redrawn less often: each redraw sends all of it
+        if chunk and now - text_drawn >= (0.05 if len(text) < 10_000 else 0.25):
+            text_slot.markdown(inert_markdown(text))
+            text_drawn = now
+        elif not chunk or now - figures_drawn >= 0.25:  # a heartbeat always draws: a rerun lands there
+            sdk_reply = reply.turn.reply
+            if not text and sdk_reply is not None and sdk_reply.failed_attempts:
+                # the SDK retries before streaming: say so, as the chat page does
+                text_slot.caption(f"Busy; retrying (attempt {sdk_reply.failed_attempts + 1})…")
+            row = compare.live_row(reply.turn, input_tokens=prompt_tokens, pricer=prices)
+            figures_slot.caption("  \n".join(blind_figures(row) if blind else compare.figures(row)) or "…")
+            figures_drawn = now
+    if text:
+        text_slot.markdown(inert_markdown(text))
+
+
+def stop_replies(conversation_ids: list[str]) -> None:
+    """A Stop button: the replies are stopped at once; the click's run then draws them settled."""
+    running = [r for r in map(live.replies.running, conversation_ids) if r is not None]
+    for reply in running:
+        reply.stop()
+    for reply in running:
+        reply.wait(1.0)
 
 
 def provider_names(name: str) -> list[str]:
@@ -200,6 +182,13 @@ def column_header(title: str, settings: dict, show_settings: bool) -> None:
 def saved_column(view: compare.RunView, column: compare.RunColumn) -> None:
     reply = column.reply
     column_header(compare.column_title(view, column), column.settings, view.revealed)
+    running = live.replies.running(column.conversation_id)
+    if running is not None:
+        st.button("Stop", key=f"cmp_stop_{column.label}", icon=":material/stop_circle:", type="tertiary",
+                  on_click=stop_replies, args=([column.conversation_id],))
+        live_column(running, compare.input_estimate(view.run["prompt"], compare.Target.parse(
+            f"{column.settings.get('provider')}:{column.settings.get('model')}")), not view.revealed)
+        return
     if reply.get("content"):
         render.message_body(reply["content"])
     names = provider_names(column.settings.get("provider") or "")
@@ -219,7 +208,9 @@ def saved_run(view: compare.RunView) -> None:
         with slot:
             saved_column(view, column)
     if view.streaming:
-        st.info("Some replies of this comparison are still streaming elsewhere; reload to see them finish.")
+        if not any(live.replies.running(c.conversation_id) for c in view.columns):
+            st.info("Some replies of this comparison are being written by another app server; reload to see "
+                    "them finish.")
         return
     if view.revealed:  # a blind run's ranking would tell the models apart: shown once voted
         line = compare.summary_line({c.label: c.reply for c in view.columns})
@@ -245,47 +236,36 @@ def compare_tab(work: dict) -> None:
                                  width="stretch")
     blind = blind_col.checkbox("Blind", key="cmp_blind",
                                help="Hide which model wrote which column (labels A, B, …) until you vote.")
-    live = None
     if run_clicked:
         try:
-            live = work["live"] = compare.start_run(
+            started = compare.start_run(
                 db, providers(), pricer(), user=user, prompt=st.session_state.cmp_prompt, targets=targets,
                 blind=blind, window_for=window_for, options={"synced": synced}, daily_limit=cfg.daily_limit_usd)
+            for column in started.columns:  # each column's reply belongs to its conversation from here on
+                live.replies.start(column.turn, grace=live.START_GRACE)
+            open_run(started.run_id)
         except compare.CompareError as exc:
             st.warning(str(exc))
         except StoreError as exc:  # the prompt stays in its box, ready to run again
             st.error(str(exc), icon=":material/error:")
-    # Drawn after Run so it is enabled exactly while this run streams; any click on it starts a new run,
-    # which is what stops the streams.
-    stop_col.button("Stop", icon=":material/stop:", key="cmp_stop", disabled=live is None, width="stretch")
-    work["clock"] = st.empty()
-    if live is not None:
-        open_run(live.run_id)
-        st.session_state.cmp_streamed = live.run_id
-        slots = st.columns(len(live.columns), border=True)
-        for index, (slot, column) in enumerate(zip(slots, live.columns, strict=True)):
-            with slot:
-                name = "model hidden" if live.blind else column.target.name
-                column_header(f"{column.label}: {name}", column.target.as_dict(), not live.blind)
-                live_column(live, index)
-        return
     run_id = st.query_params.get("run")
     try:
         view = compare.load_run(db, run_id, user=user) if run_id else None
     except StoreError as exc:
         st.error(str(exc), icon=":material/error:")
         return
-    if view is not None and view.streaming and st.session_state.get("cmp_streamed") == run_id:
-        # This session's run was just interrupted (Stop, Run again, any widget): this run started at once,
-        # while the old one is still closing its streams and saving them. Give it a moment.
-        with st.spinner("Stopping…"):
-            view = compare.wait_settled(db, run_id, user=user, timeout=3.0)
-    st.session_state.pop("cmp_streamed", None)
+    streaming = {c.label: c.conversation_id for c in view.columns
+                 if live.replies.running(c.conversation_id)} if view is not None else {}
+    stop_col.button("Stop", icon=":material/stop:", key="cmp_stop", disabled=not streaming, width="stretch",
+                    on_click=stop_replies, args=(list(streaming.values()),))
+    work["clock"] = st.empty()
     if run_id and view is None:
         st.warning("That comparison was not found. It may have been deleted, or the link is wrong.")
         open_run(None)
     elif view is not None:
         saved_run(view)
+        if streaming:
+            work["streaming"] = streaming
     else:
         st.caption("Choose the targets in the sidebar, write a prompt and press Run: every target answers at the "
                    "same time, each in its own column.")
@@ -356,10 +336,23 @@ def batch_tab(work: dict) -> None:
 
 
 # ---------------------------------------------------------------- the work of this run, after drawing it all
-def wait_for_columns(live: compare.LiveRun, clock) -> None:
-    while not live.wait(0.1):
-        clock.caption(f"Streaming… {live.elapsed:.1f} s")  # also where a Stop interrupts this thread
-    st.rerun()
+def wait_for_columns(columns: dict[str, str], clock) -> None:
+    """Wait for the columns (label -> conversation id) to finish, then draw the saved run. A Stop click
+    interrupting the wait acts at once (see ``stream.clicked``); its callback then draws the settled run."""
+    started = time.monotonic()
+    try:
+        while any(live.replies.running(cid) for cid in columns.values()):
+            clock.caption(f"Streaming… {time.monotonic() - started:.1f} s")  # also where a rerun interrupts
+            time.sleep(0.1)
+    except BaseException as interruption:
+        if stream.clicked(interruption, "cmp_stop"):
+            stopping = list(columns.values())
+        else:
+            stopping = [cid for label, cid in columns.items() if stream.clicked(interruption, f"cmp_stop_{label}")]
+        for reply in filter(None, map(live.replies.running, stopping)):
+            reply.stop()
+        raise
+    st.rerun()  # every column has finished: the saved run, with its summary and votes
 
 
 def run_batch(batch: compare.BatchRun, progress_slot, table_slot) -> None:
@@ -381,19 +374,12 @@ def run_batch(batch: compare.BatchRun, progress_slot, table_slot) -> None:
 
 
 tab_one, tab_batch = st.tabs(["Compare", "Batch"])
-work: dict = {}  # what this run started: "live" (a comparison) or "batch", and where they draw
-try:
-    with tab_one:
-        compare_tab(work)
-    with tab_batch:
-        batch_tab(work)
-    if "live" in work:
-        wait_for_columns(work["live"], work["clock"])
-    if "batch" in work:
-        run_batch(work["batch"], work["progress"], work["table"])
-except BaseException:
-    # Interrupted (Stop, Run again, any widget, a closed tab) or done (st.rerun): columns whose worker never
-    # started are saved as stopped here; started ones stop themselves in their own finally.
-    if "live" in work:
-        work["live"].abandon_unclaimed()
-    raise
+work: dict = {}  # what this run follows: "streaming" (a comparison's columns) or "batch", and where they draw
+with tab_one:
+    compare_tab(work)
+with tab_batch:
+    batch_tab(work)
+if "streaming" in work:
+    wait_for_columns(work["streaming"], work["clock"])
+if "batch" in work:
+    run_batch(work["batch"], work["progress"], work["table"])

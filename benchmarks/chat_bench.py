@@ -1,8 +1,11 @@
 """Chat page speed in a real browser, each figure next to a baseline measured in the same run.
 
-1. Streaming: tokens/s and first-token overhead seen in the browser at provider rates of 50, 500 and
-   2,000 tokens/s, against the raw openai SDK reading the same stream from the same server.
+1. Streaming: tokens/s and first-token overhead seen in the browser at provider rates of 50, 500, 2,000 and
+   5,000 tokens/s (6,000 tokens at the last), against the raw openai SDK reading the same stream.
 2. Long conversations: Send -> first token in the browser at 10, 100 and 1,000 stored messages.
+3. Stop: click -> upstream disconnect, and click -> the page settled ("stopped by you" and Retry drawn).
+4. Long replies: a page opening on a 100,000-character reply, beside one opening on a 1,000-character one;
+   and a reply left mid-stream (New chat) is stored complete.
 
     .venv/bin/python benchmarks/chat_bench.py [--quick]
 """
@@ -126,6 +129,73 @@ def seed_conversation(db_path: Path, n_messages: int) -> str:
     return cid
 
 
+def stop_and_long_replies(page, app, provider: FakeProviderProcess, db_path: Path, reps: int) -> list[str]:
+    stop_rows = []
+    for i in range(reps + 2):
+        page.goto(app.url)
+        wait_idle(page)
+        provider.reset()
+        provider.set_scenario(None, words=2000, tokens_per_second=50)
+        box = page.locator("[data-testid='stChatInput'] textarea")
+        box.fill(f"stop run {i}")
+        box.press("Enter")
+        provider.wait_for("chunk", timeout=10, count=20)
+        stop = page.locator("[class*='st-key-stop-'] button").first
+        clicked = time.time()
+        stop.click()
+        page.locator("[data-testid='stChatMessage']", has_text="stopped by you").wait_for(timeout=10_000)
+        page.get_by_role("button", name="Retry", exact=True).wait_for(timeout=10_000)
+        settled = time.time()
+        disconnect = provider.wait_for("disconnect", timeout=5)[0]["wall"]
+        stop_rows.append((disconnect - clicked, settled - clicked))
+    out = [f"Stop (median of {len(stop_rows)}): click -> upstream disconnect "
+           f"{median([r[0] for r in stop_rows]) * 1000:.0f} ms (worst {max(r[0] for r in stop_rows) * 1000:.0f}); "
+           f"click -> page settled {median([r[1] for r in stop_rows]) * 1000:.0f} ms "
+           f"(worst {max(r[1] for r in stop_rows) * 1000:.0f})", ""]
+
+    opened = {}
+    for chars in (1_000, 100_000):
+        provider.reset()
+        provider.set_scenario(None, text="lorem ipsum dolor " * (chars // 18) + f"{END}{chars}")
+        page.goto(app.url)
+        wait_idle(page)
+        box = page.locator("[data-testid='stChatInput'] textarea")
+        box.fill(f"a reply of {chars:,} characters")
+        box.press("Enter")
+        page.locator("[data-testid='stChatMessage']", has_text=f"{END}{chars}").wait_for(timeout=60_000)
+        page.wait_for_url("**/?c=*")
+        wait_idle(page)
+        url = page.url
+        times = []
+        for _ in range(reps):
+            started = time.time()
+            page.goto(url)
+            page.locator("[data-testid='stChatMessage']", has_text=f"{END}{chars}").wait_for(timeout=60_000)
+            times.append(time.time() - started)
+        opened[chars] = median(times)
+    out.append(f"Opening a conversation: with a 100,000-character reply {opened[100_000] * 1000:.0f} ms, with a "
+               f"1,000-character one {opened[1_000] * 1000:.0f} ms ({opened[100_000] / opened[1_000]:.2f}x), "
+               f"to the reply's last word on screen (median of {reps})")
+
+    provider.reset()
+    provider.set_scenario(None, words=200, tokens_per_second=100)
+    page.goto(app.url)
+    wait_idle(page)
+    box = page.locator("[data-testid='stChatInput'] textarea")
+    box.fill("left mid-reply")
+    box.press("Enter")
+    provider.wait_for("chunk", timeout=10, count=20)
+    page.get_by_role("button", name="New chat").click()
+    provider.wait_for("complete", timeout=30)
+    time.sleep(0.5)
+    con = sqlite3.connect(db_path)
+    status = con.execute("select status from messages where role = 'assistant' order by id desc limit 1").fetchone()
+    con.close()
+    out.append(f"New chat mid-reply: the reply was stored {status[0]}, disconnects: "
+               f"{len(provider.events('disconnect'))}")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
@@ -145,8 +215,7 @@ def main() -> None:
             page = browser.new_page()
 
             rows = []
-            for rate in (50, 500, 2000):
-                words = max(100, min(rate * 2, 3000))  # under the 20,000-character display cut
+            for rate, words in ((50, 100), (500, 1000), (2000, 3000), (5000, 6000)):
                 raw = []
                 for _ in range(reps):
                     provider.reset()
@@ -183,6 +252,8 @@ def main() -> None:
             out.append("")
             out.append(f"Long conversations: provider's first chunk -> first text in the browser (median of {reps})")
             out.append(table(["messages", "first-token overhead ms", "Enter -> first text ms"], rows))
+            out.append("")
+            out += stop_and_long_replies(page, app, provider, db_path, reps)
             browser.close()
     finally:
         app.stop()

@@ -310,17 +310,6 @@ def load_run(store: Store, run_id: str, *, user: str | None = None) -> RunView |
     return RunView(run, columns)
 
 
-def wait_settled(store: Store, run_id: str, *, user: str | None = None, timeout: float = 3.0,
-                 poll: float = 0.05) -> RunView | None:
-    """The run once none of its replies is streaming any more, or as it is after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    view = load_run(store, run_id, user=user)
-    while view is not None and view.streaming and time.monotonic() < deadline:
-        time.sleep(poll)
-        view = load_run(store, run_id, user=user)
-    return view
-
-
 def anonymise(text: str, names: Iterable[str]) -> str:
     """``text`` (an error hint, say) with the provider's names replaced, for blind mode: "OpenAI is
     overloaded right now." -> "The provider is overloaded right now." """

@@ -26,6 +26,7 @@ FLUSH_EVERY = 0.03  # seconds between updates a follower sends, for a short repl
 FLUSH_PER_CHAR = 1 / 200_000  # ... growing with the text, since each update redraws the whole reply
 MAX_FLUSH = 0.5
 HEARTBEAT = 0.1  # a follower yields "" at least this often, so its page can notice a rerun
+START_GRACE = 2.0  # a page's reply is sent when the page begins to show it, or after this long regardless
 
 
 class ReplyInProgress(Exception):
@@ -49,15 +50,31 @@ class LiveReply:
         self._parts: list[str] = []
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name=f"live-reply-{turn.message_id}", daemon=True)
+        self._begun = False
 
     @property
     def text(self) -> str:
         with self._changed:
             return "".join(self._parts)
 
-    def start(self) -> LiveReply:
-        self._thread.start()
+    def start(self, *, grace: float | None = None) -> LiveReply:
+        """Send the request now, or (with ``grace``) when the first follower arrives, at the latest after
+        ``grace`` seconds: a page starting a reply sends it as it begins to show it, so the text appears as
+        soon as it arrives, and a reply whose page went away is still sent."""
+        if grace is None:
+            self._begin()
+        else:
+            timer = threading.Timer(grace, self._begin)
+            timer.daemon = True
+            timer.start()
         return self
+
+    def _begin(self) -> None:
+        with self._changed:
+            if self._begun:
+                return
+            self._begun = True
+        self._thread.start()
 
     def _run(self) -> None:
         try:
@@ -79,6 +96,7 @@ class LiveReply:
     def stop(self) -> None:
         """Stop the reply now: the upstream connection is closed and the partial text saved as stopped."""
         self.turn.request_stop()
+        self._begin()  # a reply stopped before it was sent still ends, as stopped
         with self._changed:
             self._changed.notify_all()
 
@@ -98,6 +116,7 @@ class LiveReply:
         by a flush interval that grows with the text (each update redraws the whole reply on a page). An
         empty string at least every ``heartbeat`` seconds while nothing new arrives. Ends when the reply is
         done. Closing this generator leaves the reply running."""
+        self._begin()
         sent = 0
         length = 0
         last = 0.0
@@ -128,9 +147,10 @@ class Registry:
         self._lock = threading.Lock()
         self._live: dict[str, LiveReply] = {}
 
-    def start(self, turn: Turn) -> LiveReply:
-        """Run ``turn`` as the conversation's live reply. Raises ReplyInProgress when another is running
-        (the turn is then stopped, so its row does not stay 'streaming')."""
+    def start(self, turn: Turn, *, grace: float | None = None) -> LiveReply:
+        """Run ``turn`` as the conversation's live reply (see :meth:`LiveReply.start` for ``grace``). Raises
+        ReplyInProgress when another is running (the turn is then stopped: its row does not stay
+        'streaming')."""
         with self._lock:
             current = self._live.get(turn.conversation_id)
             if current is not None and not current.done:
@@ -139,7 +159,7 @@ class Registry:
             for cid in [cid for cid, other in self._live.items() if other.done]:
                 del self._live[cid]  # their rows hold everything
             live = self._live[turn.conversation_id] = LiveReply(turn)
-        return live.start()
+        return live.start(grace=grace)
 
     def get(self, conversation_id: str | None) -> LiveReply | None:
         """The conversation's reply, while it runs and for as long as it is the latest one."""

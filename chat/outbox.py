@@ -9,7 +9,9 @@ Never imports streamlit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 
 from chat import turns
 from chat.pricing import Pricer
@@ -23,6 +25,43 @@ class Outgoing:
     conversation_id: str | None = None  # None: a new conversation is created on the way
     saved: bool = False  # the message is in the database; only its reply is still to start
     problem: str | None = None  # the last database fault, one sentence for the page
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _retrying: bool = field(default=False, repr=False, compare=False)
+
+    def save(self, store: Store, *, user: str, settings: dict) -> None:
+        """Save the message (and its new conversation) unless it is saved already; at most once."""
+        with self._lock:
+            if self.saved:
+                return
+            if self.conversation_id is None:
+                self.conversation_id = store.create_conversation(user=user, source="chat", settings=settings)
+            else:
+                store.update_conversation(self.conversation_id, settings=settings)
+            store.add_user_message(self.conversation_id, self.prompt)
+            self.saved = True
+
+    def save_soon(self, store: Store, *, user: str, settings: dict, every: float = 2.0,
+                  give_up_after: float = 600.0) -> None:
+        """Keep trying to save the message in the background until the database takes it (its reply is
+        sent when the user says so). One retrier per message; it touches no page."""
+        with self._lock:
+            if self.saved or self._retrying:
+                return
+            self._retrying = True
+
+        def retry() -> None:
+            deadline = time.monotonic() + give_up_after
+            try:
+                while not self.saved and time.monotonic() < deadline:
+                    time.sleep(every)
+                    try:
+                        self.save(store, user=user, settings=settings)
+                    except StoreError as exc:
+                        self.problem = str(exc)
+            finally:
+                self._retrying = False
+
+        threading.Thread(target=retry, name="outbox-retry", daemon=True).start()
 
 
 def deliver(store: Store, out: Outgoing, provider: Provider, pricer: Pricer, settings: turns.TurnSettings, *,
@@ -30,14 +69,7 @@ def deliver(store: Store, out: Outgoing, provider: Provider, pricer: Pricer, set
     """Save ``out`` (if not saved yet) and open its reply. On a database fault ``out`` records what was
     done (the conversation created, the message saved) and the fault, and the error is raised."""
     try:
-        if not out.saved:
-            if out.conversation_id is None:
-                out.conversation_id = store.create_conversation(user=user, source="chat",
-                                                                settings=settings.as_dict())
-            else:
-                store.update_conversation(out.conversation_id, settings=settings.as_dict())
-            store.add_user_message(out.conversation_id, out.prompt)
-            out.saved = True
+        out.save(store, user=user, settings=settings.as_dict())
         return turns.answer(store, provider, pricer, out.conversation_id, settings, user=user, **turn_options)
     except StoreError as exc:
         out.problem = str(exc)

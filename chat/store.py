@@ -610,6 +610,12 @@ class Store:
         with self.db() as db:
             return [_message(row) for row in _rows(db, sql + " ORDER BY position", [conversation_id])]
 
+    def message(self, message_id: int) -> dict | None:
+        """One message by id (a reply another process is writing is followed through this)."""
+        with self.db() as db:
+            row = _one(db, "SELECT * FROM messages WHERE id = ?", [message_id])
+        return None if row is None else _message(row)
+
     def show_reply(self, conversation_id: str, message_id: int) -> None:
         """Make ``message_id``, one version of the conversation's last reply, the one shown and continued
         from: the other replies after the last visible user message are superseded, this one is not. The

@@ -217,6 +217,9 @@ class Turn:
         alive with pings (which reset the SDK's own read timeout)."""
         if self.error is not None:
             raise self.error
+        if self._stop_requested:  # stopped before it was sent: nothing reaches the provider
+            self._finish("stopped")
+            return
         model = self.settings.model_id.model
         try:
             self.reply = self.provider.stream(model, self._history, system=self.settings.system or None,

@@ -50,6 +50,11 @@ def wait_message(page, text: str):
     return found
 
 
+def stop_button(page):
+    """The Stop button of the reply being written (not the toolbar's Stop)."""
+    return page.locator("[class*='st-key-stop-'] button").first
+
+
 def rows(db_path: Path) -> list[tuple]:
     con = sqlite3.connect(db_path)
     try:
@@ -80,9 +85,8 @@ def test_stop_closes_the_upstream_stream_and_keeps_the_partial_reply_as_stopped(
     provider.set_scenario(None, words=400, tokens_per_second=30)
     send(page, "a long answer please")
     provider.wait_for("chunk", timeout=10, count=20)
-    stop = page.locator("[data-testid='stChatInput'] button")
     clicked_at = time.time()
-    stop.click()
+    stop_button(page).click()
     disconnect = provider.wait_for("disconnect", timeout=5)[0]
     assert disconnect["wall"] - clicked_at < 0.5, disconnect["wall"] - clicked_at
     assert disconnect["chunks"] < 400
@@ -170,6 +174,122 @@ def test_a_reply_that_ends_before_the_provider_finished_it_is_marked_unfinished_
     page.reload()
     wait_idle(page)
     page.get_by_text("The reply ended before the provider finished it", exact=False).wait_for()
+
+
+# ---------------------------------------------------------------- a reply belongs to its conversation
+
+
+def conversation_url(page) -> str:
+    page.wait_for_url("**/?c=*")
+    return page.url
+
+
+def test_a_reply_goes_on_when_the_user_leaves_and_is_followed_again_on_return(stack, page):
+    provider, _, _, db_path = stack
+    provider.set_scenario(None, words=120, tokens_per_second=40)
+    send(page, "leave and come back")
+    provider.wait_for("chunk", timeout=10, count=10)
+    url = conversation_url(page)
+    page.get_by_role("button", name="New chat").click()  # leave mid-reply
+    page.wait_for_function("() => !location.search.includes('c=')")
+    provider.wait_for("chunk", timeout=10, count=40)
+    assert rows(db_path)[-1][1] == "streaming" and not provider.events("disconnect")
+    page.goto(url)  # come back: the reply is still being written, from where it is
+    wait_message(page, "leave and come back")
+    stop_button(page).wait_for(timeout=5_000)
+    assert len(reply_text(page).split()) >= 30
+    wait_message(page, "120 out")  # then it completes, with its figures
+    assert rows(db_path)[-1][1] == "complete" and not provider.events("disconnect")
+
+
+def test_stop_during_regenerate_closes_the_upstream_and_the_page_settles_without_another_click(stack, page):
+    provider, _, _, db_path = stack
+    provider.set_scenario(None, words=10)
+    send(page, "regenerate me")
+    wait_message(page, "10 out")
+    provider.set_scenario(None, words=400, tokens_per_second=40)
+    page.get_by_role("button", name="Regenerate", exact=True).click()
+    provider.wait_for("chunk", timeout=10, count=12)
+    clicked_at = time.time()
+    stop_button(page).click()
+    disconnect = provider.wait_for("disconnect", timeout=5)[0]
+    assert disconnect["wall"] - clicked_at < 0.5
+    # settled: the partial text, its figures marked "stopped by you", and Retry, with no further click
+    page.locator("[data-testid='stChatMessage']", has_text="stopped by you").wait_for(timeout=2_000)
+    page.get_by_role("button", name="Retry", exact=True).wait_for(timeout=2_000)
+    assert stop_button(page).count() == 0
+    assert rows(db_path)[-1][1] == "stopped"
+
+
+def test_a_40000_character_reply_is_readable_to_its_last_word_after_a_refresh(stack, page):
+    provider, _, _, _ = stack
+    provider.set_scenario(None, text="lorem ipsum dolor " * 2_222 + "THE-VERY-LAST-WORD")
+    send(page, "a very long answer")
+    wait_message(page, "THE-VERY-LAST-WORD")
+    page.reload()
+    wait_idle(page)
+    last = wait_message(page, "THE-VERY-LAST-WORD")
+    assert len(last.inner_text()) > 40_000
+
+
+def test_two_tabs_on_one_conversation_see_the_same_live_reply(stack, page):
+    provider, _, browser, db_path = stack
+    provider.set_scenario(None, words=150, tokens_per_second=40)
+    send(page, "watch together")
+    provider.wait_for("chunk", timeout=10, count=5)
+    other = browser.new_page()
+    try:
+        other.goto(conversation_url(page))
+        stop_button(other).wait_for(timeout=10_000)  # the second tab follows the same reply live
+        assert "A reply is being written" in other.locator("[data-testid='stChatInput'] textarea").get_attribute(
+            "placeholder")
+        for tab in (page, other):
+            wait_message(tab, "150 out")
+        assert reply_text(page) == reply_text(other)
+        assert len(provider.events("request")) == 1  # one reply, not two
+    finally:
+        other.close()
+
+
+def test_a_reopened_conversation_shows_its_latest_messages_with_the_input_pinned_in_view(stack, page):
+    provider, _, _, _ = stack
+    provider.set_scenario(None, words=150)
+    for i in range(4):
+        send(page, f"message number {i}")
+        wait_message(page, f"Echo: message number {i}")
+        page.wait_for_function("() => !document.querySelector(\"[class*='st-key-stop-']\")")
+    page.reload()
+    wait_idle(page)
+    wait_message(page, "Echo: message number 3")
+    page.wait_for_timeout(500)
+    box = page.locator("[data-testid='stChatInput']").bounding_box()
+    viewport = page.viewport_size
+    assert box["y"] + box["height"] <= viewport["height"] + 1  # the input is on screen, at the bottom
+    last = page.locator("[data-testid='stChatMessage']").last.bounding_box()
+    assert last["y"] < viewport["height"]  # and the latest message is in view, not the first
+
+
+def test_a_reply_written_by_another_app_process_is_followed_from_its_checkpoints(stack, page, tmp_path):
+    from e2e_support import AppProcess, app_env
+
+    provider, _, browser, db_path = stack
+    second = AppProcess(app_env(provider.url, db_path), log=tmp_path / "second.log")  # a replica, same store
+    other = browser.new_page()
+    try:
+        provider.set_scenario(None, words=300, tokens_per_second=20)
+        send(page, "seen from the other replica")
+        provider.wait_for("chunk", timeout=10, count=5)
+        cid = conversation_url(page).split("c=")[1]
+        other.goto(f"{second.url}/?c={cid}")
+        other.get_by_text("Being written by another app server", exact=False).wait_for(timeout=60_000)
+        assert "A reply is being written" in other.locator("[data-testid='stChatInput'] textarea").get_attribute(
+            "placeholder")
+        other.locator("[data-testid='stChatMessage']", has_text="300 out").wait_for(timeout=60_000)  # settled
+        assert "Echo: seen from the other replica" in reply_text(other)
+        assert len(provider.events("request")) == 1
+    finally:
+        other.close()
+        second.stop()
 
 
 # ---------------------------------------------------------------- what a daily user expects (issue 19)

@@ -129,3 +129,23 @@ def test_stop_disconnects_every_stream_and_keeps_each_partial_reply_as_stopped(s
     for label in "ABC":
         column = page.locator("[data-testid='stColumn']", has_text=f"{label}: openai:").last
         assert "Echo: never ending" in column.inner_text() and "stopped by you" in column.inner_text()
+
+
+def test_one_columns_stop_ends_only_that_column(stack, page):
+    provider, _, _, db_path = stack
+    three_targets(page)
+    for model in MODELS:
+        provider.set_scenario(model, words=120, tokens_per_second=40)
+    run_prompt(page, "stop only the middle one")
+    provider.wait_for("chunk", timeout=10, count=15)
+    page.locator(".st-key-cmp_stop_B button").first.click()
+    disconnect = provider.wait_for("disconnect", timeout=5)[0]
+    assert disconnect["model"] == "medium"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(provider.events("complete")) < 2:
+        time.sleep(0.1)
+    completed = {e["model"] for e in provider.events("complete")}
+    assert completed == {"fast", "slow"}
+    wait_idle(page)
+    statuses = {model: status for _, model, status, _ in replies(db_path)[-3:]}
+    assert statuses == {"fast": "complete", "medium": "stopped", "slow": "complete"}

@@ -193,12 +193,14 @@ def test_html_in_messages_is_not_rendered_as_html(app_env, fake_provider):
     assert all(not m.allow_html for msg in at.chat_message for m in msg.markdown)
 
 
-def test_a_very_long_message_is_cut_for_display_but_stored_whole(app_env, fake_provider):
-    long = "x" * 1_000_000
+def test_a_very_long_message_and_reply_are_shown_whole_and_stored_whole(app_env, fake_provider):
+    long = "word " * 20_000
+    fake_provider.set_scenario(None, text="reply " * 10_000 + "THE-LAST-WORD")
     at = send(run_app(), long)
-    assert len(at.chat_message[0].markdown[0].value) < 50_000
+    assert at.chat_message[0].markdown[0].value == long.strip()
+    assert at.chat_message[1].markdown[0].value.endswith("THE-LAST-WORD")
     rows = Store(app_env).messages(open_cid(at))
-    assert rows[0]["content"] == long
+    assert rows[0]["content"] == long and rows[1]["content"].endswith("THE-LAST-WORD")
 
 
 def test_a_long_conversation_opens_on_its_latest_messages_with_earlier_ones_a_click_away(app_env):

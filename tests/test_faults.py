@@ -259,3 +259,23 @@ def test_regenerate_while_the_database_is_locked_says_so_in_one_sentence_and_wor
     next(b for b in at.button if b.label == "Regenerate").click().run()
     assert not at.exception and not at.error
     assert len(fake_provider.events("request")) == 2
+
+
+def test_a_message_the_database_refused_is_saved_by_itself_once_the_fault_clears(app_env, fake_provider,
+                                                                                 monkeypatch):
+    import time
+
+    monkeypatch.setattr(chat.store, "BUSY_TIMEOUT_MS", 200)
+    at = AppTest.from_file("../app.py", default_timeout=30).run()
+    with held_lock(app_env):
+        send(at, "save me when you can")
+        assert at.error
+    store = Store(app_env)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not store.recent_conversations("local"):
+        time.sleep(0.2)
+    [conversation] = store.recent_conversations("local")  # saved without another click
+    assert [m["content"] for m in store.messages(conversation["id"])] == ["save me when you can"]
+    at.button(key="send_again").click().run()  # asks for the reply; the message is not saved twice
+    assert [(m["role"], m["content"][:13]) for m in store.messages(conversation["id"])] == [
+        ("user", "save me when "), ("assistant", "Echo: save me")]

@@ -125,3 +125,25 @@ def test_a_follower_of_a_long_reply_sends_fewer_larger_updates(store, provider, 
     updates = [chunk for chunk in reply.follow() if chunk]
     assert "".join(updates) == reply.text
     assert len(updates) < 200  # coalesced: not one update per token
+
+
+def test_a_page_started_reply_is_sent_when_followed_or_after_its_grace_if_nobody_comes(store, provider, registry,
+                                                                                      fake_provider):
+    fake_provider.set_scenario(None, words=5)
+    conversation = store.create_conversation(user="alice", settings={})
+    followed = registry.start(turns.send(store, provider, Pricer(), conversation, "one", SETTINGS), grace=30)
+    time.sleep(0.3)
+    assert not fake_provider.requests  # not sent before a follower arrives
+    assert "".join(followed.follow()).startswith("Echo: one")
+    other = store.create_conversation(user="alice", settings={})
+    unwatched = registry.start(turns.send(store, provider, Pricer(), other, "two", SETTINGS), grace=0.2)
+    assert unwatched.wait(5)  # nobody came: sent after the grace, and finished
+    assert store.messages(other)[-1]["status"] == "complete"
+
+
+def test_a_reply_stopped_before_it_was_sent_sends_nothing(store, provider, registry, fake_provider):
+    conversation = store.create_conversation(user="alice", settings={})
+    reply = registry.start(turns.send(store, provider, Pricer(), conversation, "never", SETTINGS), grace=30)
+    reply.stop()
+    assert reply.wait(5)
+    assert store.messages(conversation)[-1]["status"] == "stopped" and not fake_provider.requests

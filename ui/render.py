@@ -8,7 +8,6 @@ import streamlit as st
 
 from chat.display import ending, figures_line, inert_markdown, plain_sentence, sent_at, sent_note
 
-LONG_MESSAGE = 20_000  # characters shown in full; longer messages are shown cut, so the page stays fast
 RECENT_MESSAGES = 60  # messages drawn when a conversation opens (Chat page and History transcripts)
 EARLIER_STEP = 200  # more drawn per "Show earlier messages" click
 
@@ -28,14 +27,9 @@ def earlier_messages(count: int, key: str) -> int:
 
 
 def message_body(content: str, *, help: str | None = None) -> None:
-    """Markdown, never HTML (st.markdown escapes it), and no remote images. Very long text is cut for
-    display only. ``help``: hover text (plain words of ours, such as when it was sent)."""
-    content = inert_markdown(content)
-    if len(content) > LONG_MESSAGE:
-        st.markdown(content[:LONG_MESSAGE], help=help)
-        st.caption(f"… message cut for display: {len(content):,} characters in all.")
-    else:
-        st.markdown(content, help=help)
+    """Markdown, never HTML (st.markdown escapes it), and no remote images. Shown whole, however long.
+    ``help``: hover text (plain words of ours, such as when it was sent)."""
+    st.markdown(inert_markdown(content), help=help)
 
 
 def viewer_timezone() -> str | None:
