@@ -43,11 +43,11 @@ def test_users_behind_the_proxy_see_only_their_own_conversations(tmp_path):
             assert len(provider.events("request")) == 1
 
             bob = open_as(browser, link, "bob@example.com")
-            assert "not found" in bob.locator("[data-testid='stMain']").inner_text()
+            assert "not found" in bob.locator("[data-testid='stMainBlockContainer']").inner_text()
             assert "secret plan" not in bob.content()
 
             nobody = open_as(browser, app.url, None)
-            assert "X-Forwarded-Email" in nobody.locator("[data-testid='stMain']").inner_text()
+            assert "X-Forwarded-Email" in nobody.locator("[data-testid='stMainBlockContainer']").inner_text()
             assert not nobody.locator("[data-testid='stChatInput']").count()
             browser.close()
     finally:
