@@ -10,12 +10,14 @@ from chat.display import ending, escape_markdown, next_cost_line, totals_line, v
 from chat.providers import TAKES_TEMPERATURE, Params
 from chat.store import StoreError, title_from
 from ui import render, stream
-from ui.resources import boot, current_viewer, pricer, providers, signed_in_caption
+from ui.resources import boot, catalog, current_viewer, pricer, providers, signed_in_caption
 
 cfg, db = boot()
 viewer = current_viewer()
 user = viewer.user
-available = cfg.available_models()
+models = catalog()
+available = models.models()  # what the endpoints serve (configured ones pinned), or the configured lists
+DEFAULT = "model default"
 
 # ---------------------------------------------------------------- which conversation is open
 faults: list[str] = []  # database faults met while reading: shown once, the page draws what it can
@@ -50,6 +52,8 @@ if st.session_state.get("open_cid") != cid:
             st.session_state.pop(key, None)
         else:
             st.session_state[key] = used[key]
+    for key in ("reasoning_effort", "thinking"):
+        st.session_state[key] = used.get(key) or DEFAULT
 
 
 def new_chat() -> None:
@@ -111,7 +115,28 @@ with st.sidebar:
                             help=None if takes_temperature else "This provider's API fixes the temperature.")
             st.number_input("Max output tokens", min_value=1, max_value=200_000, step=256, key="max_tokens",
                             value=None, placeholder="model default")
+            picked = parse_model_id(st.session_state.model)
+            caps = models.capabilities(picked.provider, picked.model)
+            reasoning_choices: dict[str, str | None] = {}
+            if caps.reasoning_effort is not False:  # known to take it, or unknown: offered, sent only when chosen
+                options = [DEFAULT, *caps.efforts]
+                if st.session_state.get("reasoning_effort") not in options:
+                    st.session_state.reasoning_effort = DEFAULT
+                reasoning_choices["reasoning_effort"] = st.selectbox(
+                    "Reasoning effort", options, key="reasoning_effort",
+                    help="How much the model thinks before it answers. More effort: slower, costlier, often better.")
+            if cfg.endpoint(picked.provider).kind == "anthropic" and caps.thinking is not False:
+                if st.session_state.get("thinking") not in (DEFAULT, "on", "off"):
+                    st.session_state.thinking = DEFAULT
+                reasoning_choices["thinking"] = st.selectbox(
+                    "Thinking", [DEFAULT, "on", "off"], key="thinking",
+                    help="On: the model thinks before it answers, and you see its thinking above the reply.")
             st.text_area("System prompt", key="system", placeholder="You are a helpful assistant.")
+        failed = models.failures()
+        st.button("Refresh models", icon=":material/sync:", type="tertiary", on_click=models.refresh,
+                  help="Ask each provider again which models it serves."
+                  + (f" Last time {', '.join(sorted(failed))} did not say; the configured list is shown."
+                     if failed else ""))
     unconfigured = [e for e in cfg.endpoints if not e.configured]
     if available and unconfigured:
         st.caption("Not set up: " + ", ".join(e.label for e in unconfigured)
@@ -172,10 +197,11 @@ settings = turns.TurnSettings(
     model_id=model_id,
     system=(st.session_state.get("system") or "").strip() or None,
     params=Params(temperature=st.session_state.get("temperature") if takes_temperature else None,
-                  max_tokens=st.session_state.get("max_tokens")),
+                  max_tokens=st.session_state.get("max_tokens"),
+                  **{k: (None if v == DEFAULT else v) for k, v in reasoning_choices.items()}),
 )
 endpoint = cfg.endpoint(model_id.provider)
-context_window = turns.context_window(endpoint, model_id.model)
+context_window = models.capabilities(model_id.provider, model_id.model).context_window
 turn_options = {"context_window": context_window, "user": user, "daily_limit": cfg.daily_limit_usd,
                 "idle_timeout": cfg.timeout}
 

@@ -20,17 +20,17 @@ import time
 
 import streamlit as st
 
-from chat import compare, live, turns
+from chat import compare, live
 from chat.config import ModelId
 from chat.display import BLIND_TARGETS, blind_figures, escape_markdown, inert_markdown
 from chat.store import StoreError, title_from
 from ui import render, stream
-from ui.resources import boot, current_viewer, pricer, providers, signed_in_caption
+from ui.resources import boot, catalog, current_viewer, pricer, providers, signed_in_caption
 
 cfg, db = boot()
 viewer = current_viewer()
 user = viewer.user
-available = cfg.available_models()
+available = catalog().models()  # what the endpoints serve (configured ones pinned), or the configured lists
 
 if not available:
     st.title("Set up a provider")
@@ -41,7 +41,7 @@ if not available:
 
 
 def window_for(model_id: ModelId) -> int | None:
-    return turns.context_window(cfg.endpoint(model_id.provider), model_id.model)
+    return catalog().capabilities(model_id.provider, model_id.model).context_window
 
 
 def open_run(run_id: str | None) -> None:
@@ -128,14 +128,16 @@ with st.sidebar:
 def live_column(reply: live.LiveReply, prompt_tokens: int, blind: bool = False) -> None:
     """Follow one column's live reply on a worker thread: its text and figures as they grow (in a blind run
     before the vote, none of the figures that would tell the model)."""
+    thinking = render.LiveThinking(reply.turn)  # "Thinking…", the reasoning as it comes, collapsed at the answer
     text_slot = st.empty()
     figures_slot = st.empty()
-    text_slot.caption("Thinking…")
     prices = pricer()
     text = ""
     text_drawn = figures_drawn = 0.0
     for chunk in reply.follow():
         now = time.monotonic()
+        if not text:
+            thinking.update()  # collapses itself once the answer has started
         text += chunk
         # a long text is redrawn less often: each redraw sends all of it
         if chunk and now - text_drawn >= (0.05 if len(text) < 10_000 else 0.25):
@@ -145,10 +147,11 @@ def live_column(reply: live.LiveReply, prompt_tokens: int, blind: bool = False) 
             sdk_reply = reply.turn.reply
             if not text and sdk_reply is not None and sdk_reply.failed_attempts:
                 # the SDK retries before streaming: say so, as the chat page does
-                text_slot.caption(f"Busy; retrying (attempt {sdk_reply.failed_attempts + 1})…")
+                thinking.note = f"Busy; retrying (attempt {sdk_reply.failed_attempts + 1})…"
             row = compare.live_row(reply.turn, input_tokens=prompt_tokens, pricer=prices)
             figures_slot.caption("  \n".join(blind_figures(row) if blind else compare.figures(row)) or "…")
             figures_drawn = now
+    thinking.finish()
     if text:
         text_slot.markdown(inert_markdown(text))
 
@@ -189,6 +192,7 @@ def saved_column(view: compare.RunView, column: compare.RunColumn) -> None:
         live_column(running, compare.input_estimate(view.run["prompt"], compare.Target.parse(
             f"{column.settings.get('provider')}:{column.settings.get('model')}")), not view.revealed)
         return
+    render.thinking(reply)
     if reply.get("content"):
         render.message_body(reply["content"])
     names = provider_names(column.settings.get("provider") or "")
@@ -241,6 +245,9 @@ def compare_tab(work: dict) -> None:
             started = compare.start_run(
                 db, providers(), pricer(), user=user, prompt=st.session_state.cmp_prompt, targets=targets,
                 blind=blind, window_for=window_for, options={"synced": synced}, daily_limit=cfg.daily_limit_usd)
+            import chat.providers.openai
+
+            chat.providers.openai.warm_up()  # once per process, before the columns' clocks start (fair ranks)
             for column in started.columns:  # each column's reply belongs to its conversation from here on
                 live.replies.start(column.turn, grace=live.START_GRACE)
             open_run(started.run_id)

@@ -2,7 +2,8 @@
 
     python3 dev.py bench            # everything (about 15 minutes; the history database is built once)
     python3 dev.py bench --quick    # fewer repetitions, the small history database
-    python3 dev.py bench --only chat,app   # some of them: chat, app, compare, history, transcript, cache
+    python3 dev.py bench --only chat,app   # some of them: chat, app, compare, history, transcript, reasoning,
+                                           # cache
 
 Each script starts what it needs (the fake provider, `streamlit run` on loopback, headless Chromium) and
 prints figures next to a baseline measured in the same run. Nothing here passes or fails.
@@ -28,6 +29,7 @@ def main(argv: list[str]) -> int:
         ("compare", ["compare_bench.py", "--repeat", "2" if quick else "3"]),
         ("history", ["history_bench.py", *(["--small", "--runs", "20"] if quick else [])]),
         ("transcript", ["transcript_bench.py", "--runs", "3" if quick else "5"]),
+        ("reasoning", ["reasoning_bench.py", *(["--quick"] if quick else [])]),
         ("cache", ["cache_bench.py"]),
     ]
     if "--only" in argv:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from chat import tokens, turns
 from chat.config import ModelId, parse_model_id
-from chat.display import cost_text, csv_cell, ending, tokens_per_second
+from chat.display import cost_text, csv_cell, ending, first_token_parts, output_text, tokens_per_second
 from chat.pricing import Pricer, format_cost, format_tokens
 from chat.providers.base import Message, Params, Provider, ProviderError, Usage
 from chat.store import Store, StoreError
@@ -419,9 +419,7 @@ def _seconds(value: float | None) -> str:
 
 def figures(row: Mapping) -> list[str]:
     """A reply's figures as short lines: timing, tokens, cost and status."""
-    timing = []
-    if row.get("ttft") is not None:
-        timing.append(f"{row['ttft']:.2f} s to first token")
+    timing = first_token_parts(dict(row))
     if row.get("duration") is not None:
         timing.append(f"{row['duration']:.1f} s so far" if row.get("status") == "streaming"
                       else f"{row['duration']:.2f} s total")
@@ -431,8 +429,9 @@ def figures(row: Mapping) -> list[str]:
     counts = []
     if row.get("input_tokens") is not None:
         counts.append(f"{format_tokens(row['input_tokens'], estimated=not row.get('input_exact'))} in")
-    if row.get("output_tokens") is not None:
-        counts.append(f"{format_tokens(row['output_tokens'], estimated=not row.get('output_exact'))} out")
+    out = output_text(dict(row))
+    if out:
+        counts.append(out)
     lines = [" · ".join(timing), " · ".join(counts)]
     if row.get("status") != "streaming" or "cost" in row:
         last = [cost_text(dict(row), estimated=_estimated(row) or row.get("status") == "streaming")]
@@ -458,12 +457,13 @@ def live_row(turn: turns.Turn, *, input_tokens: int | None = None, pricer: Price
     if reply is None:
         return row
     usage = reply.usage
-    row.update(ttft=reply.time_to_first_token, duration=reply.duration)
+    row.update(ttft=reply.time_to_first_token, duration=reply.duration,
+               reasoning_ttft=reply.time_to_first_reasoning, reasoning_tokens=usage.reasoning_tokens)
     if usage.input_tokens is not None:
         row.update(input_tokens=usage.input_tokens, input_exact=usage.input_exact)
     elif input_tokens is not None:
         row.update(input_tokens=input_tokens, input_exact=False)
-    text = turn.text
+    text = turn.text + turn.reasoning  # reasoning is output too
     if usage.output_tokens is not None:
         row.update(output_tokens=usage.output_tokens, output_exact=usage.output_exact)
     elif text:

@@ -10,6 +10,11 @@ Names other tools rely on:
     CHAT_ENDPOINTS          JSON: {"ollama": {"base_url": ..., "api_key": ..., "models": [...]}, ...}
     OPENAI_MODELS, ANTHROPIC_MODELS   comma-separated model lists shown in the picker
     CHAT_TIMEOUT            seconds to wait for the provider between chunks (default 60)
+    CHAT_FIRST_TOKEN_TIMEOUT  seconds to wait for a reply's first output while the model thinks (default 600);
+                            every reasoning delta restarts this clock
+    CHAT_HIDE_MODELS        comma-separated `provider:pattern` (shell wildcards) kept out of the model picker
+    CHAT_CAPABILITIES       JSON: {"provider:model": {"reasoning_effort": true, "thinking": false,
+                            "context_window": 128000, "max_output": 8192}} where the provider does not say
     CHAT_MAX_RETRIES        retries the SDKs make before streaming starts (default 2)
     CHAT_AUTH               identity mode: none (default), header, oidc (see chat/identity.py)
     CHAT_AUTH_HEADER        the trusted proxy's header in header mode (default X-Forwarded-Email)
@@ -100,6 +105,9 @@ class Settings:
     auth_header: str = "X-Forwarded-Email"
     analysts: frozenset[str] = frozenset()
     daily_limit_usd: float | None = None
+    first_token_timeout: float = 600.0
+    hidden_models: tuple[str, ...] = ()
+    capabilities: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def endpoint(self, name: str) -> Endpoint | None:
         return next((e for e in self.endpoints if e.name == name), None)
@@ -292,6 +300,37 @@ def _prices_from(env: Mapping[str, str], secrets: Mapping[str, Any]) -> dict[str
     return {str(k): dict(v) for k, v in prices.items()}
 
 
+_CAPABILITY_FIELDS = {"reasoning_effort": bool, "thinking": bool, "thinking_mode": str, "context_window": int,
+                      "max_output": int, "efforts": list}
+
+
+def _capabilities_from(env: Mapping[str, str], secrets: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    table = dict(secrets.get("capabilities") or {})
+    raw = env.get("CHAT_CAPABILITIES")
+    if raw:
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"CHAT_CAPABILITIES is not valid JSON: {exc.msg}.") from None
+        if not isinstance(data, dict):
+            raise ConfigError("CHAT_CAPABILITIES must be a JSON object of \"provider:model\" entries.")
+        table.update(data)
+    out: dict[str, dict[str, Any]] = {}
+    for key, spec in table.items():
+        parse_model_id(str(key))
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"Capabilities of {key!r} must be a table, not {spec!r}.")
+        for name, value in spec.items():
+            kind = _CAPABILITY_FIELDS.get(name)
+            if kind is None:
+                raise ConfigError(f"Capabilities of {key!r}: unknown field {name!r}; it takes "
+                                  f"{', '.join(_CAPABILITY_FIELDS)}.")
+            if not isinstance(value, kind) or (kind is int and (isinstance(value, bool) or value <= 0)):
+                raise ConfigError(f"Capabilities of {key!r}: {name} must be {kind.__name__}, not {value!r}.")
+        out[str(key)] = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
+    return out
+
+
 def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None,
                   ) -> Settings:
     env = os.environ if env is None else env
@@ -352,6 +391,11 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
         prices=prices,
         timeout=_number("CHAT_TIMEOUT", _lookup(env, secrets, "CHAT_TIMEOUT"), default=60.0, minimum=0,
                         above=True, hint=" (seconds)"),
+        first_token_timeout=_number("CHAT_FIRST_TOKEN_TIMEOUT", _lookup(env, secrets, "CHAT_FIRST_TOKEN_TIMEOUT"),
+                                    default=600.0, minimum=0, above=True, hint=" (seconds)"),
+        hidden_models=tuple(m.strip() for m in (_models("CHAT_HIDE_MODELS", _lookup(env, secrets, "CHAT_HIDE_MODELS"),
+                                                        ())) if m.strip()),
+        capabilities=_capabilities_from(env, secrets),
         max_retries=int(_number("CHAT_MAX_RETRIES", _lookup(env, secrets, "CHAT_MAX_RETRIES"), default=2,
                                 minimum=0, integer=True)),
         max_retry_wait=_number("CHAT_MAX_RETRY_WAIT", _lookup(env, secrets, "CHAT_MAX_RETRY_WAIT"), default=10.0,

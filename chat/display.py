@@ -10,13 +10,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chat.pricing import format_cost, format_tokens
 
+HIDDEN_REASONING = "reasoning hidden by the provider"
+
 # ---------------------------------------------------------------- how a reply ended
 
 INTERRUPTED_NOTICE = ("This reply was interrupted (the app stopped while it streamed). The text above is what had "
                       "arrived.")
 UNFINISHED_NOTICE = ("The reply ended before the provider finished it. The text above is what arrived; retry to "
                      "get a whole one.")
-CUT_FINISHES = frozenset({"length", "max_tokens", "model_context_window_exceeded"})
+CUT_FINISHES = frozenset({"length", "max_tokens", "max_output_tokens", "model_context_window_exceeded"})
 TOOL_FINISHES = frozenset({"tool_calls", "tool_use", "function_call"})
 FILTER_FINISHES = frozenset({"content_filter"})
 REFUSAL_FINISHES = frozenset({"refusal"})
@@ -86,13 +88,81 @@ def cost_text(row: dict, *, estimated: bool) -> str:
 
 
 def tokens_per_second(row: dict) -> float | None:
+    """Output tokens over the time they took to generate: from the first output (the first reasoning token,
+    else the first answer token) to the end. Reasoning the provider counted but did not show was generated
+    from the start, so then the whole duration counts."""
     out, duration, ttft = row.get("output_tokens"), row.get("duration"), row.get("ttft")
     if not out or duration is None:
         return None
-    generating = duration - (ttft or 0.0)
+    if row.get("reasoning_ttft") is not None:
+        start = row["reasoning_ttft"]
+    elif row.get("reasoning_tokens"):
+        start = 0.0
+    else:
+        start = ttft or 0.0
+    generating = duration - start
     if generating <= 0.05:  # a single burst: no meaningful rate
         return None
     return out / generating
+
+
+def output_text(row: dict) -> str | None:
+    """ "1,240 out", with the reasoning within it when known: "1,240 out, 980 of them reasoning"."""
+    if row.get("output_tokens") is None:
+        return None
+    estimated = not row.get("output_exact")
+    text = f"{format_tokens(row['output_tokens'], estimated=estimated)} out"
+    if row.get("reasoning_tokens"):
+        text += f", {format_tokens(row['reasoning_tokens'], estimated=estimated)} of them reasoning"
+    return text
+
+
+def first_token_parts(row: dict) -> list[str]:
+    """Time to the first token; for a reply that reasoned visibly, to the first reasoning and answer token."""
+    parts = []
+    if row.get("reasoning_ttft") is not None:
+        parts.append(f"{row['reasoning_ttft']:.2f} s to first reasoning token")
+        if row.get("ttft") is not None:
+            parts.append(f"{row['ttft']:.2f} s to first answer token")
+    elif row.get("ttft") is not None:
+        parts.append(f"{row['ttft']:.2f} s to first token")
+    return parts
+
+
+def reasoned(row: dict) -> bool:
+    """The reply reasoned where it shows: reasoning text, reasoning hidden by the provider, or reasoning tokens."""
+    return bool(row.get("reasoning") or row.get("reasoning_hidden") or row.get("reasoning_tokens"))
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f} s" if value < 10 else f"{value:,.0f} s"
+
+
+def thinking_label(row: dict) -> str | None:
+    """The Thinking section's title for a stored reply ("Thought for 42 s"), or None when it did not reason."""
+    if not reasoned(row):
+        return None
+    seconds = row.get("ttft") if row.get("ttft") is not None else row.get("duration")
+    return "Thought" if seconds is None else f"Thought for {_seconds(seconds)}"
+
+
+def thinking_live_label(seconds: float | None) -> str:
+    """The Thinking section's title while the model thinks, in whole seconds (it changes once a second)."""
+    return "Thinking…" if not seconds or seconds < 1 else f"Thinking for {int(seconds):,} s…"
+
+
+def thinking_body(row: dict) -> str:
+    """What the Thinking section holds: the reasoning text, or a sentence saying why there is none."""
+    parts = []
+    if row.get("reasoning"):
+        parts.append(row["reasoning"])
+    if row.get("reasoning_hidden"):
+        parts.append(f"*Part of the {HIDDEN_REASONING}.*" if row.get("reasoning") else
+                     f"*The {HIDDEN_REASONING}.*")
+    if not parts:
+        count = row.get("reasoning_tokens")
+        parts.append(f"*The provider sent no reasoning text{f' ({count:,} reasoning tokens)' if count else ''}.*")
+    return "\n\n".join(parts)
 
 
 def cache_parts(row: dict) -> list[str]:
@@ -150,15 +220,15 @@ def figures_line(row: dict, *, when: str | None = None) -> str:
     if row.get("input_tokens") is not None:
         parts.append(f"{format_tokens(row['input_tokens'], estimated=not row.get('input_exact'))} in")
     parts += cache_parts(row)
-    if row.get("output_tokens") is not None:
-        parts.append(f"{format_tokens(row['output_tokens'], estimated=not row.get('output_exact'))} out")
+    out = output_text(row)
+    if out:
+        parts.append(out)
     if row.get("status") != "streaming":
         parts.append(cost_text(row, estimated=estimated))
     saving = cache_saving_text(row)
     if saving:
         parts.append(saving)
-    if row.get("ttft") is not None:
-        parts.append(f"{row['ttft']:.2f} s to first token")
+    parts += first_token_parts(row)
     rate = tokens_per_second(row)
     if rate is not None:
         parts.append(f"{rate:,.0f} tok/s")

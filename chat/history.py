@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from chat.display import csv_cell, ending, escape_markdown, figures_line, totals_line
+from chat.display import csv_cell, ending, escape_markdown, figures_line, thinking_body, thinking_label, totals_line
 from chat.migrations import now
 from chat.pricing import format_cost
 from chat.store import SEARCH_TIME_LIMIT, SOURCES, SearchError, Store, check_search_size, search_guard, title_from
@@ -582,6 +582,11 @@ def conversation_markdown(conversation: dict, messages: list[dict]) -> str:
         else:
             lines.append(f"### {'You' if message['role'] == 'user' else message['role'].title()}")
         lines.append("")
+        label = thinking_label(message) if message["role"] == "assistant" else None
+        if label:  # reasoning is marked as such, quoted apart from the answer
+            lines += [f"**Reasoning** ({label}):", ""]
+            lines += ["> " + line if line else ">" for line in thinking_body(message).splitlines()]
+            lines.append("")
         if message.get("content"):
             lines += [message["content"], ""]
         if message["role"] == "assistant":
@@ -595,7 +600,7 @@ def conversation_markdown(conversation: dict, messages: list[dict]) -> str:
 _MESSAGE_FIELDS = ("id", "position", "role", "content", "status", "error", "provider", "model", "input_tokens",
                    "output_tokens", "cache_read_tokens", "cache_write_tokens", "input_exact", "output_exact",
                    "cost", "cost_source", "ttft", "duration", "finish_reason", "tool_calls", "superseded",
-                   "created_at", "updated_at")
+                   "created_at", "updated_at", "reasoning", "reasoning_tokens", "reasoning_ttft", "reasoning_hidden")
 _CONVERSATION_FIELDS = ("id", "title", "user", "source", "compare_run_id", "created_at", "updated_at",
                         "deleted_at", "models", "message_count", "reply_count", "input_tokens", "output_tokens",
                         "cache_read_tokens", "cache_write_tokens", "cost", "unknown_cost_count", "stopped_count",

@@ -198,11 +198,27 @@ def m004_reservations(db: sqlite_utils.Database) -> None:
     db["messages"].add_column("reserved_cost", float)
 
 
+# ---------------------------------------------------------------- reasoning models (issue 12)
+
+
+@migration
+def m005_reasoning(db: sqlite_utils.Database) -> None:
+    """A reply's reasoning, kept apart from its text (never sent back to the provider): ``reasoning`` (the
+    text the provider streamed: a summary or the raw thinking), ``reasoning_tokens`` (of the output tokens,
+    those spent reasoning, when reported or estimated), ``reasoning_ttft`` (seconds to the first reasoning
+    token) and ``reasoning_hidden`` (1 when the provider sent reasoning it keeps encrypted)."""
+    messages = db["messages"]
+    messages.add_column("reasoning", str)
+    messages.add_column("reasoning_tokens", int)
+    messages.add_column("reasoning_ttft", float)
+    messages.add_column("reasoning_hidden", int)
+
+
 # ---------------------------------------------------------------- what a daily user expects (issue 19)
 
 
 @migration
-def m005_cache_saved(db: sqlite_utils.Database) -> None:
+def m006_cache_saved(db: sqlite_utils.Database) -> None:
     """``cache_saved``: what reading (and writing) the provider's prompt cache saved on a reply, in USD,
     against the same tokens billed as plain input (negative when a cache write cost more than it saved).
     Priced when the reply finished, with the prices of that day."""

@@ -562,17 +562,19 @@ class Store:
         with self.db() as db:
             return self._spend_since(db, user, since)
 
-    def checkpoint_reply(self, message_id: int, content: str) -> None:
-        """Save the partial text of a streaming reply. A reply that has already left 'streaming' (finished,
-        or marked interrupted) is left as it is."""
+    def checkpoint_reply(self, message_id: int, content: str, reasoning: str | None = None) -> None:
+        """Save the partial text (and reasoning, when given) of a streaming reply. A reply that has already
+        left 'streaming' (finished, or marked interrupted) is left as it is."""
         with self._write() as db:
-            db.execute("UPDATE messages SET content = ?, updated_at = ? WHERE id = ? AND status = 'streaming'",
-                       [content, now(), message_id])
+            db.execute("UPDATE messages SET content = ?, reasoning = COALESCE(?, reasoning), updated_at = ? "
+                       "WHERE id = ? AND status = 'streaming'", [content, reasoning or None, now(), message_id])
 
     def finish_reply(self, message_id: int, *, content: str, status: str, usage: Usage | None,
                      cost: float | None, ttft: float | None = None, duration: float | None = None,
                      finish_reason: str | None = None, error: str | None = None,
                      tool_calls: list[str] | None = None, cost_source: str | None = None,
+                     reasoning: str | None = None, reasoning_ttft: float | None = None,
+                     reasoning_hidden: bool = False,
                      cache_saved: float | None = None) -> dict:
         """Record the reply's final text, status and figures, and the conversation's totals, in one
         transaction. Finishing the same reply again replaces its figures; it is never counted twice."""
@@ -585,10 +587,13 @@ class Store:
             "tool_calls": _dumps(tool_calls or None), "cost_source": cost_source,
             "input_tokens": None, "output_tokens": None, "cache_read_tokens": None,
             "cache_write_tokens": None, "input_exact": 0, "output_exact": 0, "reserved_cost": None,
+            "reasoning": reasoning or None, "reasoning_ttft": reasoning_ttft,
+            "reasoning_hidden": 1 if reasoning_hidden else None, "reasoning_tokens": None,
             "cache_saved": cache_saved,
         }
         if usage is not None:
             changes |= {
+                "reasoning_tokens": usage.reasoning_tokens,
                 "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
                 "cache_read_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens,
                 "input_exact": int(bool(usage.input_exact)), "output_exact": int(bool(usage.output_exact)),

@@ -6,6 +6,12 @@ complete (the provider said it finished), unfinished (the stream ended without t
 closed the generator: a Stop click, a rerun, a closed tab), or error (a provider failure, with the partial
 text kept). While streaming, the partial text is checkpointed at
 least every second, so a crash loses at most about a second of it.
+
+Reasoning: the turn keeps what the model thought (``reasoning``, ``thinking_seconds``) apart from its text,
+so any consumer (a page, a background runner) can show it live; ``stream()`` yields an empty string when new
+reasoning has arrived, at most once per flush. Time limits: ``idle_timeout`` bounds the silence between
+chunks once the answer flows; before the first answer token, ``first_output_timeout`` does, and every
+reasoning delta restarts that clock (a model may think for minutes, sending nothing or only its thoughts).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from chat.providers.base import (
     Params,
     Provider,
     ProviderError,
+    Reasoning,
     Reply,
     StreamError,
     Timeout,
@@ -140,7 +147,7 @@ class Turn:
     def __init__(self, *, store: Store, provider: Provider, pricer: Pricer, conversation_id: str,
                  settings: TurnSettings, context_window: int | None = None,
                  refused: ProviderError | None = None, idle_timeout: float | None = None,
-                 budget: Budget | None = None):
+                 budget: Budget | None = None, first_output_timeout: float | None = None):
         if settings.params.temperature is not None and not getattr(provider, "supports_temperature", True):
             # Not sent, so not recorded either: the reply's settings say what produced it.
             settings = dataclasses.replace(settings, params=dataclasses.replace(settings.params, temperature=None))
@@ -154,8 +161,13 @@ class Turn:
         self.record: dict | None = None
         self.error: ProviderError | None = None
         self.dropped = 0
-        self.idle_timeout = idle_timeout
+        # unset limits come from the provider (build_provider gives it the configured ones)
+        self.idle_timeout = idle_timeout if idle_timeout is not None else getattr(provider, "idle_timeout", None)
+        self.first_output_timeout = (first_output_timeout if first_output_timeout is not None
+                                     else getattr(provider, "first_output_timeout", None)) or self.idle_timeout
         self._received: list[str] = []
+        self._reasoning: list[str] = []
+        self.reasoning_version = 0  # grows with every reasoning delta: a consumer redraws when it changed
         self._history: list[Message] = []
         self._stop_requested = False
         self._finishing = threading.Lock()
@@ -197,6 +209,36 @@ class Turn:
         """The reply's text received so far."""
         return "".join(self._received)
 
+    @property
+    def reasoning(self) -> str:
+        """The reasoning received so far (apart from the text)."""
+        return "".join(self._reasoning)
+
+    @property
+    def reasoning_hidden(self) -> bool:
+        return bool(self.reply is not None and self.reply.reasoning_hidden)
+
+    @property
+    def answering(self) -> bool:
+        """The answer has started (its first token arrived)."""
+        return bool(self._received)
+
+    @property
+    def thinking_seconds(self) -> float | None:
+        """How long the model has thought: from the request to the first answer token (or until now)."""
+        reply = self.reply
+        if reply is None or reply.started_at is None:
+            return None
+        end = reply.first_token_at or reply.finished_at or time.monotonic()
+        return end - reply.started_at
+
+    @property
+    def reasoned(self) -> bool:
+        """The reply shows signs of reasoning: text, hidden reasoning, or reasoning tokens reported."""
+        reply = self.reply
+        return bool(self._reasoning or (reply is not None and (reply.reasoning_hidden
+                                                                or reply.usage.reasoning_tokens)))
+
     @contextmanager
     def running(self) -> Iterator[Turn]:
         """Whatever happens inside the block (a Stop, a rerun, an error before streaming even starts), the
@@ -233,7 +275,7 @@ class Turn:
 
         def pump() -> None:
             try:
-                for text in reply:
+                for text in reply.parts():
                     items.put(text)
                 items.put(_DONE)
             except BaseException as exc:  # handed to the consumer, which decides
@@ -243,11 +285,13 @@ class Turn:
 
         received = self._received
         pending: list[str] = []
+        thought = False  # reasoning arrived since the consumer was last woken
         last_flush = 0.0
         last_checkpoint = last_text = time.monotonic()
         try:
             while True:
-                wait = heartbeat if not pending else max(0.0, last_flush + flush_every - time.monotonic())
+                wait = (heartbeat if not (pending or thought)
+                        else max(0.0, last_flush + flush_every - time.monotonic()))
                 try:
                     item = items.get(timeout=wait)
                     if self._stop_requested:
@@ -260,10 +304,14 @@ class Turn:
                         yield self._flush(pending)
                         last_flush = time.monotonic()
                     else:
-                        yield ""
-                    if self.idle_timeout and now - last_text > self.idle_timeout:
+                        yield ""  # a heartbeat, or news of reasoning (turn.reasoning_version)
+                        if thought:
+                            last_flush = time.monotonic()
+                    thought = False
+                    limit = self.idle_timeout if received else self.first_output_timeout
+                    if limit and now - last_text > limit:
                         reply.close()
-                        silent = f"no text for {self.idle_timeout:.0f} s"
+                        silent = f"no text for {limit:.0f} s"
                         raise (StreamError if received else Timeout)(silent, provider=reply.provider) from None
                     if now - last_checkpoint >= checkpoint_every:  # keeps a live row fresh while silent
                         self._checkpoint()
@@ -275,10 +323,24 @@ class Turn:
                     if pending:
                         yield self._flush(pending)
                     raise item
+                if isinstance(item, Reasoning):  # activity: it restarts the clock, and the consumer hears of it
+                    self._reasoning.append(item)
+                    self.reasoning_version += 1
+                    now = last_text = time.monotonic()
+                    thought = True
+                    if not pending and now - last_flush >= flush_every:
+                        thought = False
+                        yield ""
+                        last_flush = time.monotonic()
+                    if now - last_checkpoint >= checkpoint_every:
+                        self._checkpoint()
+                        last_checkpoint = now
+                    continue
                 received.append(item)
                 pending.append(item)
                 now = last_text = time.monotonic()
                 if now - last_flush >= flush_every:
+                    thought = False
                     yield self._flush(pending)
                     last_flush = time.monotonic()
                 if now - last_checkpoint >= checkpoint_every:
@@ -305,7 +367,7 @@ class Turn:
 
     def _checkpoint(self) -> None:
         try:
-            self.store.checkpoint_reply(self.message_id, self.text)
+            self.store.checkpoint_reply(self.message_id, self.text, self.reasoning or None)
         except StoreError:
             pass  # the database is busy or gone for a moment: the next checkpoint (or the finish) retries
 
@@ -337,9 +399,13 @@ class Turn:
         ttft = duration = None
         finish_reason = None
         tool_calls: list[str] = []
+        reasoning = self.reasoning
         if reply is not None:
+            # reasoning is output too: a reply stopped or failed while the model thought is billed for it
             usage = tokens.fill_missing_usage(reply.usage, messages=self._history, system=self.settings.system,
-                                              reply_text=text, model=model_id.model)
+                                              reply_text=text + reasoning, model=model_id.model)
+            if not usage.output_exact and reasoning and usage.reasoning_tokens is None:
+                usage.reasoning_tokens = tokens.count_text(reasoning, model_id.model).tokens
             ttft = reply.time_to_first_token
             duration = reply.duration
             finish_reason = reply.finish_reason
@@ -350,7 +416,8 @@ class Turn:
         if cost is None and usage is not None and usage.provider_cost is not None:
             cost, cost_source = usage.provider_cost, "provider"  # no price of ours: what the server billed
         nothing_sent = reply is None or reply.started_at is None  # never iterated: no request made
-        refused = status == "error" and not text and not reply.usage.input_exact if reply else False
+        refused = (status == "error" and not text and not reasoning and not reply.usage.input_exact
+                   and not reply.reasoning_hidden) if reply else False
         if nothing_sent or refused:
             # nothing reached the provider, or it refused: nothing billed
             usage, cost, cost_source, cache_saved = None, 0.0, None, None
@@ -361,6 +428,9 @@ class Turn:
                     duration=duration, finish_reason=finish_reason,
                     error=(error.hint if error else None), tool_calls=tool_calls, cost_source=cost_source,
                     cache_saved=cache_saved if cost is not None and cost_source is None else None,
+                    reasoning=reasoning or None,
+                    reasoning_ttft=reply.time_to_first_reasoning if reply is not None else None,
+                    reasoning_hidden=bool(reply is not None and reply.reasoning_hidden),
                 )
                 return
             except DatabaseBusy:
@@ -370,23 +440,26 @@ class Turn:
 
 def send(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, prompt: str,
          settings: TurnSettings, *, context_window: int | None = None, user: str | None = None,
-         daily_limit: float | None = None, idle_timeout: float | None = None) -> Turn:
+         daily_limit: float | None = None, idle_timeout: float | None = None,
+         first_output_timeout: float | None = None) -> Turn:
     """Save the user's message (committed before any provider call), then open the reply. Past the
     user's daily spending limit the reply is refused (recorded as failed, nothing sent)."""
     store.add_user_message(conversation_id, prompt)
     return answer(store, provider, pricer, conversation_id, settings, context_window=context_window, user=user,
-                  daily_limit=daily_limit, idle_timeout=idle_timeout)
+                  daily_limit=daily_limit, idle_timeout=idle_timeout,
+                  first_output_timeout=first_output_timeout)
 
 
 def answer(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, settings: TurnSettings, *,
            context_window: int | None = None, user: str | None = None, daily_limit: float | None = None,
-           idle_timeout: float | None = None) -> Turn:
+           idle_timeout: float | None = None,
+           first_output_timeout: float | None = None) -> Turn:
     """Open the reply to the conversation's messages as they are (the user's message already saved).
     Past the user's daily spending limit, counting what replies still streaming have reserved, the reply is
     refused (recorded as failed, nothing sent)."""
     return Turn(store=store, provider=provider, pricer=pricer, conversation_id=conversation_id,
                 settings=settings, context_window=context_window, idle_timeout=idle_timeout,
-                budget=limits.budget(user, daily_limit))
+                budget=limits.budget(user, daily_limit), first_output_timeout=first_output_timeout)
 
 
 def last_position(rows: list[dict], role: str) -> int | None:
@@ -398,7 +471,8 @@ def last_position(rows: list[dict], role: str) -> int | None:
 
 def regenerate(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, settings: TurnSettings,
                *, context_window: int | None = None, user: str | None = None,
-               daily_limit: float | None = None, idle_timeout: float | None = None) -> Turn:
+               daily_limit: float | None = None, idle_timeout: float | None = None,
+               first_output_timeout: float | None = None) -> Turn:
     """Replace the last reply (or retry a failed one): the old reply is superseded, not erased, so what
     it cost stays counted."""
     rows = store.messages(conversation_id)
@@ -407,12 +481,14 @@ def regenerate(store: Store, provider: Provider, pricer: Pricer, conversation_id
         raise ValueError("there is no message to answer")
     store.supersede_from(conversation_id, user_pos + 1)
     return answer(store, provider, pricer, conversation_id, settings, context_window=context_window, user=user,
-                  daily_limit=daily_limit, idle_timeout=idle_timeout)
+                  daily_limit=daily_limit, idle_timeout=idle_timeout,
+                  first_output_timeout=first_output_timeout)
 
 
 def edit_last(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, prompt: str,
               settings: TurnSettings, *, context_window: int | None = None, user: str | None = None,
-              daily_limit: float | None = None, idle_timeout: float | None = None) -> Turn:
+              daily_limit: float | None = None, idle_timeout: float | None = None,
+              first_output_timeout: float | None = None) -> Turn:
     """Replace the last user message with ``prompt`` and answer it afresh."""
     rows = store.messages(conversation_id)
     user_pos = last_position(rows, "user")
@@ -420,7 +496,9 @@ def edit_last(store: Store, provider: Provider, pricer: Pricer, conversation_id:
         raise ValueError("there is no message to edit")
     store.supersede_from(conversation_id, user_pos)
     return send(store, provider, pricer, conversation_id, prompt, settings, context_window=context_window,
-                user=user, daily_limit=daily_limit, idle_timeout=idle_timeout)
+                user=user, daily_limit=daily_limit, idle_timeout=idle_timeout,
+                first_output_timeout=first_output_timeout)
+
 
 
 # ---------------------------------------------------------------- versions of the last reply, the next send

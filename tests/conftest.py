@@ -92,7 +92,8 @@ def anthropic_client(make_anthropic_client):
 # ---------------------------------------------------------------- AppTest: the app's environment
 APP_ENV_NAMES = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "CHAT_ENDPOINTS",
                  "CHAT_DEFAULT_MODEL", "OPENAI_MODELS", "ANTHROPIC_MODELS", "CHAT_DB", "CHAT_PRICES", "CHAT_AUTH",
-                 "CHAT_AUTH_HEADER", "CHAT_ANALYSTS", "CHAT_DAILY_LIMIT_USD", "CHAT_TIMEOUT", "CHAT_MAX_RETRY_WAIT")
+                 "CHAT_AUTH_HEADER", "CHAT_ANALYSTS", "CHAT_DAILY_LIMIT_USD", "CHAT_TIMEOUT", "CHAT_MAX_RETRY_WAIT",
+                 "CHAT_FIRST_TOKEN_TIMEOUT", "CHAT_HIDE_MODELS", "CHAT_CAPABILITIES")
 
 
 @pytest.fixture

@@ -120,6 +120,24 @@ DEFAULT_KNOBS: dict[str, Any] = {
     #   as OpenAI's automatic caching does (OpenAI reports no writes); "off": nothing is cached
     "prompt_cache": "marked",
     "cache_min_tokens": 0,  # a prefix shorter than this (in words) is not cached
+    # reasoning (thinking) streamed before the answer; trouble knobs count its chunks too
+    "reasoning": None,  # the reasoning text; each of its tokens is one chunk, paced like the text
+    "reasoning_shape": "native",  # Responses: summary events; Anthropic: a thinking block; Chat Completions:
+    #                               "native"/"reasoning_content" (delta.reasoning_content, DeepSeek),
+    #                               "reasoning" (delta.reasoning, vLLM/OpenRouter/Ollama), or "think_tags"
+    #                               (<think>…</think> at the start of delta.content, no reasoning parser)
+    "reasoning_tokens": None,  # reported reasoning tokens (within output); None -> reasoning chunks sent
+    "think_split": None,  # think_tags: content re-cut into pieces of this many characters (tags split too)
+    "redacted_thinking": False,  # Anthropic: a redacted_thinking block before the text
+    # GET /v1/models (both formats; the default scenario's knobs apply)
+    "models": None,  # the ids listed, or {"openai": [...], "anthropic": [...]}; None -> MODELS_LISTED
+    "models_status": None,  # answer GET /v1/models with this error status instead
+}
+
+MODELS_LISTED = {"openai": ["gpt-4o-mini", "gpt-5-mini"], "anthropic": ["claude-haiku-4-5", "claude-sonnet-4-5"]}
+ANTHROPIC_CAPABILITIES = {  # what Anthropic's models API reports, per listed model (others: no thinking)
+    "claude-sonnet-4-5": {"thinking": True, "effort": True, "max_input_tokens": 200_000, "max_tokens": 64_000},
+    "claude-haiku-4-5": {"thinking": True, "effort": False, "max_input_tokens": 200_000, "max_tokens": 64_000},
 }
 
 FILLER = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut "
@@ -145,23 +163,34 @@ def _content_text(content: Any) -> str:
     return ""
 
 
+def _messages(body: dict) -> list:
+    """The request's messages: ``messages`` (Chat Completions, Anthropic) or ``input`` (Responses)."""
+    found = body.get("messages")
+    if found is None:
+        found = body.get("input")
+        if isinstance(found, str):
+            found = [{"role": "user", "content": found}]
+    return [m for m in found or [] if isinstance(m, dict)]
+
+
 def _count_words(body: dict) -> int:
-    words = len(_content_text(body.get("system") or "").split())
-    for message in body.get("messages") or []:
+    words = len(_content_text(body.get("system") or body.get("instructions") or "").split())
+    for message in _messages(body):
         words += len(_content_text(message.get("content")).split())
     return words
 
 
 def _cache_blocks(body: dict) -> list[tuple[str, str, bool]]:
     """(role, text, marked) of every block a prompt cache covers, in order: the system prompt, then each
-    message's content blocks. ``marked``: the block carries ``cache_control``."""
+    message's content blocks (``instructions`` and ``input`` for Responses). ``marked``: the block carries
+    ``cache_control``."""
     blocks: list[tuple[str, str, bool]] = []
-    system = body.get("system")
+    system = body.get("system") or body.get("instructions")  # Responses: instructions
     if isinstance(system, str) and system:
         blocks.append(("system", system, False))
     elif isinstance(system, list):
         blocks += [("system", b.get("text", ""), bool(b.get("cache_control"))) for b in system if isinstance(b, dict)]
-    for message in body.get("messages") or []:
+    for message in _messages(body):  # Responses: input
         content, role = message.get("content"), str(message.get("role"))
         if isinstance(content, str):
             blocks.append((role, content, False))
@@ -172,7 +201,7 @@ def _cache_blocks(body: dict) -> list[tuple[str, str, bool]]:
 
 def default_text(body: dict, words: int) -> str:
     last_user = ""
-    for message in body.get("messages") or []:
+    for message in _messages(body):
         if message.get("role") == "user":
             last_user = _content_text(message.get("content"))
     text = f"Echo: {last_user}".rstrip()
@@ -278,6 +307,10 @@ class _OpenAIWire:
                                    "finish_reason": None}])
         return frame
 
+    def reasoning(self, text: str) -> bytes:
+        key = "reasoning" if self.knobs["reasoning_shape"] == "reasoning" else "reasoning_content"
+        return self._chunk([self._choice({key: text})])
+
     def ping(self) -> bytes:
         return b": ping\n\n"
 
@@ -304,7 +337,7 @@ class _OpenAIWire:
         data = {"prompt_tokens": prompt, "completion_tokens": usage["output_tokens"],
                 "total_tokens": prompt + usage["output_tokens"],
                 "prompt_tokens_details": {"cached_tokens": usage["cache_read_tokens"], "audio_tokens": 0},
-                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                "completion_tokens_details": {"reasoning_tokens": usage["reasoning_tokens"], "audio_tokens": 0,
                                               "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
         if self.knobs["usage_cost"] is not None:
             data["cost"] = self.knobs["usage_cost"]
@@ -329,6 +362,9 @@ class _OpenAIWire:
         refused = self.knobs["refusal"] is not None
         message: dict = {"role": "assistant", "content": None if refused else text,
                          "refusal": text if refused else None}
+        if self.knobs["reasoning"] and self.knobs["reasoning_shape"] != "think_tags":
+            key = "reasoning" if self.knobs["reasoning_shape"] == "reasoning" else "reasoning_content"
+            message[key] = self.knobs["reasoning"]
         if self.knobs["tool_call"]:
             call = self.knobs["tool_call"]
             message["tool_calls"] = [{"id": "call_1", "type": "function", "function": {
@@ -343,6 +379,180 @@ class _OpenAIWire:
                           "code": knobs["error_code"] or "model_not_found"}}
 
 
+class _ResponsesWire:
+    """OpenAI's Responses API stream (``POST /v1/responses``): typed events, a reasoning item with summary
+    deltas before the message item, usage and the final status in ``response.completed`` /
+    ``response.incomplete``."""
+
+    protocol = "responses"
+
+    def __init__(self, body: dict, knobs: dict):
+        self.model = body.get("model", "")
+        self.id = f"resp_{uuid.uuid4().hex[:24]}"
+        self.created = int(time.time())
+        self.send_usage = knobs["include_usage"]
+        self.limit = body.get("max_output_tokens")
+        self.knobs = knobs
+        self.seq = 0
+        self.index = -1  # output_index of the item being streamed
+        self.open: str | None = None  # "reasoning" or "message": the item open now
+        self.item_id = ""
+        self.sent: dict[str, list[str]] = {"reasoning": [], "message": []}
+
+    def _event(self, type_: str, **data: Any) -> bytes:
+        self.seq += 1
+        return _sse({"type": type_, "sequence_number": self.seq, **data}, type_)
+
+    def _response(self, status: str, usage: dict | None = None, reason: str | None = None) -> dict:
+        output = []
+        if self.sent["reasoning"]:
+            output.append({"id": "rs_1", "type": "reasoning",
+                           "summary": [{"type": "summary_text", "text": "".join(self.sent["reasoning"])}]})
+        if self.sent["message"] or status != "in_progress":
+            output.append(self._message_item("".join(self.sent["message"]), "completed"))
+        return {"id": self.id, "object": "response", "created_at": self.created, "status": status,
+                "model": self.model, "output": output if status != "in_progress" else [],
+                "incomplete_details": {"reason": reason} if reason else None, "error": None,
+                "usage": self._usage(usage) if usage is not None and self.send_usage else None}
+
+    def _message_item(self, text: str, status: str) -> dict:
+        kind = "refusal" if self.knobs["refusal"] is not None else "output_text"
+        part = {"type": kind, kind if kind == "refusal" else "text": text}
+        if kind == "output_text":
+            part["annotations"] = []
+        return {"id": "msg_1", "type": "message", "role": "assistant", "status": status,
+                "content": [part] if text or status == "completed" else []}
+
+    def _usage(self, usage: dict) -> dict:
+        total_in = usage["input_tokens"] + usage["cache_read_tokens"]
+        data = {"input_tokens": total_in, "input_tokens_details": {"cached_tokens": usage["cache_read_tokens"]},
+                "output_tokens": usage["output_tokens"],
+                "output_tokens_details": {"reasoning_tokens": usage["reasoning_tokens"]},
+                "total_tokens": total_in + usage["output_tokens"]}
+        if self.knobs["usage_cost"] is not None:
+            data["cost"] = self.knobs["usage_cost"]
+        return data
+
+    def preamble(self, usage: dict) -> list[bytes]:
+        response = self._response("in_progress")
+        return [self._event("response.created", response=response),
+                self._event("response.in_progress", response=response)]
+
+    def _close_item(self) -> list[bytes]:
+        frames = []
+        if self.open == "reasoning":
+            text = "".join(self.sent["reasoning"])
+            part = {"type": "summary_text", "text": text}
+            where = {"item_id": self.item_id, "output_index": self.index, "summary_index": 0}
+            frames += [self._event("response.reasoning_summary_text.done", text=text, **where),
+                       self._event("response.reasoning_summary_part.done", part=part, **where),
+                       self._event("response.output_item.done", output_index=self.index, item={
+                           "id": self.item_id, "type": "reasoning", "summary": [part]})]
+        elif self.open == "message":
+            text = "".join(self.sent["message"])
+            item = self._message_item(text, "completed")
+            where = {"item_id": self.item_id, "output_index": self.index, "content_index": 0}
+            if self.knobs["refusal"] is not None:
+                frames.append(self._event("response.refusal.done", refusal=text, **where))
+            else:
+                frames.append(self._event("response.output_text.done", text=text, logprobs=[], **where))
+            frames += [self._event("response.content_part.done", part=item["content"][0], **where),
+                       self._event("response.output_item.done", output_index=self.index, item=item)]
+        self.open = None
+        return frames
+
+    def _open_item(self, kind: str) -> list[bytes]:
+        frames = self._close_item()
+        self.index += 1
+        self.open = kind
+        if kind == "reasoning":
+            self.item_id = f"rs_{uuid.uuid4().hex[:16]}"
+            frames += [self._event("response.output_item.added", output_index=self.index, item={
+                "id": self.item_id, "type": "reasoning", "summary": []}),
+                self._event("response.reasoning_summary_part.added", item_id=self.item_id,
+                            output_index=self.index, summary_index=0, part={"type": "summary_text", "text": ""})]
+        else:
+            self.item_id = f"msg_{uuid.uuid4().hex[:16]}"
+            item = self._message_item("", "in_progress")
+            part = ({"type": "refusal", "refusal": ""} if self.knobs["refusal"] is not None
+                    else {"type": "output_text", "text": "", "annotations": []})
+            frames += [self._event("response.output_item.added", output_index=self.index, item=item),
+                       self._event("response.content_part.added", item_id=self.item_id, output_index=self.index,
+                                   content_index=0, part=part)]
+        return frames
+
+    def reasoning(self, text: str) -> bytes:
+        frames = self._open_item("reasoning") if self.open != "reasoning" else []
+        self.sent["reasoning"].append(text)
+        frames.append(self._event("response.reasoning_summary_text.delta", item_id=self.item_id,
+                                  output_index=self.index, summary_index=0, delta=text))
+        return b"".join(frames)
+
+    def text(self, text: str, new_block: bool = False) -> bytes:
+        frames = self._open_item("message") if self.open != "message" else []
+        self.sent["message"].append(text)
+        kind = "response.refusal.delta" if self.knobs["refusal"] is not None else "response.output_text.delta"
+        frames.append(self._event(kind, item_id=self.item_id, output_index=self.index, content_index=0,
+                                  delta=text, **({} if "refusal" in kind else {"logprobs": []})))
+        return b"".join(frames)
+
+    def ping(self) -> bytes:
+        return b": keep-alive\n\n"
+
+    def error(self, knobs: dict) -> bytes:
+        return self._event("error", code=knobs["error_code"] or knobs["error_type"] or "server_error",
+                           message=knobs["error_message"] or "The server had an error while processing your request.",
+                           param=None)
+
+    def _tool_frames(self) -> list[bytes]:
+        call = self.knobs["tool_call"]
+        if not call:
+            return []
+        frames = self._close_item()
+        self.index += 1
+        arguments = json.dumps(call.get("arguments") or {})
+        item = {"id": "fc_1", "type": "function_call", "call_id": "call_" + uuid.uuid4().hex[:12],
+                "name": call["name"], "arguments": "", "status": "in_progress"}
+        frames.append(self._event("response.output_item.added", output_index=self.index, item=item))
+        for i in range(0, len(arguments), 8):
+            frames.append(self._event("response.function_call_arguments.delta", item_id="fc_1",
+                                      output_index=self.index, delta=arguments[i:i + 8]))
+        frames.append(self._event("response.function_call_arguments.done", item_id="fc_1",
+                                  output_index=self.index, arguments=arguments))
+        frames.append(self._event("response.output_item.done", output_index=self.index,
+                                  item={**item, "arguments": arguments, "status": "completed"}))
+        return frames
+
+    def epilogue(self, finish_reason: str, usage: dict) -> list[bytes]:
+        frames = self._close_item() + self._tool_frames()
+        if finish_reason in ("length", "max_output_tokens", "content_filter"):
+            reason = "content_filter" if finish_reason == "content_filter" else "max_output_tokens"
+            frames.append(self._event("response.incomplete", response=self._response("incomplete", usage, reason)))
+        else:
+            frames.append(self._event("response.completed", response=self._response("completed", usage)))
+        return frames
+
+    def default_finish(self, cut: bool) -> str:
+        return "max_output_tokens" if cut else "stop"
+
+    def whole(self, text: str, finish_reason: str, usage: dict) -> dict:
+        if self.knobs["reasoning"]:
+            self.sent["reasoning"] = [self.knobs["reasoning"]]
+        self.sent["message"] = [text]
+        reason = None
+        if finish_reason in ("length", "max_output_tokens", "content_filter"):
+            reason = "content_filter" if finish_reason == "content_filter" else "max_output_tokens"
+        data = self._response("incomplete" if reason else "completed", usage, reason)
+        if self.knobs["tool_call"]:
+            call = self.knobs["tool_call"]
+            data["output"].append({"id": "fc_1", "type": "function_call", "call_id": "call_1", "name": call["name"],
+                                   "arguments": json.dumps(call.get("arguments") or {}), "status": "completed"})
+        return data
+
+    def error_body(self, knobs: dict, model: str) -> dict:
+        return _OpenAIWire.error_body(self, knobs, model)  # type: ignore[arg-type]
+
+
 class _AnthropicWire:
     protocol = "anthropic"
 
@@ -353,6 +563,7 @@ class _AnthropicWire:
         self.limit = body.get("max_tokens")
         self.knobs = knobs
         self.block = 0  # the index of the text block being streamed
+        self.thinking = False  # a thinking block is open
 
     def _usage(self, usage: dict, output_tokens: int) -> dict:
         data = {"input_tokens": usage["input_tokens"],
@@ -367,8 +578,29 @@ class _AnthropicWire:
     def preamble(self, usage: dict) -> list[bytes]:
         message = {"id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
                    "stop_reason": None, "stop_sequence": None, "usage": self._usage(usage, 1)}
-        return [_sse({"type": "message_start", "message": message}, "message_start"),
-                self._block_start(), self.ping()]
+        frames = [_sse({"type": "message_start", "message": message}, "message_start")]
+        if self.knobs["redacted_thinking"]:
+            frames += [_sse({"type": "content_block_start", "index": self.block, "content_block": {
+                "type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa"}},
+                "content_block_start"), _sse({"type": "content_block_stop", "index": self.block}, "content_block_stop")]
+            self.block += 1
+        if self.knobs["reasoning"]:
+            self.thinking = True
+            frames.append(_sse({"type": "content_block_start", "index": self.block, "content_block": {
+                "type": "thinking", "thinking": "", "signature": ""}}, "content_block_start"))
+        else:
+            frames.append(self._block_start())
+        return [*frames, self.ping()]
+
+    def reasoning(self, text: str) -> bytes:
+        return _sse({"type": "content_block_delta", "index": self.block,
+                     "delta": {"type": "thinking_delta", "thinking": text}}, "content_block_delta")
+
+    def _end_thinking(self) -> bytes:
+        self.thinking = False
+        return _sse({"type": "content_block_delta", "index": self.block,
+                     "delta": {"type": "signature_delta", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3h"}},
+                    "content_block_delta")
 
     def _block_start(self) -> bytes:
         return _sse({"type": "content_block_start", "index": self.block,
@@ -376,8 +608,11 @@ class _AnthropicWire:
 
     def text(self, text: str, new_block: bool = False) -> bytes:
         frame = b""
+        if self.thinking:
+            new_block = True
+            frame = self._end_thinking()
         if new_block:
-            frame = _sse({"type": "content_block_stop", "index": self.block}, "content_block_stop")
+            frame += _sse({"type": "content_block_stop", "index": self.block}, "content_block_stop")
             self.block += 1
             frame += self._block_start()
         return frame + _sse({"type": "content_block_delta", "index": self.block,
@@ -406,12 +641,16 @@ class _AnthropicWire:
         return frames
 
     def epilogue(self, finish_reason: str, usage: dict) -> list[bytes]:
-        frames = [_sse({"type": "content_block_stop", "index": self.block}, "content_block_stop")]
+        frames = [self._end_thinking()] if self.thinking else []
+        frames.append(_sse({"type": "content_block_stop", "index": self.block}, "content_block_stop"))
         frames += self._tool_frames()
         if self.send_usage:
+            counts: dict = {"output_tokens": usage["output_tokens"]}
+            if self.knobs["reasoning"] or self.knobs["redacted_thinking"]:
+                counts["output_tokens_details"] = {"thinking_tokens": usage["reasoning_tokens"]}
             frames.append(_sse({"type": "message_delta",
                                 "delta": {"stop_reason": finish_reason, "stop_sequence": None},
-                                "usage": {"output_tokens": usage["output_tokens"]}}, "message_delta"))
+                                "usage": counts}, "message_delta"))
         frames.append(_sse({"type": "message_stop"}, "message_stop"))
         return frames
 
@@ -424,6 +663,8 @@ class _AnthropicWire:
 
     def whole(self, text: str, finish_reason: str, usage: dict) -> dict:
         content: list[dict] = [{"type": "text", "text": text}] if text else []
+        if self.knobs["reasoning"]:
+            content.insert(0, {"type": "thinking", "thinking": self.knobs["reasoning"], "signature": "Eq"})
         if self.knobs["tool_call"]:
             call = self.knobs["tool_call"]
             content.append({"type": "tool_use", "id": "toolu_1", "name": call["name"],
@@ -576,6 +817,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, provider.scenarios())
         elif url.path == "/_control/health":
             self._json(200, {"ok": True})
+        elif url.path in ("/v1/models", "/models"):
+            self._models()
         else:
             self._json(404, {"error": {"message": f"no route GET {url.path}", "type": "not_found"}})
 
@@ -605,8 +848,61 @@ class _Handler(BaseHTTPRequestHandler):
             self._complete(_OpenAIWire, body)
         elif path in ("/v1/messages", "/messages"):
             self._complete(_AnthropicWire, body)
+        elif path in ("/v1/responses", "/responses"):
+            self._complete(_ResponsesWire, body)
         else:
             self._json(404, {"error": {"message": f"no route POST {path}", "type": "not_found"}})
+
+    # -- the models an endpoint serves
+    def _models(self) -> None:
+        """``GET /v1/models`` in Anthropic's shape (asked with an ``anthropic-version`` header: capabilities,
+        context window, max output) or OpenAI's. ``models_status`` fails it; wrong keys get 401."""
+        provider = self.server.provider
+        knobs = provider.scenario_for("")
+        anthropic_format = bool(self.headers.get("anthropic-version"))
+        given = None
+        for name in _AUTH_HEADERS:
+            if self.headers.get(name):
+                given = self.headers[name].removeprefix("Bearer ").strip()
+                break
+        log = provider._logger(provider._next_request_id(), "", provider._generation)
+        log("models", format="anthropic" if anthropic_format else "openai")
+        status = knobs["models_status"] or (401 if knobs["api_key"] is not None and given != knobs["api_key"] else None)
+        if status:
+            body = (_anthropic_error(status, knobs, "") if anthropic_format
+                    else _openai_error(status, knobs, "", given))
+            self._json(status, body)
+            return
+        kind = "anthropic" if anthropic_format else "openai"
+        ids = knobs["models"] if knobs["models"] is not None else MODELS_LISTED
+        if isinstance(ids, dict):
+            ids = ids.get(kind, MODELS_LISTED[kind])
+        if not anthropic_format:
+            self._json(200, {"object": "list", "data": [
+                {"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "fake"} for m in ids]})
+            return
+        data = []
+        for m in ids:
+            caps = ANTHROPIC_CAPABILITIES.get(m, {})
+            yes = {"supported": True}
+            no = {"supported": False}
+            effort = bool(caps.get("effort"))
+            thinking = bool(caps.get("thinking"))
+            data.append({
+                "type": "model", "id": m, "display_name": m, "created_at": "2025-10-01T00:00:00Z",
+                "lifecycle": "active", "max_input_tokens": caps.get("max_input_tokens"),
+                "max_tokens": caps.get("max_tokens"),
+                "capabilities": {
+                    "batch": yes, "citations": yes, "code_execution": no, "image_input": yes, "pdf_input": yes,
+                    "structured_outputs": yes, "server_tools": no, "context_management": no,
+                    "effort": {"supported": effort, **{k: (yes if effort else no) for k in
+                                                       ("low", "medium", "high", "max")}},
+                    "thinking": {"supported": thinking, "types": {
+                        "adaptive": yes if thinking else no, "enabled": yes if thinking else no,
+                        "disabled": yes, "between_tools": no}},
+                }})
+        self._json(200, {"data": data, "has_more": False, "first_id": ids[0] if ids else None,
+                         "last_id": ids[-1] if ids else None})
 
     # -- one completion
     def _complete(self, wire_class: type, body: dict) -> None:
@@ -657,9 +953,25 @@ class _Handler(BaseHTTPRequestHandler):
         if cut:
             tokens = tokens[: wire.limit]
         finish = knobs["finish_reason"] or wire.default_finish(cut)
+        thoughts = _tokens(knobs["reasoning"]) if knobs["reasoning"] else []
+        reasoning_tokens = len(thoughts)
+        if thoughts and protocol == "openai" and knobs["reasoning_shape"] == "think_tags":
+            # no reasoning parser on the server: the thinking is part of the content, tags and all
+            content = "<think>" + knobs["reasoning"] + "</think>\n\n" + "".join(tokens).lstrip()
+            size = knobs["think_split"]
+            tokens = ([content[i:i + size] for i in range(0, len(content), size)] if size else _tokens(content))
+            thoughts, reasoning_tokens = [], 0
+        if knobs["redacted_thinking"] and protocol == "anthropic":
+            reasoning_tokens = max(reasoning_tokens, 12)  # thinking the provider encrypted, billed all the same
+        if knobs["reasoning_tokens"] is not None:
+            reasoning_tokens = knobs["reasoning_tokens"]
+        parts = [("reasoning", t) for t in thoughts] + [("text", t) for t in tokens]
+        block_starts = {i + len(thoughts) for i in block_starts}
         usage = {"input_tokens": knobs["input_tokens"] if knobs["input_tokens"] is not None
                  else _count_words(body),
-                 "output_tokens": knobs["output_tokens"] if knobs["output_tokens"] is not None else len(tokens),
+                 "output_tokens": knobs["output_tokens"] if knobs["output_tokens"] is not None
+                 else len(parts) + (reasoning_tokens if knobs["redacted_thinking"] else 0),
+                 "reasoning_tokens": reasoning_tokens,
                  "cache_read_tokens": knobs["cache_read_tokens"], "cache_write_tokens": knobs["cache_write_tokens"]}
         if knobs["input_tokens"] is None and not knobs["cache_read_tokens"] and not knobs["cache_write_tokens"]:
             read, written = provider._use_prompt_cache(body, protocol, knobs)
@@ -692,22 +1004,28 @@ class _Handler(BaseHTTPRequestHandler):
                 self._chunk(frame)
             start = time.monotonic() + float(knobs["first_token_delay"] or 0)
             tps = knobs["tokens_per_second"]
-            during = "text"
-            for index in range(len(tokens) + 1):
+            for index in range(len(parts) + 1):
+                during = parts[index][0] if index < len(parts) else "text"
                 if self._trouble(index, wire, knobs, log):
                     return
-                if index == len(tokens):
+                if index == len(parts):
                     break
                 self._sleep_until(start + (index / tps if tps else 0))
                 if knobs["ping_every"] and index and index % knobs["ping_every"] == 0:
                     self._chunk(wire.ping())
                     log("ping", chunks=sent)
-                pieces = _surrogate_halves(tokens[index]) if knobs["split_surrogates"] else [tokens[index]]
+                kind, token = parts[index]
+                if kind == "reasoning":
+                    self._chunk(wire.reasoning(token), knobs["split_utf8"], knobs["split_delay"])
+                    sent = index + 1
+                    log("reasoning", n=sent, text=token)
+                    continue
+                pieces = _surrogate_halves(token) if knobs["split_surrogates"] else [token]
                 for n, piece in enumerate(pieces):
                     self._chunk(wire.text(piece, new_block=index in block_starts and n == 0),
                                 knobs["split_utf8"], knobs["split_delay"])
                 sent = index + 1
-                log("chunk", n=sent, text=tokens[index])
+                log("chunk", n=sent, text=token)
             during = "epilogue"
             # logged before the write, so a client that has read the whole reply always finds it logged
             # (if the write fails, a "disconnect" with during="epilogue" follows)
@@ -722,7 +1040,7 @@ class _Handler(BaseHTTPRequestHandler):
         except _Gone as gone:
             self.close_connection = True
             if str(gone) == "client":
-                log("disconnect", chunks=sent, planned=len(tokens), during=during)
+                log("disconnect", chunks=sent, planned=len(parts), during=during)
             else:
                 self._abort()
 
@@ -773,7 +1091,7 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _error(self, status: int, protocol: str, knobs: dict, model: str, key: str | None, log: Any) -> None:
-        if protocol == "openai":
+        if protocol in ("openai", "responses"):
             body = _openai_error(status, knobs, model, key)
         else:
             body = _anthropic_error(status, knobs, model)
@@ -925,6 +1243,11 @@ class FakeProvider:
     @property
     def requests(self) -> list[dict]:
         return self.events("request")
+
+    def sent_messages(self, request: dict | None = None) -> list[dict]:
+        """The messages a request (default: the last one) carried: ``messages`` (Chat Completions,
+        Anthropic) or ``input`` (Responses)."""
+        return _messages((request or self.last_request)["body"])
 
     @property
     def last_request(self) -> dict:

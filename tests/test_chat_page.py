@@ -135,6 +135,7 @@ FAULTS = [
 def test_each_provider_fault_is_shown_as_a_clear_message_and_loses_nothing(app_env, monkeypatch, fake_provider,
                                                                             knobs, expected, model):
     monkeypatch.setenv("CHAT_TIMEOUT", "1")
+    monkeypatch.setenv("CHAT_FIRST_TOKEN_TIMEOUT", "1")  # the wait before the first output has its own limit
     st.cache_resource.clear()
     at = run_app()
     at.sidebar.selectbox(key="model").set_value(model)
@@ -290,8 +291,7 @@ def test_every_earlier_turn_is_sent_while_it_fits_the_models_context_window(app_
     at = run_app()
     for i in range(4):
         send(at, f"question {i}: " + "a fairly long sentence with many words in it " * 10)
-    body = fake_provider.events("request")[-1]["body"]
-    assert len(body["messages"]) == 7  # three full turns and the new question: nothing left out
+    assert len(fake_provider.sent_messages()) == 7  # three full turns and the new question: nothing left out
     assert not any("left out" in c.value for m in at.chat_message for c in m.caption)
 
 
@@ -347,7 +347,7 @@ def test_a_reply_cut_at_the_output_limit_says_so_and_continue_asks_the_model_to_
     next(b for b in at.button if b.label == "Continue").click().run()
     assert not at.exception
     assert at.chat_message[2].markdown[0].value == turns.CONTINUE_PROMPT
-    sent = fake_provider.last_request["body"]["messages"]
+    sent = fake_provider.sent_messages()  # OpenAI itself: the Responses API's input
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
 
 
@@ -491,8 +491,8 @@ def test_regenerate_keeps_the_earlier_reply_a_click_away_and_the_one_shown_is_se
     assert "1 / 2" in [c.value for c in at.caption] and at.button(key="version_previous").disabled
     fake_provider.set_scenario(None, text="Third")
     send(at, "go on")
-    sent = fake_provider.last_request["body"]["messages"]
-    assert [m["content"] for m in sent] == ["hi", "First answer", "go on"]  # the version shown, nothing else
+    sent = [m["content"] for m in fake_provider.sent_messages()]
+    assert [c if isinstance(c, str) else c[0]["text"] for c in sent] == ["hi", "First answer", "go on"]  # shown
     totals = Store(app_env).conversation_totals(open_cid(at))
     assert totals["reply_count"] == 3  # the hidden version still counts in what the chat cost
 

@@ -132,7 +132,7 @@ def test_the_same_model_twice_with_different_settings_is_two_targets(store, prov
     compare.stream_all(live)
     bodies = sorted((e["body"] for e in fake_provider.events("request")), key=lambda b: b["temperature"])
     assert [b["temperature"] for b in bodies] == [0.0, 1.5]
-    assert bodies[1]["messages"][0] == {"role": "system", "content": "Be terse."}
+    assert bodies[1]["instructions"] == "Be terse."  # OpenAI itself: the Responses API
     view = compare.load_run(store, live.run_id)
     assert [c.settings["temperature"] for c in view.columns] == [0.0, 1.5]
     assert compare.describe_settings(view.columns[1].settings) == "temperature 1.5"

@@ -170,7 +170,7 @@ def test_parameters_can_be_set_per_target(app_env, fake_provider):
     run(at, "same model twice")
     bodies = sorted((e["body"] for e in fake_provider.events("request")), key=lambda b: b["temperature"])
     assert [b["temperature"] for b in bodies] == [0.0, 1.5]
-    assert bodies[1]["messages"][0]["content"] == "Answer in French."
+    assert bodies[1]["instructions"] == "Answer in French."  # OpenAI itself: the Responses API
     assert result_columns(at)["B"].caption[0].value == "temperature 1.5 · system prompt set"
 
 
@@ -181,8 +181,8 @@ def test_synced_parameters_go_to_every_target(app_env, fake_provider):
     at.sidebar.text_area(key="cmp_system").set_value("Be brief.")
     run(at, "synced")
     bodies = {e["protocol"]: e["body"] for e in fake_provider.events("request")}
-    assert bodies["openai"]["temperature"] == 0.3 and bodies["openai"]["max_completion_tokens"] == 5
-    assert bodies["openai"]["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert bodies["responses"]["temperature"] == 0.3 and bodies["responses"]["max_output_tokens"] == 5
+    assert bodies["responses"]["instructions"] == "Be brief."
     assert bodies["anthropic"]["max_tokens"] == 5 and bodies["anthropic"]["system"] == "Be brief."
     assert "temperature" not in bodies["anthropic"]  # the Anthropic adapter never sends it, and the page says so
     assert "not sent" in result_columns(at)["B"].caption[0].value

@@ -1,4 +1,5 @@
-"""OpenAIProvider over HTTP: the real openai SDK against the fake provider."""
+"""OpenAIProvider over HTTP: the real openai SDK against the fake provider, over both of its wire formats
+(the Responses API, which OpenAI itself is spoken to with, and Chat Completions, for compatible endpoints)."""
 
 import time
 
@@ -10,9 +11,17 @@ from chat.providers.openai import OpenAIProvider
 HISTORY = [Message("user", "What is 2+2?"), Message("assistant", "4."), Message("user", "And 3+3?")]
 
 
-@pytest.fixture
-def provider(openai_client):
-    return OpenAIProvider("openai", openai_client)
+@pytest.fixture(scope="module", autouse=True)
+def warm_sdk():
+    """The SDK builds its Responses event parser on first use (~1 s); the app does it at start-up (preload)."""
+    from chat.providers.openai import warm_up
+
+    warm_up()
+
+
+@pytest.fixture(params=["responses", "chat"])
+def provider(request, openai_client):
+    return OpenAIProvider("openai", openai_client, api=request.param)
 
 
 def test_an_openai_reply_streams_the_full_text_and_exact_usage(fake_provider, provider):
@@ -44,8 +53,26 @@ def test_an_openai_reply_without_a_usage_chunk_is_not_exact(fake_provider, provi
     assert not reply.usage.input_exact and not reply.usage.output_exact
 
 
-def test_the_openai_request_asks_for_usage_and_sends_the_system_prompt_first_and_the_whole_history(
-        fake_provider, provider):
+def test_openai_itself_is_spoken_to_over_the_responses_api_and_compatible_endpoints_over_chat_completions(
+        openai_client):
+    assert OpenAIProvider("openai", openai_client).api == "responses"
+    assert OpenAIProvider("ollama", openai_client).api == "chat"
+
+
+def test_the_responses_request_stores_nothing_and_sends_the_system_prompt_as_instructions(fake_provider,
+                                                                                        openai_client):
+    list(OpenAIProvider("openai", openai_client).stream("gpt-test", HISTORY, system="Answer in French."))
+    body = fake_provider.last_request["body"]
+    assert fake_provider.last_request["path"] == "/v1/responses"
+    assert body["stream"] is True and body["store"] is False and body["instructions"] == "Answer in French."
+    assert body["input"] == [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4."},
+                             {"role": "user", "content": "And 3+3?"}]
+    assert "temperature" not in body and "max_output_tokens" not in body and "reasoning" not in body
+
+
+def test_the_chat_completions_request_asks_for_usage_and_sends_the_system_prompt_first_and_the_whole_history(
+        fake_provider, openai_client):
+    provider = OpenAIProvider("openai", openai_client, api="chat")
     list(provider.stream("gpt-test", HISTORY, system="Answer in French."))
     body = fake_provider.last_request["body"]
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
@@ -60,13 +87,25 @@ def test_the_openai_request_asks_for_usage_and_sends_the_system_prompt_first_and
 
 def test_no_system_message_is_sent_without_a_system_prompt(fake_provider, provider):
     list(provider.stream("gpt-test", HISTORY))
-    assert [m["role"] for m in fake_provider.last_request["body"]["messages"]] == ["user", "assistant", "user"]
+    body = fake_provider.last_request["body"]
+    assert [m["role"] for m in body.get("messages") or body["input"]] == ["user", "assistant", "user"]
+    assert "instructions" not in body
+
+
+def test_the_responses_api_gets_max_output_tokens_and_a_cut_reply_ends_at_the_output_limit(fake_provider,
+                                                                                       openai_client):
+    params = Params(temperature=0.2, max_tokens=3)
+    reply = OpenAIProvider("openai", openai_client).stream("gpt-test", HISTORY, params=params)
+    list(reply)
+    body = fake_provider.last_request["body"]
+    assert (body["temperature"], body["max_output_tokens"]) == (0.2, 3)
+    assert reply.finish_reason == "max_output_tokens" and reply.provider_finished and len(reply.chunks) == 3
 
 
 def test_openai_gets_max_completion_tokens_and_compatible_endpoints_get_max_tokens(fake_provider,
                                                                                   openai_client):
     params = Params(temperature=0.2, max_tokens=3)
-    reply = OpenAIProvider("openai", openai_client).stream("gpt-test", HISTORY, params=params)
+    reply = OpenAIProvider("openai", openai_client, api="chat").stream("gpt-test", HISTORY, params=params)
     list(reply)
     body = fake_provider.last_request["body"]
     assert (body["temperature"], body["max_completion_tokens"]) == (0.2, 3) and "max_tokens" not in body

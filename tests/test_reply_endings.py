@@ -69,14 +69,14 @@ def test_a_reply_the_provider_finished_is_complete(store, providers, fake_provid
 def test_a_reply_cut_at_the_output_limit_says_so_and_offers_continue(store, providers, fake_provider, name):
     fake_provider.set_scenario(None, words=30)
     row, conversation = run_turn(store, providers, name, params=Params(max_tokens=5))
-    assert row["status"] == "complete" and row["finish_reason"] in ("length", "max_tokens")
+    assert row["status"] == "complete" and row["finish_reason"] in ("max_output_tokens", "max_tokens")
     end = ending(row)
     assert end.word == "cut at the output limit" and end.action == "continue"
     assert "cut at the output limit" in figures_line(row)
     # Continue is a new turn asking the model to go on, with the cut reply in the request
     fake_provider.set_scenario(None, words=5)
     run_turn(store, providers, name, turns.CONTINUE_PROMPT, conversation=conversation)
-    sent = fake_provider.last_request["body"]["messages"]
+    sent = fake_provider.sent_messages()
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
     assert sent[-1]["content"] == turns.CONTINUE_PROMPT
 
@@ -89,7 +89,7 @@ def test_a_reply_blocked_by_a_content_filter_says_so_and_is_left_out_of_later_re
     assert "content filter" in ending(row).notice and ending(row).left_out
     fake_provider.set_scenario(None, words=3)
     run_turn(store, providers, "openai", "something else", conversation=conversation)
-    assert fake_provider.last_request["body"]["messages"] == [{"role": "user", "content": "something else"}]
+    assert fake_provider.sent_messages() == [{"role": "user", "content": "something else"}]
 
 
 @pytest.mark.parametrize("name", PROVIDERS)
@@ -103,7 +103,7 @@ def test_a_refusal_is_stored_shown_and_its_exchange_left_out_of_later_requests(s
     assert end.word == "refused" and end.left_out and "left out of later messages" in end.notice
     fake_provider.set_scenario(None, words=3)
     run_turn(store, providers, name, "second question", conversation=conversation)
-    assert fake_provider.last_request["body"]["messages"] == [{"role": "user", "content": "second question"}]
+    assert fake_provider.sent_messages() == [{"role": "user", "content": "second question"}]
 
 
 @pytest.mark.parametrize("name", PROVIDERS)
@@ -116,9 +116,9 @@ def test_a_tool_call_with_no_text_names_the_tool_and_keeps_later_requests_valid(
     assert ending(row).notice == "The model asked to use the tool get_weather; tools are not enabled here."
     fake_provider.set_scenario(None, words=3)
     run_turn(store, providers, name, "then just guess", conversation=conversation)
-    roles = [m["role"] for m in fake_provider.last_request["body"]["messages"]]
+    roles = [m["role"] for m in fake_provider.sent_messages()]
     assert roles == ["user"]  # the two messages go as one: never two user messages in a row
-    assert fake_provider.last_request["body"]["messages"][0]["content"] == "weather in Paris?\n\nthen just guess"
+    assert fake_provider.sent_messages()[0]["content"] == "weather in Paris?\n\nthen just guess"
 
 
 def test_a_paused_anthropic_turn_says_so_and_offers_continue(store, providers, fake_provider):

@@ -160,7 +160,7 @@ def test_the_oldest_turns_are_left_out_when_the_context_window_is_full(store, op
     turn = turns.send(store, openai_provider, Pricer(), cid, "last one", settings(), context_window=4096 + 500)
     drain(turn)
     assert turn.dropped > 0
-    sent = fake_provider.events("request")[-1]["body"]["messages"]
+    sent = fake_provider.sent_messages()
     assert sent[0]["role"] == "user"
     assert sent[-1]["content"] == "last one"
     assert len(sent) == 13 - turn.dropped

@@ -6,7 +6,17 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from chat.display import ending, figures_line, inert_markdown, plain_sentence, sent_at, sent_note
+from chat.display import (
+    ending,
+    figures_line,
+    inert_markdown,
+    plain_sentence,
+    sent_at,
+    sent_note,
+    thinking_body,
+    thinking_label,
+    thinking_live_label,
+)
 
 RECENT_MESSAGES = 60  # messages drawn when a conversation opens (Chat page and History transcripts)
 EARLIER_STEP = 200  # more drawn per "Show earlier messages" click
@@ -32,6 +42,81 @@ def message_body(content: str, *, help: str | None = None) -> None:
     st.markdown(inert_markdown(content), help=help)
 
 
+def thinking(row: dict) -> None:
+    """A stored reply's Thinking section, collapsed ("Thought for 42 s"), when the reply reasoned."""
+    label = thinking_label(row)
+    if label:
+        with st.expander(label, icon=":material/psychology:"):
+            message_body(thinking_body(row))
+
+
+class LiveThinking:
+    """The Thinking section of a reply while it streams: open and filling with the reasoning (or a live
+    "Thinking for N s…" when none comes), collapsed to "Thought for N s" once the answer starts. Everything
+    it shows is read from the turn (``turn.reasoning``, ``turn.thinking_seconds``), so whoever streams the
+    turn can draw it. Drawn lazily: a reply that never reasons shows only the waiting caption."""
+
+    def __init__(self, turn) -> None:
+        self.turn = turn
+        self.slot = st.empty()
+        self.slot.caption("Thinking…")
+        self._status = None
+        self._body = None
+        self._version = -1
+        self._label = ""
+        self._done = False
+        self.note: str | None = None  # shown instead of the waiting caption (e.g. "busy; retrying…")
+
+    def update(self) -> None:
+        """Redraw what changed; call on every chunk (cheap when nothing did)."""
+        if self._done:
+            return
+        turn = self.turn
+        if turn.answering:
+            self.finish()
+            return
+        reasoning = turn.reasoning
+        label = thinking_live_label(turn.thinking_seconds)
+        if not reasoning and not turn.reasoning_hidden:
+            label = self.note or label
+            if label != self._label:
+                self.slot.caption(label)
+                self._label = label
+            return
+        if self._status is None:
+            self._status = self.slot.status(label, expanded=True)
+            self._body = self._status.empty()
+            self._label = label
+        elif label != self._label:
+            self._status.update(label=label)  # this redraws the section empty: its body is drawn again below
+            self._label = label
+            self._version = -1
+        if turn.reasoning_version != self._version:
+            self._version = turn.reasoning_version
+            self._body.markdown(inert_markdown(reasoning) if reasoning
+                                else "*The reasoning is hidden by the provider.*")
+
+    def finish(self) -> None:
+        """The answer started (or the reply ended): collapse the section to its duration, or remove it."""
+        if self._done:
+            return
+        self._done = True
+        turn = self.turn
+        if self._status is None and not turn.reasoning and not turn.reasoning_hidden:
+            self.slot.empty()
+            return
+        seconds = turn.thinking_seconds or 0.0
+        label = thinking_label({"reasoning": turn.reasoning or None, "reasoning_hidden": turn.reasoning_hidden,
+                                "ttft": seconds}) or "Thought"
+        if self._status is None:
+            self._status = self.slot.status(label, expanded=False, state="complete")
+            self._body = self._status.empty()
+        else:
+            self._status.update(label=label, expanded=False, state="complete")  # drawn empty: body again
+        self._body.markdown(inert_markdown(turn.reasoning) if turn.reasoning
+                            else "*The reasoning is hidden by the provider.*")
+
+
 def viewer_timezone() -> str | None:
     """The browser's time zone (an IANA name), None when unknown (tests, scripts)."""
     try:
@@ -42,6 +127,8 @@ def viewer_timezone() -> str | None:
 
 def message(row: dict, *, tz: str | None = None) -> None:
     with st.chat_message(row["role"]):
+        if row["role"] == "assistant":
+            thinking(row)
         if row["content"]:
             message_body(row["content"], help=sent_note(row, tz) if row["role"] == "user" else None)
         if row["role"] == "assistant":

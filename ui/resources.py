@@ -13,6 +13,7 @@ import streamlit as st
 from chat import tokens
 from chat.config import ConfigError, PriceConfigError, Settings, load_settings, read_secrets
 from chat.identity import NotSignedIn, Viewer, resolve_viewer
+from chat.models import Catalog
 from chat.pricing import Pricer
 from chat.providers import Provider, Usage, build_providers
 from chat.store import Store, StoreError
@@ -52,7 +53,21 @@ def store() -> Store:
 
 @st.cache_resource(show_spinner=False)
 def providers() -> dict[str, Provider]:
-    return build_providers(settings())
+    built = build_providers(settings())
+    for name, provider in built.items():
+        if hasattr(provider, "thinking_mode"):  # Anthropic: adaptive thinking or a budget, as its models API says
+            provider.thinking_mode = lambda model, name=name: catalog().capabilities(name, model).thinking_mode
+    return built
+
+
+LISTING_WAIT = 1.0  # seconds a page run waits for a model listing before showing the configured list
+
+
+@st.cache_resource(show_spinner=False)
+def catalog() -> Catalog:
+    """What each endpoint serves and what its models can do, asked in the background and kept (Refresh asks
+    again); a page run waits for it at most LISTING_WAIT."""
+    return Catalog(settings(), providers, wait=LISTING_WAIT)
 
 
 _preloading = threading.Lock()
@@ -67,8 +82,12 @@ def _preload() -> None:
     import openai.resources.chat  # noqa: F401
 
     import chat.providers.anthropic  # noqa: F401
-    import chat.providers.openai  # noqa: F401
+    import chat.providers.openai
 
+    try:
+        chat.providers.openai.warm_up()  # the Responses event parser, built on first use (~1 s)
+    except Exception:  # an optimisation only: the first reply then builds it
+        pass
     tokens.warm_up()
     Pricer().cost("openai", "gpt-4o-mini", Usage(input_tokens=1, output_tokens=1))
     tuning.freeze_startup_heap()

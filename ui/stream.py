@@ -10,13 +10,16 @@ import streamlit as st
 from chat.display import InertStream
 from chat.live import HEARTBEAT, LiveReply
 from chat.store import Store
+from ui.render import LiveThinking
 
 STORED_POLL = 0.5  # seconds between reads of a reply another process is writing (it checkpoints every second)
 
 
-def _shown(chunks: Iterator[str], status, retries: Callable[[], int] | None = None) -> Iterator[str]:
+def _shown(chunks: Iterator[str], status, retries: Callable[[], int] | None = None,
+           thinking: LiveThinking | None = None) -> Iterator[str]:
     """The chunks, made inert (no remote images), with "Thinking…" replaced by the first text. Empty chunks
-    (heartbeats) touch the session, which is where a rerun of this page interrupts the stream."""
+    (heartbeats) touch the session, which is where a rerun of this page interrupts the stream. With
+    ``thinking``, the reply's Thinking section is kept up to date from its turn until the answer starts."""
     guard = InertStream()
     first = True
     failures = 0
@@ -25,12 +28,23 @@ def _shown(chunks: Iterator[str], status, retries: Callable[[], int] | None = No
             st.session_state["_heartbeat"] = True
             if first and retries is not None and retries() > failures:
                 failures = retries()  # the SDK retries before streaming: say so while it waits
-                status.caption(f"The provider is busy; retrying (attempt {failures + 1})…")
+                note = f"The provider is busy; retrying (attempt {failures + 1})…"
+                if thinking is not None:
+                    thinking.note = note
+                else:
+                    status.caption(note)
+            if first and thinking is not None:
+                thinking.update()
             continue
         if first:
-            status.empty()
+            if thinking is not None:
+                thinking.finish()
+            else:
+                status.empty()
             first = False
         yield guard.feed(chunk)
+    if thinking is not None:
+        thinking.finish()
     yield guard.flush()
 
 
@@ -50,11 +64,10 @@ def follow_reply(reply: LiveReply, *, on_stop: Callable[[str], None]) -> None:
     rerun) ends only this drawing: the reply goes on, and is followed again from where it is."""
     stop_key = f"stop-{reply.message_id}"
     with st.chat_message("assistant"):
-        status = st.empty()
+        thinking = LiveThinking(reply.turn)  # "Thinking…", the reasoning as it comes, collapsed at the answer
         body = st.container()
         st.button("Stop", key=stop_key, icon=":material/stop_circle:", type="secondary",
                   on_click=on_stop, args=(reply.conversation_id,))
-        status.caption("Thinking…")
 
         def retries() -> int:
             sdk_reply = reply.turn.reply
@@ -62,7 +75,7 @@ def follow_reply(reply: LiveReply, *, on_stop: Callable[[str], None]) -> None:
 
         try:
             with body:
-                st.write_stream(_shown(reply.follow(), status, retries))
+                st.write_stream(_shown(reply.follow(), thinking.slot, retries, thinking))
         except BaseException as interruption:
             if clicked(interruption, stop_key):
                 reply.stop()

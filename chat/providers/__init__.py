@@ -35,14 +35,34 @@ TAKES_TEMPERATURE = {"openai": True, "anthropic": False}
 
 
 def build_provider(endpoint: Endpoint, *, timeout: float = 60.0, max_retries: int = 2,
-                   max_retry_wait: float = 10.0) -> Provider:
+                   max_retry_wait: float = 10.0, first_token_timeout: float | None = None,
+                   settings: Settings | None = None) -> Provider:
     """One provider with its SDK client built once. An endpoint without a key gets no client: its
-    replies raise MissingKey instead of the SDK failing at construction."""
+    replies raise MissingKey instead of the SDK failing at construction.
+
+    The SDK's read timeout is the longer of the two limits (a thinking model may send nothing for minutes);
+    the turn enforces ``timeout`` between chunks once the answer flows (``provider.idle_timeout``) and
+    ``first_token_timeout`` before it (``provider.first_output_timeout``)."""
     import httpx2  # the transport both SDKs use
 
+    from chat import models
     from chat.providers.transport import http_client
 
-    request_timeout = httpx2.Timeout(timeout, connect=min(10.0, timeout))
+    provider = _build(endpoint, httpx2, http_client, timeout=max(timeout, first_token_timeout or 0),
+                      connect=min(10.0, timeout), max_retries=max_retries, max_retry_wait=max_retry_wait)
+    provider.idle_timeout = timeout
+    provider.first_output_timeout = first_token_timeout or timeout
+    if settings is not None:  # what each model can do, as configured or known from its name
+        if endpoint.kind == "anthropic":
+            provider.thinking_mode = lambda model: models.capabilities(settings, endpoint.name, model).thinking_mode
+        else:
+            provider.reasons = lambda model: models.capabilities(settings, endpoint.name, model).reasoning_effort
+    return provider
+
+
+def _build(endpoint: Endpoint, httpx2, http_client, *, timeout: float, connect: float, max_retries: int,
+           max_retry_wait: float) -> Provider:
+    request_timeout = httpx2.Timeout(timeout, connect=connect)
     if endpoint.kind == "anthropic":
         import anthropic
 
@@ -72,6 +92,7 @@ def build_provider(endpoint: Endpoint, *, timeout: float = 60.0, max_retries: in
 def build_providers(settings: Settings) -> dict[str, Provider]:
     return {
         e.name: build_provider(e, timeout=settings.timeout, max_retries=settings.max_retries,
-                               max_retry_wait=settings.max_retry_wait)
+                               max_retry_wait=settings.max_retry_wait,
+                               first_token_timeout=settings.first_token_timeout, settings=settings)
         for e in settings.endpoints
     }

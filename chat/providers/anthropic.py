@@ -11,6 +11,15 @@ are kept apart, since they cost more. The reply is finished at ``message_stop``.
 
 Several text blocks are separated by a blank line, as the provider's own clients show them.
 
+Thinking: ``thinking`` blocks stream ``thinking_delta`` (yielded as :class:`Reasoning`) and a closing
+``signature_delta`` (not needed: thinking is not sent back in later turns); a ``redacted_thinking`` block
+marks the reply's reasoning as hidden by the provider. ``message_delta``'s
+``usage.output_tokens_details.thinking_tokens`` is the reasoning within the output tokens. Thinking "on" is
+sent as ``{"type": "adaptive", "display": "summarized"}``, or for a model that takes only a budget
+(``thinking_mode(model) == "enabled"``) as ``{"type": "enabled", "budget_tokens": N}`` with N >= 1024 counted
+in ``max_tokens`` (raised to fit when it is smaller); "off" as ``{"type": "disabled"}``; the effort as
+``output_config={"effort": ...}``.
+
 Prompt caching: a follow-up turn of a long conversation (at least :data:`CACHE_FROM_CHARS` characters in the
 system prompt and messages, and an earlier exchange) asks for Anthropic's automatic caching with a top-level
 ``cache_control={"type": "ephemeral"}``: the API marks the request's last block, so this turn writes the
@@ -25,7 +34,7 @@ any value. ``Params.temperature`` is therefore ignored here (``supports_temperat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import anthropic
@@ -41,6 +50,7 @@ from chat.providers.base import (
     Params,
     ProviderError,
     RateLimited,
+    Reasoning,
     StreamError,
     Timeout,
 )
@@ -51,6 +61,7 @@ if TYPE_CHECKING:
 
 NO_PARAMS = Params()  # Params is frozen: one shared default is safe
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens
+MIN_THINKING_BUDGET = 1024
 CACHE_FROM_CHARS = 4 * 1024  # about 1,024 tokens, the smallest prompt Anthropic caches (more on some models)
 CACHE_CONTROL = {"type": "ephemeral"}  # the 5-minute cache
 
@@ -69,10 +80,13 @@ class AnthropicProvider:
     supports_temperature = False
 
     def __init__(self, name: str = "anthropic", client: anthropic.Anthropic | None = None,
-                 label: str | None = None, *, prompt_cache: bool = True):
+                 label: str | None = None, *, thinking_mode: Callable[[str], str | None] | None = None,
+                 prompt_cache: bool = True):
         self.name = name
         self.client = client
         self.label = label or ("Anthropic" if name == "anthropic" else name)
+        # "adaptive" or "enabled" (a budget), as the models API says per model; None: unknown (adaptive)
+        self.thinking_mode = thinking_mode or (lambda model: None)
         self.prompt_cache = prompt_cache  # False: never ask for caching (the benchmark's baseline)
 
     def request(self, model: str, messages: list[Message], *, system: str | None = None,
@@ -88,6 +102,18 @@ class AnthropicProvider:
             kwargs["system"] = system
         if self.prompt_cache and wants_cache(messages, system):
             kwargs["cache_control"] = dict(CACHE_CONTROL)
+        if params.thinking == "on":
+            if self.thinking_mode(model) == "enabled":
+                budget = max(MIN_THINKING_BUDGET, min(kwargs["max_tokens"] // 2, 16_000))
+                if kwargs["max_tokens"] <= budget:
+                    kwargs["max_tokens"] += budget  # the budget is counted in max_tokens
+                kwargs["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            else:
+                kwargs["thinking"] = {"type": "adaptive", "display": "summarized"}
+        elif params.thinking == "off":
+            kwargs["thinking"] = {"type": "disabled"}
+        if params.reasoning_effort is not None:
+            kwargs["output_config"] = {"effort": params.reasoning_effort}
         # params.temperature is not sent: see the module docstring
         return kwargs
 
@@ -107,12 +133,21 @@ class AnthropicReply(SDKReply):
                 self._take_usage(event.message.usage, start=True)
             elif event.type == "content_block_start":
                 block = event.content_block
-                if block.type == "text":
+                if block.type == "thinking":
+                    if self.reasoning_chunks:
+                        yield Reasoning("\n\n")
+                    if getattr(block, "thinking", None):
+                        yield Reasoning(block.thinking)
+                elif block.type == "redacted_thinking":
+                    self.reasoning_hidden = True
+                elif block.type == "text":
                     new_block = bool(self.chunks)
                 elif block.type in ("tool_use", "server_tool_use") and getattr(block, "name", None):
                     self.tool_calls.append(block.name)
             elif event.type == "content_block_delta":
-                if event.delta.type == "text_delta" and event.delta.text:
+                if event.delta.type == "thinking_delta" and event.delta.thinking:
+                    yield Reasoning(event.delta.thinking)
+                elif event.delta.type == "text_delta" and event.delta.text:
                     text = event.delta.text
                     if new_block and not text.startswith("\n") and not self.chunks[-1].endswith("\n\n"):
                         text = "\n\n" + text
@@ -143,6 +178,9 @@ class AnthropicReply(SDKReply):
         if not start and field(usage, "output_tokens") is not None:
             u.output_tokens = field(usage, "output_tokens")
             u.output_exact = True
+            thinking = field(field(usage, "output_tokens_details"), "thinking_tokens")
+            if isinstance(thinking, int) and thinking > 0:
+                u.reasoning_tokens = thinking
 
     def _whole_text(self, data: dict) -> str | None:
         content = data.get("content")
@@ -156,6 +194,10 @@ class AnthropicReply(SDKReply):
                 continue
             if block.get("type") == "text" and block.get("text"):
                 texts.append(block["text"])
+            elif block.get("type") == "thinking" and block.get("thinking"):
+                self.think(str(block["thinking"]))
+            elif block.get("type") == "redacted_thinking":
+                self.reasoning_hidden = True
             elif block.get("type") in ("tool_use", "server_tool_use") and block.get("name"):
                 self.tool_calls.append(block["name"])
         if data.get("stop_reason"):

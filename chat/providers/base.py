@@ -5,6 +5,10 @@ drives the HTTP stream and yields text chunks; once the iteration ends (finished
 reply exposes the full text, usage, finish reason, time to first token and duration.
 
 A reply is finished only when the provider said so (``provider_finished``): a stream that just ends is not.
+
+Reasoning (a model's thinking before it answers) travels apart from the answer: adapters yield it as
+:class:`Reasoning` pieces, the reply keeps it in ``reasoning_chunks`` with its own first-token time, and
+iterating a reply yields the answer only (:meth:`Reply.parts` yields both).
 """
 
 from __future__ import annotations
@@ -24,13 +28,25 @@ class Message:
     content: str
 
 
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")  # every level either provider names
+THINKING = ("on", "off")  # Anthropic's thinking, when chosen; None leaves it to the model
+
+
 @dataclass(frozen=True)
 class Params:
     temperature: float | None = None
     max_tokens: int | None = None
+    reasoning_effort: str | None = None  # OpenAI reasoning.effort / Anthropic output_config.effort
+    thinking: str | None = None  # "on" / "off" (Anthropic); None: the model's default
 
     def as_dict(self) -> dict:
-        return {"temperature": self.temperature, "max_tokens": self.max_tokens}
+        """What is recorded with a reply; the reasoning settings only when chosen."""
+        out: dict = {"temperature": self.temperature, "max_tokens": self.max_tokens}
+        if self.reasoning_effort is not None:
+            out["reasoning_effort"] = self.reasoning_effort
+        if self.thinking is not None:
+            out["thinking"] = self.thinking
+        return out
 
 
 @dataclass
@@ -46,6 +62,7 @@ class Usage:
     output_exact: bool = False
     cache_write_1h_tokens: int = 0  # of cache_write_tokens, written with a 1-hour lifetime (a higher rate)
     provider_cost: float | None = None  # USD, when the server reports what it billed (OpenRouter)
+    reasoning_tokens: int | None = None  # of output_tokens, spent reasoning (provider-reported, else None)
 
     @property
     def exact(self) -> bool:
@@ -221,6 +238,13 @@ class GatewayError(ProviderError):
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+class Reasoning(str):
+    """A piece of the model's reasoning (its thinking), as opposed to a piece of its answer."""
+
+
+HIDDEN_REASONING = "reasoning hidden by the provider"
+
+
 def _whole_characters(text: str) -> str:
     """``text`` with UTF-16 surrogate halves that meet joined into one character and any unpaired half
     replaced by U+FFFD (a JSON string may carry either; neither can be stored or shown)."""
@@ -249,6 +273,9 @@ class Reply:
         self.tool_calls: list[str] = []  # names of the tools the model asked to use
         self.attempts = 0  # HTTP attempts made for this reply (> 1: the SDK retried before streaming)
         self.failed_attempts = 0  # of which answered with a retryable status (429, 5xx, ...)
+        self.reasoning_chunks: list[str] = []  # the reasoning received, apart from the answer
+        self.first_reasoning_at: float | None = None
+        self.reasoning_hidden = False  # the provider sent reasoning it keeps encrypted (redacted)
         self._iterating = False
 
     # -- what subclasses provide
@@ -263,6 +290,24 @@ class Reply:
 
     # -- the public surface
     def __iter__(self) -> Iterator[str]:
+        """The answer's text, chunk by chunk (reasoning is kept on the reply, not yielded)."""
+        parts = self.parts()
+        try:
+            for part in parts:
+                if not isinstance(part, Reasoning):
+                    yield part
+        finally:
+            parts.close()
+
+    def think(self, text: str) -> None:
+        """Record reasoning that arrived whole (a non-streamed answer)."""
+        if text:
+            if self.first_reasoning_at is None:
+                self.first_reasoning_at = time.monotonic()
+            self.reasoning_chunks.append(text)
+
+    def parts(self) -> Iterator[str]:
+        """The answer's text and the reasoning (as :class:`Reasoning`), in the order they arrive."""
         if self._iterating or self.completed:
             raise RuntimeError("a Reply can be iterated only once")
         self._iterating = True
@@ -276,6 +321,10 @@ class Reply:
                 if self.closed:
                     break
                 if not text:
+                    continue
+                if isinstance(text, Reasoning):
+                    self.think(_whole_characters(text))
+                    yield Reasoning(self.reasoning_chunks[-1])
                     continue
                 text, held = held + text, ""
                 if "\ud800" <= text[-1] <= "\udbff":
@@ -335,6 +384,16 @@ class Reply:
     @property
     def text(self) -> str:
         return "".join(self.chunks)
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(self.reasoning_chunks)
+
+    @property
+    def time_to_first_reasoning(self) -> float | None:
+        if self.first_reasoning_at is None or self.started_at is None:
+            return None
+        return self.first_reasoning_at - self.started_at
 
     @property
     def time_to_first_token(self) -> float | None:
