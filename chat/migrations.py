@@ -214,11 +214,22 @@ def m005_reasoning(db: sqlite_utils.Database) -> None:
     messages.add_column("reasoning_hidden", int)
 
 
+# ---------------------------------------------------------------- what a daily user expects (issue 19)
+
+
+@migration
+def m006_cache_saved(db: sqlite_utils.Database) -> None:
+    """``cache_saved``: what reading (and writing) the provider's prompt cache saved on a reply, in USD,
+    against the same tokens billed as plain input (negative when a cache write cost more than it saved).
+    Priced when the reply finished, with the prices of that day."""
+    db["messages"].add_column("cache_saved", float)
+
+
 # ---------------------------------------------------------------- tools over MCP (issue 18)
 
 
 @migration
-def m006_tool_steps(db: sqlite_utils.Database) -> None:
+def m007_tool_steps(db: sqlite_utils.Database) -> None:
     """``tool_steps``: for a reply that used tools, JSON of its model calls in order, each with its text, the
     tool calls it asked for (arguments, status, whole result or error, timings) and its own tokens and cost."""
     db["messages"].add_column("tool_steps", str)

@@ -184,6 +184,12 @@ def m005_reasoning(conn: Any) -> None:
 
 
 @migration
-def m006_tool_steps(conn: Any) -> None:
+def m006_cache_saved(conn: Any) -> None:
+    """What the prompt cache saved on a reply, in USD (see the SQLite migration of the same name)."""
+    conn.execute("ALTER TABLE messages ADD COLUMN cache_saved double precision")
+
+
+@migration
+def m007_tool_steps(conn: Any) -> None:
     """A reply's tool steps as JSON text (see the SQLite migration of the same name)."""
     conn.execute("ALTER TABLE messages ADD COLUMN tool_steps text")
