@@ -103,6 +103,17 @@ def test_every_model_call_of_the_loop_is_counted_and_priced(store, providers, fa
     assert row["cost"] == pytest.approx((200 * 1.0 + 20 * 2.0) / 1e6)
 
 
+def test_what_the_prompt_cache_saved_is_summed_over_every_model_call_of_the_loop(store, providers, fake_provider,
+                                                                                 toolbox):
+    fake_provider.set_scenario(None, input_tokens=100, cache_read_tokens=1000, output_tokens=10, tool_calls=[
+        {"name": "test__lookup", "arguments": {"key": "sky"}}])
+    pricer = Pricer({"ollama:*": {"input_mtok": 1.0, "output_mtok": 2.0, "cache_read_mtok": 0.1}})
+    _, row, _ = run(store, providers, "chat", runner(toolbox), pricer=pricer)
+    assert row["cache_read_tokens"] == 2000
+    one_call = pricer.cache_saving(*MODELS["chat"], turns.Usage(100, 10, cache_read_tokens=1000))
+    assert one_call == pytest.approx(1000 * 0.9 / 1e6) and row["cache_saved"] == pytest.approx(2 * one_call)
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_several_calls_in_one_step_all_run_and_all_results_go_back(store, providers, fake_provider, toolbox, fmt):
     fake_provider.set_scenario(None, tool_calls=[{"name": "test__lookup", "arguments": {"key": "sky"}},
