@@ -22,6 +22,7 @@ Names other tools rely on:
     CHAT_DAILY_LIMIT_USD    per-user daily spending limit; a turn past it is refused
     CHAT_MAX_RETRY_WAIT     longest retry-after (s) the SDKs may wait out before a retry (default 10);
                             a longer one fails at once with "wait about N s"
+    CHAT_ATTACH_MAX_FILE_MB, CHAT_ATTACH_MAX_MESSAGE_MB   attachment limits per file (20) and per message (30)
 
 Configuration fails closed: a secrets file that exists but cannot be read or parsed, or a setting of the
 wrong type or out of range, raises ConfigError naming the setting (and for a file, the line), rather than
@@ -108,6 +109,8 @@ class Settings:
     first_token_timeout: float = 600.0
     hidden_models: tuple[str, ...] = ()
     capabilities: dict[str, dict[str, Any]] = field(default_factory=dict)
+    attach_max_file_mb: float = 20.0
+    attach_max_message_mb: float = 30.0
 
     def endpoint(self, name: str) -> Endpoint | None:
         return next((e for e in self.endpoints if e.name == name), None)
@@ -301,7 +304,7 @@ def _prices_from(env: Mapping[str, str], secrets: Mapping[str, Any]) -> dict[str
 
 
 _CAPABILITY_FIELDS = {"reasoning_effort": bool, "thinking": bool, "thinking_mode": str, "context_window": int,
-                      "max_output": int, "efforts": list}
+                      "max_output": int, "efforts": list, "image_input": bool, "pdf_input": bool}
 
 
 def _capabilities_from(env: Mapping[str, str], secrets: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -404,4 +407,9 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
         auth_header=auth_header,
         analysts=frozenset(a.strip().lower() for a in analysts if a.strip()),
         daily_limit_usd=daily_limit,
+        attach_max_file_mb=_number("CHAT_ATTACH_MAX_FILE_MB", _lookup(env, secrets, "CHAT_ATTACH_MAX_FILE_MB"),
+                                   default=20.0, minimum=0, above=True, hint=" (MB)"),
+        attach_max_message_mb=_number("CHAT_ATTACH_MAX_MESSAGE_MB",
+                                      _lookup(env, secrets, "CHAT_ATTACH_MAX_MESSAGE_MB"), default=30.0, minimum=0,
+                                      above=True, hint=" (MB)"),
     )

@@ -212,3 +212,21 @@ def m005_reasoning(db: sqlite_utils.Database) -> None:
     messages.add_column("reasoning_tokens", int)
     messages.add_column("reasoning_ttft", float)
     messages.add_column("reasoning_hidden", int)
+
+
+# ---------------------------------------------------------------- attachments (issue 13)
+
+
+@migration
+def m006_attachments(db: sqlite_utils.Database) -> None:
+    """Files attached to messages. ``blobs`` holds each file's bytes once, keyed by their sha256 (the same
+    file attached twice is stored once); ``attachments`` ties a message to its files, in order, with the
+    name the user gave, the media type the content showed, the size and, for images, the dimensions (for
+    PDFs, the pages). A purge (``Store.purge_blobs``) removes blobs no attachment refers to."""
+    db.execute("CREATE TABLE blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL, size INTEGER NOT NULL, "
+               "created_at TEXT NOT NULL)")
+    db.execute("CREATE TABLE attachments (id INTEGER PRIMARY KEY, message_id INTEGER NOT NULL "
+               "REFERENCES messages(id), position INTEGER NOT NULL, sha256 TEXT NOT NULL, name TEXT NOT NULL, "
+               "media_type TEXT NOT NULL, size INTEGER NOT NULL, width INTEGER, height INTEGER, pages INTEGER)")
+    db.execute("CREATE INDEX idx_attachments_message ON attachments(message_id, position)")
+    db.execute("CREATE INDEX idx_attachments_sha256 ON attachments(sha256)")

@@ -6,8 +6,10 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from chat import attachments
 from chat.display import (
     ending,
+    escape_markdown,
     figures_line,
     inert_markdown,
     plain_sentence,
@@ -114,10 +116,35 @@ class LiveThinking:
                             else "*The reasoning is hidden by the provider.*")
 
 
-def message(row: dict) -> None:
+def attached(files: list[dict], load: Callable[[str], bytes] | None = None) -> None:
+    """A message's files: image thumbnails (st.image's enlarge button opens them larger) and a chip per
+    document (name, size, pages). Names are escaped; nothing in a file is rendered as HTML or run."""
+    if not files:
+        return
+    images = [f for f in files if f["media_type"].startswith("image/")]
+    if images and load is not None:
+        cols = st.columns(min(4, len(images)))
+        for i, meta in enumerate(images):
+            with cols[i % len(cols)]:
+                try:
+                    st.image(attachments.preview(meta["sha256"], load), caption=escape_markdown(meta["name"]),
+                             width=160)
+                except Exception:  # a file no longer stored, or unreadable now: its chip still says what it was
+                    st.caption(f":material/image: {escape_markdown(attachments.chip(meta))} (not available)")
+    for meta in files:
+        if meta["media_type"].startswith("image/") and load is not None:
+            continue
+        icon = ":material/picture_as_pdf:" if meta["media_type"] == attachments.PDF else (
+            ":material/image:" if meta["media_type"].startswith("image/") else ":material/description:")
+        st.caption(f"{icon} {escape_markdown(attachments.chip(meta))}")
+
+
+def message(row: dict, load: Callable[[str], bytes] | None = None) -> None:
+    """A stored message; ``load(sha256) -> bytes`` reads attached files for their thumbnails."""
     with st.chat_message(row["role"]):
         if row["role"] == "assistant":
             thinking(row)
+        attached(row.get("attachments") or [], load)
         if row["content"]:
             message_body(row["content"])
         if row["role"] == "assistant":

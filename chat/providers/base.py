@@ -26,6 +26,10 @@ Role = Literal["user", "assistant"]
 class Message:
     role: Role
     content: str
+    attachments: tuple = ()  # chat.attachments.Attachment, with their data, for a user message
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "attachments", tuple(self.attachments))
 
 
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")  # every level either provider names

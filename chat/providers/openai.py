@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 import openai
 
+from chat import attachments
 from chat.providers._common import error_for_status, looks_like_context_too_long, redact, retry_after_seconds
 from chat.providers._sdk import SDKReply, field
 from chat.providers.base import (
@@ -86,7 +87,8 @@ class OpenAIProvider:
 
     def responses_request(self, model: str, messages: list[Message], *, system: str | None = None,
                           params: Params = NO_PARAMS) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"model": model, "input": [{"role": m.role, "content": m.content} for m in messages],
+        kwargs: dict[str, Any] = {"model": model, "input": [{"role": m.role, "content": responses_content(m)}
+                                                            for m in messages],
                                   "stream": True, "store": False}
         if system:
             kwargs["instructions"] = system
@@ -103,7 +105,7 @@ class OpenAIProvider:
                      params: Params = NO_PARAMS) -> dict[str, Any]:
         """The keyword arguments of ``chat.completions.create`` for this turn."""
         wire = [{"role": "system", "content": system}] if system else []
-        wire += [{"role": m.role, "content": m.content} for m in messages]
+        wire += [{"role": m.role, "content": chat_content(m)} for m in messages]
         kwargs: dict[str, Any] = {"model": model, "messages": wire, "stream": True,
                                   "stream_options": {"include_usage": True}}
         if params.temperature is not None:
@@ -118,6 +120,39 @@ class OpenAIProvider:
                params: Params = NO_PARAMS) -> OpenAIReply | ResponsesReply:
         kwargs = self.request(model, messages, system=system, params=params)
         return (ResponsesReply if self.api == "responses" else OpenAIReply)(self, model, kwargs)
+
+
+def responses_content(message: Message) -> str | list[dict]:
+    """A message's content for the Responses API: its text as it is, or with attachments a list of parts:
+    ``input_text`` (the words, then text files as fenced blocks), ``input_image`` (a data URL, downscaled,
+    no metadata) and ``input_file`` (a PDF as base64 with its filename)."""
+    if not message.attachments:
+        return message.content
+    text = attachments.with_texts(message.content, message.attachments)
+    parts: list[dict] = [{"type": "input_text", "text": text}] if text.strip() else []
+    for item in message.attachments:
+        if item.kind == "image":
+            media_type, data = attachments.image_for(item, "responses")
+            parts.append({"type": "input_image", "image_url": attachments.data_url(media_type, data)})
+        elif item.kind == "pdf":
+            parts.append({"type": "input_file", "filename": item.name,
+                          "file_data": attachments.data_url(attachments.PDF, item.data)})
+    return parts
+
+
+def chat_content(message: Message) -> str | list[dict]:
+    """A message's content for Chat Completions: its text as it is, or with attachments a ``text`` part (the
+    words, then text files and the PDFs' extracted text as fenced blocks: these servers take no files) and
+    an ``image_url`` part per image (a data URL, downscaled, no metadata)."""
+    if not message.attachments:
+        return message.content
+    parts: list[dict] = [{"type": "text", "text": attachments.with_texts(message.content, message.attachments,
+                                                                         pdf_as_text=True)}]
+    for item in message.attachments:
+        if item.kind == "image":
+            media_type, data = attachments.image_for(item, "chat")
+            parts.append({"type": "image_url", "image_url": {"url": attachments.data_url(media_type, data)}})
+    return parts
 
 
 class OpenAIReply(SDKReply):
