@@ -212,6 +212,12 @@ if action and cid:  # Regenerate, Retry, Edit, Continue: a new reply, owned by t
     try:
         if live.replies.running(cid) is not None:
             raise live.ReplyInProgress()
+        sent_files = [attachments.Attachment.from_meta(meta) for row in db.messages(cid) if row["role"] == "user"
+                      for meta in row.get("attachments") or ()]
+        # the files these messages carry, against the model now chosen (their sizes were checked when sent)
+        attachments.check(sent_files, limits=attachments.Limits(max_file_bytes=2**62, max_message_bytes=2**62,
+                                                                max_files=2**31),
+                          model=model_id.model, image_input=caps_now.image_input, pdf_input=caps_now.pdf_input)
         db.update_conversation(cid, settings=settings.as_dict())
         turn = None
         if action[0] == "edit" and action[1].strip():
@@ -226,6 +232,8 @@ if action and cid:  # Regenerate, Retry, Edit, Continue: a new reply, owned by t
         faults.append(f"{exc} Nothing was sent; try again in a moment.")
     except live.ReplyInProgress as exc:
         faults.append(str(exc))
+    except attachments.AttachmentError as exc:
+        faults.append(f"{exc.hint} Nothing was sent.")
 
 # A new message. The database takes it before any provider call; a message it refuses stays in this tab
 # (never lost) until Send again delivers it, saved once.

@@ -103,3 +103,17 @@ def test_compare_refuses_files_a_target_cannot_read_before_saving_anything(store
                           capabilities_for=lambda m: SimpleNamespace(image_input=m.model != "gpt-3.5-turbo",
                                                                      pdf_input=None))
     assert store.recent_conversations("alice", source=None) == []
+
+
+def test_regenerate_with_a_model_that_cannot_read_the_conversations_image_says_so_and_sends_nothing(
+        app_env, fake_provider, monkeypatch):
+    monkeypatch.setenv("CHAT_CAPABILITIES", json.dumps({"openai:gpt-3.5-turbo": {"context_window": 16000}}))
+    monkeypatch.setenv("OPENAI_MODELS", "gpt-4o-mini,gpt-3.5-turbo")
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.chat_input[0].upload("shot.png", png(), "image/png").set_value("Describe").run()
+    assert not at.exception, at.exception
+    sent = len(fake_provider.requests)
+    at.sidebar.selectbox[0].set_value("openai:gpt-3.5-turbo").run()
+    next(b for b in at.button if b.label == "Regenerate").click().run()
+    assert "gpt-3.5-turbo cannot read images" in at.error[0].value
+    assert len(fake_provider.requests) == sent
