@@ -87,7 +87,9 @@ class LiveThinking:
             self._body = self._status.empty()
             self._label = label
         elif label != self._label:
-            self._status.update(label=label)  # this redraws the section empty: its body is drawn again below
+            # expanded=True: an update without it sends the section collapsed (Streamlit clears the field),
+            # which hid the reasoning from the first "Thinking for 1 s…" on; its body is drawn again below
+            self._status.update(label=label, expanded=True)
             self._label = label
             self._version = -1
         if turn.reasoning_version != self._version:
