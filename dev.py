@@ -4,6 +4,8 @@
     python3 dev.py run     start the app (streamlit run app.py)
     python3 dev.py test    run every test (unit, provider wire, AppTest, headless Chromium)
     python3 dev.py bench   run the benchmarks and print their figures
+    python3 dev.py migrate-db chat.db postgresql://user:password@host/dbname
+                           copy a SQLite store into PostgreSQL (again: brings it up to date)
 
 Each command creates or updates the virtual environment in .venv from the lock file first (with uv,
 itself installed into .tools on first use), so a fresh checkout needs no other set-up.
@@ -54,9 +56,7 @@ def ensure_chromium() -> None:
     """Browser tests drive Debian's Chromium. Install it when missing and we can (root on Debian)."""
     if Path(CHROMIUM).exists() or shutil.which("chromium"):
         return
-    can_install = (hasattr(os, "geteuid") and os.geteuid() == 0 and Path("/etc/debian_version").exists()
-                   and shutil.which("apt-get"))
-    if not can_install:
+    if not can_apt():
         say("Chromium is missing and cannot be installed here (needs root on Debian); "
             "the browser tests will report it.")
         return
@@ -67,6 +67,33 @@ def ensure_chromium() -> None:
                    check=True, env=env, stdout=subprocess.DEVNULL)
 
 
+def ensure_servers() -> None:
+    """The store tests also run on a throwaway PostgreSQL server, and the proxy test runs the example nginx
+    configuration: Debian's binaries, started by the tests themselves. Install Debian's postgresql and
+    nginx-light when missing and we can (root on Debian); the services they set up are never used."""
+    missing = []
+    if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        missing.append("postgresql")
+    if not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
+        missing.append("nginx-light")
+    if not missing:
+        return
+    if not can_apt():
+        say(f"{' and '.join(missing)} missing and cannot be installed here (needs root on Debian); "
+            "the tests that need them will report it.")
+        return
+    say(f"installing Debian's {' and '.join(missing)} for the PostgreSQL and proxy tests (apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def can_apt() -> bool:
+    return bool(hasattr(os, "geteuid") and os.geteuid() == 0 and Path("/etc/debian_version").exists()
+                and shutil.which("apt-get"))
+
+
 def main(argv: list[str]) -> int:
     command, rest = (argv[0], argv[1:]) if argv else ("help", [])
     if command == "run":
@@ -75,6 +102,7 @@ def main(argv: list[str]) -> int:
     if command == "test":
         ensure_venv()
         ensure_chromium()
+        ensure_servers()
         code = subprocess.call([str(bin_path(VENV, "python")), "-m", "pytest", *rest], cwd=ROOT)
         if code == 5:
             say("pytest collected no tests: that is a failure")
@@ -84,6 +112,9 @@ def main(argv: list[str]) -> int:
         ensure_venv()
         ensure_chromium()
         return subprocess.call([str(bin_path(VENV, "python")), "benchmarks/run_all.py", *rest], cwd=ROOT)
+    if command == "migrate-db":
+        ensure_venv()
+        return subprocess.call([str(bin_path(VENV, "python")), "-m", "chat.store.copy", *rest], cwd=ROOT)
     print(__doc__)
     return 0 if command in ("help", "-h", "--help") else 2
 

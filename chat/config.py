@@ -5,7 +5,10 @@ wins over secrets, so an operator can override a file-based value without editin
 
 Names other tools rely on:
     OPENAI_API_KEY, OPENAI_BASE_URL, ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL   the SDKs' own variables
-    CHAT_DB                 path of the SQLite database (default: ./chat.db)
+    CHAT_DB                 where conversations are stored: a SQLite file path (default: ./chat.db), or a
+                            postgresql://user:password@host:port/dbname URL (several replicas, one database);
+                            or a [database] table in secrets: url = "postgresql://..." or path = "...",
+                            and pool_size (connections per app process, PostgreSQL only; default 10)
     CHAT_DEFAULT_MODEL      `provider:model` selected by default
     CHAT_ENDPOINTS          JSON: {"ollama": {"base_url": ..., "api_key": ..., "models": [...]}, ...}
     OPENAI_MODELS, ANTHROPIC_MODELS   comma-separated model lists shown in the picker
@@ -96,7 +99,7 @@ class Endpoint:
 @dataclass(frozen=True)
 class Settings:
     endpoints: tuple[Endpoint, ...]
-    db_path: Path
+    database: Path | str  # a SQLite file path, or a postgresql:// URL (see chat.store.Store)
     default_model: str | None
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
     timeout: float = 60.0
@@ -106,11 +109,26 @@ class Settings:
     auth_header: str = "X-Forwarded-Email"
     analysts: frozenset[str] = frozenset()
     daily_limit_usd: float | None = None
+    database_pool_size: int = 10
     first_token_timeout: float = 600.0
     hidden_models: tuple[str, ...] = ()
     capabilities: dict[str, dict[str, Any]] = field(default_factory=dict)
     attach_max_file_mb: float = 20.0
     attach_max_message_mb: float = 30.0
+
+    @property
+    def db_path(self) -> Path | str:
+        """The store's target (a file path, or a postgresql:// URL); the older name of ``database``."""
+        return self.database
+
+    @property
+    def database_label(self) -> str:
+        """Where the conversations are, without a password: for messages."""
+        if isinstance(self.database, Path):
+            return str(self.database)
+        from chat.store.postgres import redacted
+
+        return redacted(self.database)
 
     def endpoint(self, name: str) -> Endpoint | None:
         return next((e for e in self.endpoints if e.name == name), None)
@@ -303,6 +321,57 @@ def _prices_from(env: Mapping[str, str], secrets: Mapping[str, Any]) -> dict[str
     return {str(k): dict(v) for k, v in prices.items()}
 
 
+_DATABASE_FIELDS = ("url", "path", "pool_size")
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _database_url(key: str, url: str) -> str:
+    url = url.strip()
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{key} must be a file path or a postgresql:// URL (e.g. postgresql://chat:secret@db:5432/"
+                          f"chat); {url.split('://')[0]}:// is not a database this app can use.")
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(url)
+    except Exception as exc:  # psycopg.ProgrammingError: the URL does not parse
+        problem = str(exc).strip().replace(url, "the URL")
+        raise ConfigError(f"{key} is not a valid postgresql:// URL ({problem}).") from None
+    return url
+
+
+def _database(env: Mapping[str, str], secrets: Mapping[str, Any]) -> tuple[Path | str, int]:
+    """The store's target and its pool size: CHAT_DB (environment, then secrets), else [database], else
+    ./chat.db. A URL is PostgreSQL; anything else a SQLite path."""
+    table = secrets.get("database")
+    if table is None:
+        table = {}
+    if not isinstance(table, Mapping):
+        raise ConfigError("[database] in secrets.toml must be a table, e.g. [database] with "
+                          'url = "postgresql://user:password@host/dbname" (or path = "chat.db").')
+    unknown = sorted(set(table) - set(_DATABASE_FIELDS))
+    if unknown:
+        raise ConfigError(f"[database] has unknown field(s) {', '.join(map(repr, unknown))}; it takes "
+                          f"{', '.join(_DATABASE_FIELDS)}.")
+    url = _text("[database] url", table.get("url") or None)
+    path = _text("[database] path", table.get("path") or None)
+    if url and path:
+        raise ConfigError("[database] takes a url (PostgreSQL) or a path (SQLite), not both.")
+    pool_size = int(_number("[database] pool_size", table.get("pool_size"), default=10, minimum=1, integer=True,
+                            hint=" (connections per app process)"))
+    value = _text("CHAT_DB", _lookup(env, secrets, "CHAT_DB"))
+    key = "CHAT_DB"
+    if value is None:
+        value, key = (url, "[database] url") if url else (path, "[database] path")
+    if value is None:
+        return Path("chat.db"), pool_size
+    if _URL_SCHEME.match(value.strip()):
+        return _database_url(key, value), pool_size
+    if key == "[database] url":
+        raise ConfigError(f"[database] url must be a postgresql:// URL, not {value!r}; a file goes in path.")
+    return Path(value), pool_size
+
+
 _CAPABILITY_FIELDS = {"reasoning_effort": bool, "thinking": bool, "thinking_mode": str, "context_window": int,
                       "max_output": int, "efforts": list, "image_input": bool, "pdf_input": bool}
 
@@ -387,9 +456,11 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
     default_model = _text("CHAT_DEFAULT_MODEL", _lookup(env, secrets, "CHAT_DEFAULT_MODEL"))
     if default_model:
         parse_model_id(default_model)  # fail early and clearly on a malformed id
+    database, pool_size = _database(env, secrets)
     return Settings(
         endpoints=tuple(endpoints),
-        db_path=Path(_text("CHAT_DB", _lookup(env, secrets, "CHAT_DB")) or "chat.db"),
+        database=database,
+        database_pool_size=pool_size,
         default_model=default_model,
         prices=prices,
         timeout=_number("CHAT_TIMEOUT", _lookup(env, secrets, "CHAT_TIMEOUT"), default=60.0, minimum=0,

@@ -1,21 +1,22 @@
-"""The History page's logic: list, search, analyse and export past conversations. Pure functions over a Store.
+"""The History page's logic: list, search, analyse and export past conversations. Pure functions over a Store,
+whichever engine it runs on; the SQL is the store's (chat/store/).
 
 Listing and the analytics cards read the per-conversation totals the store keeps, never ``messages``.
 
-Search runs FTS5 with bm25 ranking. Ranking every match of a common word costs seconds at a million messages
-(FTS5 scores each match and counts every row holding each word), so a search ranks a window:
+Search is ranked full text (FTS5 with bm25 on SQLite, tsvector with ts_rank on PostgreSQL). Ranking every
+match of a common word costs seconds at a million messages, so a search ranks a window:
 
-- the newest :data:`WINDOW` matching messages that pass the filters are the candidates (FTS5 walks its
-  index newest first and stops there), and bm25 orders them; conversations are ranked by their best message.
+- the newest :data:`WINDOW` matching messages that pass the filters are the candidates (the index is walked
+  newest first and stops there), and they are ranked; conversations are ranked by their best message.
   Older matches count only once the filters (a date range, say) bring them into the window.
 - a word found in more than :data:`COMMON_SHARE` of recent messages (judged from how close together its
   newest matches are) is too common to search by, like a stop word: when the search has rarer words it is
-  ignored (neither required nor ranked nor highlighted); requiring it would cost FTS5 tens of milliseconds
-  of intersecting long lists, and its bm25 weight is next to nothing. When every word is that common, all
+  ignored (neither required nor ranked nor highlighted); requiring it would cost tens of milliseconds of
+  intersecting long lists, and its ranking weight is next to nothing. When every word is that common, all
   are required and the candidates are shown newest first.
 
-Text that FTS5 cannot parse (an unbalanced quote, a dangling operator, stray punctuation) is searched as
-plain words: each whitespace-separated chunk holding a letter or digit becomes a quoted phrase.
+Text that is not valid query syntax (an unbalanced quote, a dangling operator, stray punctuation) is searched
+as plain words: each whitespace-separated chunk holding a letter or digit becomes a quoted phrase.
 """
 
 from __future__ import annotations
@@ -25,37 +26,32 @@ import csv
 import io
 import json
 import re
-import sqlite3
 import statistics
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
-from typing import Any
+from datetime import date
 
 from chat.attachments import chip
 from chat.display import csv_cell, ending, escape_markdown, figures_line, thinking_body, thinking_label, totals_line
 from chat.migrations import now
 from chat.pricing import format_cost
-from chat.store import SEARCH_TIME_LIMIT, SOURCES, SearchError, Store, check_search_size, search_guard, title_from
+from chat.store import SEARCH_TIME_LIMIT, STATUSES, Filters, SearchError, Store
+from chat.store.search import HIGHLIGHT_END, HIGHLIGHT_START, SNIPPET_TOKENS, plain_words
 
 PAGE_SIZE = 50
 WINDOW = 1000  # newest matching messages ranked by a search
 COMMON_SHARE = 0.1  # a word in a larger share of recent messages is ignored when the search has rarer words
 COMMON_PROBE = 64  # a word needs at least this many matches to count as common; its newest ones give its share
-STATUSES = {  # status filter -> the condition on the kept totals
-    "stopped": "c.stopped_count > 0",
-    "failed": "c.error_count > 0",
-    "stopped or failed": "(c.stopped_count > 0 OR c.error_count > 0)",
-}
-HIGHLIGHT_START, HIGHLIGHT_END = "\x02", "\x03"  # snippet() markers, turned into **bold** after escaping
-SNIPPET_TOKENS = 16
 EXPORT_FORMAT = "chat-workbench/conversation@1"
 _SECRET_KEY = re.compile(r"key|secret|password|auth", re.IGNORECASE)
 
 __all__ = [
     "CSV_COLUMNS",
+    "HIGHLIGHT_END",
+    "HIGHLIGHT_START",
     "PAGE_SIZE",
+    "SNIPPET_TOKENS",
     "STATUSES",
     "WINDOW",
     "Filters",
@@ -71,6 +67,7 @@ __all__ = [
     "get_conversation",
     "highlight_markdown",
     "list_conversations",
+    "plain_words",
     "rank",
     "search",
     "search_page",
@@ -82,120 +79,30 @@ __all__ = [
 ]
 
 
-# ---------------------------------------------------------------- filters
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Which conversations: every field None (or False) means "any". Dates are UTC days, inclusive, on the
-    conversation's last activity. ``model`` is a ``provider:model`` id. ``deleted`` True shows only the
-    deleted conversations (to restore them); otherwise deleted ones are hidden."""
-
-    user: str | None = None
-    since: date | None = None
-    until: date | None = None
-    provider: str | None = None
-    model: str | None = None
-    status: str | None = None
-    source: str | None = None
-    deleted: bool = False
-
-    def __post_init__(self):
-        if self.status is not None and self.status not in STATUSES:
-            raise ValueError(f"status must be one of {tuple(STATUSES)}, not {self.status!r}")
-        if self.source is not None and self.source not in SOURCES:
-            raise ValueError(f"source must be one of {SOURCES}, not {self.source!r}")
-
-    def totals_source(self) -> str:
-        """``conversations c`` for sums and counts: live conversations are read from the index that holds
-        their totals (SQLite would otherwise read every row; see migration m002)."""
-        return "conversations c" if self.deleted else "conversations c INDEXED BY idx_conversations_live_totals"
-
-    def sql(self) -> tuple[str, list[Any]]:
-        """A condition on ``conversations c`` and its parameters."""
-        where = ["c.deleted_at IS NOT NULL" if self.deleted else "c.deleted_at IS NULL"]
-        params: list[Any] = []
-        if self.user is not None:
-            where.append("c.user = ?")
-            params.append(self.user)
-        if self.source is not None:
-            where.append("c.source = ?")
-            params.append(self.source)
-        if self.since is not None:
-            where.append("c.updated_at >= ?")
-            params.append(self.since.isoformat())
-        if self.until is not None:
-            where.append("c.updated_at < ?")
-            params.append((self.until + timedelta(days=1)).isoformat())
-        # `models` is the JSON list the store keeps, e.g. ["openai:gpt-4o"]: match the JSON-encoded text
-        if self.provider:
-            where.append("instr(c.models, ?) > 0")
-            params.append(json.dumps(f"{self.provider}:")[:-1])  # '"openai:' (no closing quote: a prefix)
-        if self.model:
-            where.append("instr(c.models, ?) > 0")
-            params.append(json.dumps(self.model))
-        if self.status is not None:
-            where.append(STATUSES[self.status])
-        return " AND ".join(where), params
-
-
 # ---------------------------------------------------------------- listing
 
 
-def _conversation(row: dict) -> dict:
-    row["models"] = json.loads(row.get("models") or "[]")
-    row["settings"] = json.loads(row.get("settings") or "{}")
+def _with_tokens(row: dict) -> dict:
     row["tokens"] = sum(row.get(k) or 0 for k in ("input_tokens", "output_tokens", "cache_read_tokens",
                                                    "cache_write_tokens"))
     return row
-
-
-def _rows(db, sql: str, params: Any = ()) -> list[dict]:
-    cursor = db.execute(sql, params)
-    keys = [d[0] for d in cursor.description]
-    return [dict(zip(keys, row, strict=True)) for row in cursor.fetchall()]
-
-
-def _name_untitled(db, rows: list[dict]) -> None:
-    """A conversation with no title is named after its first message."""
-    for row in rows:
-        if not (row.get("title") or "").strip():
-            first = db.execute("SELECT content FROM messages WHERE conversation_id = ? AND superseded = 0 "
-                               "ORDER BY position LIMIT 1", [row["id"]]).fetchone()
-            row["title"] = title_from(first[0]) if first else ""
 
 
 def list_conversations(store: Store, filters: Filters, *, limit: int | None = PAGE_SIZE,
                        offset: int = 0) -> list[dict]:
     """Conversations matching ``filters``, last active first. Each row has the kept totals, ``models`` as a
     list, ``settings`` as a dict, ``tokens`` (all kinds) and a ``title`` (the first message when untitled)."""
-    where, params = filters.sql()
-    sql = f"SELECT c.* FROM conversations c WHERE {where} ORDER BY c.updated_at DESC, c.rowid DESC"
-    if limit is not None:
-        sql += " LIMIT ? OFFSET ?"
-        params += [limit, offset]
-    with store.db() as db:
-        rows = [_conversation(row) for row in _rows(db, sql, params)]
-        _name_untitled(db, rows)
-    return rows
+    return [_with_tokens(row) for row in store.list_conversations(filters, limit=limit, offset=offset)]
 
 
 def count_conversations(store: Store, filters: Filters) -> int:
-    where, params = filters.sql()
-    with store.db() as db:
-        return db.execute(f"SELECT COUNT(*) FROM {filters.totals_source()} WHERE {where}", params).fetchone()[0]
+    return store.count_conversations(filters)
 
 
 def filter_options(store: Store, user: str | None) -> dict[str, list[str]]:
     """The providers, ``provider:model`` ids and users seen in ``user``'s conversations (None: everyone's)."""
-    filters = Filters(user=user)
-    where, params = filters.sql()
-    with store.db() as db:
-        model_lists = [row[0] for row in db.execute(
-            f"SELECT DISTINCT c.models FROM {filters.totals_source()} WHERE {where}", params)]
-        users = [row[0] for row in db.execute(
-            f"SELECT DISTINCT c.user FROM {filters.totals_source()} WHERE {where} ORDER BY 1", params)]
-    models = sorted({m for text in model_lists for m in json.loads(text or "[]")})
+    model_lists, users = store.filter_values(Filters(user=user))
+    models = sorted({m for models in model_lists for m in models})
     providers = sorted({m.partition(":")[0] for m in models})
     return {"providers": providers, "models": models, "users": users}
 
@@ -205,19 +112,10 @@ def get_conversation(store: Store, conversation_id: str, *, user: str | None) ->
     conversation = store.get_conversation(conversation_id, include_deleted=True)
     if conversation is None or (user is not None and conversation["user"] != user):
         return None
-    conversation["tokens"] = sum(conversation.get(k) or 0 for k in (
-        "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"))
-    return conversation
+    return _with_tokens(conversation)
 
 
 # ---------------------------------------------------------------- search
-
-
-@dataclass(frozen=True)
-class Query:
-    expr: str  # the FTS5 MATCH expression
-    phrases: tuple[str, ...] | None  # the phrases it ANDs, or None when it uses operators
-    plain: bool  # the text was not valid FTS5 syntax and is searched as plain words
 
 
 @dataclass
@@ -231,92 +129,12 @@ class SearchPage:
     problem: str | None = None  # why the search did not run, for the user (see Ranked)
 
 
-_TOKEN = re.compile(r'\s+|"(?:[^"]|"")*"\*?|[\w\x80-\U0010ffff]+\*?|.', re.UNICODE)
-_OPERATORS = {"AND", "OR", "NOT", "NEAR"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _phrases(text: str) -> tuple[str, ...] | None:
-    """The phrases of a query that is only phrases (implicitly ANDed), each as MATCH text; None otherwise."""
-    phrases = []
-    for token in _TOKEN.findall(text):
-        if token.isspace():
-            continue
-        if token.startswith('"') and len(token) > 1 and token.rstrip("*").endswith('"'):
-            phrases.append(token)
-        elif re.fullmatch(r"[\w\x80-\U0010ffff]+\*?", token) and token.rstrip("*") not in _OPERATORS:
-            prefix = token.endswith("*")
-            phrases.append('"' + token.rstrip("*") + '"' + ("*" if prefix else ""))
-        else:
-            return None
-    return tuple(phrases)
-
-
-def plain_words(text: str) -> tuple[str, ...]:
-    """Whitespace-separated chunks that hold a letter or digit, each as a quoted FTS5 phrase."""
-    return tuple('"' + chunk.replace('"', '""') + '"' for chunk in text.split() if re.search(r"\w", chunk))
-
-
-def _terms(text: str) -> list[str]:
-    """The words and quoted phrases of a query as typed (operators and punctuation left out)."""
-    return [t for t in _TOKEN.findall(text) if t.startswith('"') and len(t) > 1
-            or re.fullmatch(r"[\w\x80-\U0010ffff]+\*?", t) and t.rstrip("*") not in _OPERATORS]
-
-
-def parse_query(db, text: str) -> Query | None:
-    """The MATCH expression for what the user typed; None when there is nothing to search for. Raises
-    SearchTooLarge past the size limits (chat.store.check_search_size)."""
-    # Control characters are never part of a word, and FTS5 reads a NUL as the end of the query.
-    text = _CONTROL.sub(" ", text).strip()
-    if not text:
-        return None
-    check_search_size(text, _terms(text))
-    phrases = _phrases(text)
-    if phrases:  # words and quoted phrases only: valid FTS5 as they stand, written out one by one
-        return Query(" ".join(phrases), phrases, plain=False)
-    try:  # operators: let FTS5 judge (parsing a query costs no more than a prefix's word list)
-        db.execute("SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? LIMIT 1", [text]).fetchall()
-    except sqlite3.OperationalError as exc:
-        if getattr(exc, "sqlite_errorname", "SQLITE_ERROR") != "SQLITE_ERROR":
-            raise  # about the database, not the query
-        words = plain_words(text)
-        return Query(" ".join(words), words, plain=True) if words else None
-    return Query(text, None, plain=False)
-
-
-def _is_common(db, phrase: str, last_id: int) -> bool:
-    """Whether ``phrase`` is in more than COMMON_SHARE of recent messages: its newest COMMON_PROBE matches
-    span few enough message ids (ids follow time)."""
-    row = db.execute("SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rowid DESC "
-                     "LIMIT 1 OFFSET ?", [phrase, COMMON_PROBE - 1]).fetchone()
-    return row is not None and COMMON_PROBE / (last_id - row[0] + 1) > COMMON_SHARE
-
-
-# FTS5 sets a query up again for each value of `rowid IN (...)` (a prefix query merges its word lists again
-# each time). One pass over the ids' range with `+rowid IN (...)` (the "+" keeps the list out of the virtual
-# table's hands) sets it up once and runs snippet() only on the listed rows.
-_ONLY_THESE = "rowid BETWEEN ? AND ? AND +rowid IN (SELECT value FROM json_each(?))"
-
-
-def _only(ids: list[int]) -> list:
-    return [min(ids), max(ids), json.dumps(ids)]
-
-
-def _snippets(db, expr: str, message_ids: list[int]) -> dict[int, str]:
-    if not message_ids:
-        return {}
-    return dict(db.execute(
-        f"SELECT rowid, snippet(messages_fts, 0, ?, ?, '…', ?) FROM messages_fts "
-        f"WHERE messages_fts MATCH ? AND {_ONLY_THESE}",
-        [HIGHLIGHT_START, HIGHLIGHT_END, SNIPPET_TOKENS, expr, *_only(message_ids)]).fetchall())
-
-
 @dataclass
 class Ranked:
     """A search's matching conversations, best first, before any page of them is read."""
 
     hits: list[tuple[str, float, int, int]]  # conversation id, score (lower is better), best message id, hits
-    highlight: str  # the MATCH expression the snippets highlight
+    highlight: str  # the engine's match expression the snippets highlight
     windowed: bool  # more messages matched than were ranked (the newest WINDOW)
     plain: bool  # searched as plain words
     ranked_by: str  # "relevance", or "recency" when every word is very common
@@ -336,27 +154,27 @@ def rank(store: Store, text: str, filters: Filters, *, time_limit: float = SEARC
 
 
 def _rank(store: Store, text: str, filters: Filters, time_limit: float) -> Ranked:
-    with store.db() as db, search_guard(db, time_limit):
-        query = parse_query(db, text)
+    with store.search_session(time_limit) as session:
+        query = session.parse(text)
         if query is None:
             return Ranked([], "", windowed=False, plain=True, ranked_by="relevance")
         expr, ignored, ranked_by = query.expr, (), "relevance"
         if query.phrases:
-            last_id = db.execute("SELECT COALESCE(MAX(rowid), 0) FROM messages").fetchone()[0]
-            common = tuple(p for p in query.phrases if _is_common(db, p, last_id))
+            last_id = session.last_id()
+
+            def is_common(phrase: str) -> bool:
+                """Whether ``phrase`` is in more than COMMON_SHARE of recent messages: its newest COMMON_PROBE
+                matches span few enough message ids (ids follow time)."""
+                oldest = session.newest_match(phrase, COMMON_PROBE - 1)
+                return oldest is not None and COMMON_PROBE / (last_id - oldest + 1) > COMMON_SHARE
+
+            common = tuple(i for i, p in enumerate(query.phrases) if is_common(p))
             if len(common) == len(query.phrases):
                 ranked_by = "recency"
             elif common:
-                expr, ignored = " ".join(p for p in query.phrases if p not in common), common
-        where, params = filters.sql()
-        score = "bm25(messages_fts)" if ranked_by == "relevance" else "-messages_fts.rowid"
-        candidates = db.execute(f"""
-            SELECT messages_fts.rowid, m.conversation_id, {score}
-            FROM messages_fts
-            JOIN messages m ON m.id = messages_fts.rowid
-            JOIN conversations c ON c.id = m.conversation_id
-            WHERE messages_fts MATCH ? AND m.superseded = 0 AND {where}
-            ORDER BY messages_fts.rowid DESC LIMIT ?""", [expr, *params, WINDOW + 1]).fetchall()
+                expr = session.join(tuple(p for i, p in enumerate(query.phrases) if i not in common))
+                ignored = tuple(query.labels[i] for i in common)
+        candidates = session.candidates(expr, filters, by=ranked_by, limit=WINDOW + 1)
     windowed = len(candidates) > WINDOW
     candidates = candidates[:WINDOW]
 
@@ -370,8 +188,7 @@ def _rank(store: Store, text: str, filters: Filters, time_limit: float) -> Ranke
         if message_score < entry[0]:
             entry[0], entry[1] = message_score, message_id
     hits = sorted(((cid, score_, mid, n) for cid, (score_, mid, n) in best.items()), key=lambda h: (h[1], -h[2]))
-    ignored_words = tuple(p.strip('"*').replace('""', '"') for p in ignored)
-    return Ranked(hits, expr, windowed, query.plain, ranked_by, ignored_words)
+    return Ranked(hits, expr, windowed, query.plain, ranked_by, ignored)
 
 
 def search_page(store: Store, ranked: Ranked, *, limit: int = PAGE_SIZE, offset: int = 0) -> list[dict]:
@@ -381,23 +198,15 @@ def search_page(store: Store, ranked: Ranked, *, limit: int = PAGE_SIZE, offset:
     chosen = ranked.hits[offset:offset + limit]
     if not chosen:
         return []
-    conversations: dict[str, dict] = {}
-    with store.db() as db:
-        ids = [h[0] for h in chosen]
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            for row in _rows(db, f"SELECT c.* FROM conversations c WHERE c.id IN ({marks})", chunk):
-                conversations[row["id"]] = _conversation(row)
-        snippets = _snippets(db, ranked.highlight, [h[2] for h in chosen])
-        rows = []
-        for conversation_id, score, message_id, hits in chosen:
-            row = conversations.get(conversation_id)
-            if row is None:  # deleted for good since it was ranked
-                continue
-            rows.append(row | {"match_id": message_id, "hits": hits, "score": score,
-                               "snippet": snippets.get(message_id, "")})
-        _name_untitled(db, rows)
+    conversations = store.conversations_by_id([h[0] for h in chosen])
+    snippets = store.snippets(ranked.highlight, [h[2] for h in chosen])
+    rows = []
+    for conversation_id, score, message_id, hits in chosen:
+        row = conversations.get(conversation_id)
+        if row is None:  # deleted for good since it was ranked
+            continue
+        rows.append(_with_tokens(row) | {"match_id": message_id, "hits": hits, "score": score,
+                                         "snippet": snippets.get(message_id, "")})
     return rows
 
 
@@ -437,18 +246,7 @@ def plain_snippet(snippet: str) -> str:
 def summary(store: Store, filters: Filters) -> dict:
     """The cards: conversations, messages, replies, tokens, cost (known costs) and replies of unknown cost,
     from the kept totals."""
-    where, params = filters.sql()
-    with store.db() as db:
-        row = _rows(db, f"""
-            SELECT COUNT(*) AS conversations,
-                   COALESCE(SUM(c.message_count), 0) AS messages,
-                   COALESCE(SUM(c.reply_count), 0) AS replies,
-                   COALESCE(SUM(c.input_tokens + c.output_tokens + c.cache_read_tokens + c.cache_write_tokens), 0)
-                     AS tokens,
-                   TOTAL(c.cost) AS cost,
-                   COALESCE(SUM(c.unknown_cost_count), 0) AS unknown_cost_count
-            FROM {filters.totals_source()} WHERE {where}""", params)[0]
-    return row
+    return store.summary(filters)
 
 
 def usage_by_model_and_day(store: Store, filters: Filters) -> tuple[list[dict], list[dict]]:
@@ -457,39 +255,23 @@ def usage_by_model_and_day(store: Store, filters: Filters) -> tuple[list[dict], 
     - by UTC day and model: ``day``, ``model``, ``replies``, ``tokens``, ``cost`` (known), ``unknown_cost``;
     - by model: the same plus ``median_ttft`` (s) and ``median_tokens_per_second`` (None without data).
     """
-    where, params = filters.sql()
-    # CROSS JOIN keeps conversations as the outer loop: the filters pick them, an index finds their replies.
-    # The rate is chat.display.tokens_per_second, in SQL.
-    sql = f"""
-        SELECT substr(m.created_at, 1, 10),
-               CASE WHEN m.provider IS NULL THEN COALESCE(m.model, 'unknown model')
-                    ELSE m.provider || ':' || m.model END,
-               COALESCE(m.input_tokens, 0) + COALESCE(m.output_tokens, 0) + COALESCE(m.cache_read_tokens, 0)
-                 + COALESCE(m.cache_write_tokens, 0),
-               m.cost, m.ttft,
-               CASE WHEN m.output_tokens > 0 AND m.duration - COALESCE(m.ttft, 0) > 0.05
-                    THEN m.output_tokens / (m.duration - COALESCE(m.ttft, 0)) END
-        FROM conversations c CROSS JOIN messages m ON m.conversation_id = c.id
-        WHERE {where} AND m.role = 'assistant' AND m.status != 'streaming'"""
     days: dict[tuple[str, str], list] = defaultdict(lambda: [0, 0, 0.0, 0])
     totals: dict[str, list] = defaultdict(lambda: [0, 0, 0.0, 0])
     ttfts: dict[str, list[float]] = defaultdict(list)
     rates: dict[str, list[float]] = defaultdict(list)
-    with store.db() as db:
-        cursor = db.execute(sql, params)
-        while batch := cursor.fetchmany(10_000):
-            for day, name, tokens, cost, ttft, rate in batch:
-                entry = days[(day, name)]
-                entry[0] += 1
-                entry[1] += tokens
-                if cost is None:
-                    entry[3] += 1
-                else:
-                    entry[2] += cost
-                if ttft is not None:
-                    ttfts[name].append(ttft)
-                if rate is not None:
-                    rates[name].append(rate)
+    for batch in store.reply_figures(filters):
+        for day, name, tokens, cost, ttft, rate in batch:
+            entry = days[(day, name)]
+            entry[0] += 1
+            entry[1] += tokens
+            if cost is None:
+                entry[3] += 1
+            else:
+                entry[2] += cost
+            if ttft is not None:
+                ttfts[name].append(ttft)
+            if rate is not None:
+                rates[name].append(rate)
     for (_, name), (n, tokens, cost, unknown) in days.items():
         entry = totals[name]
         entry[0] += n
@@ -506,13 +288,7 @@ def usage_by_model_and_day(store: Store, filters: Filters) -> tuple[list[dict], 
 
 
 def usage_by_user(store: Store, filters: Filters) -> list[dict]:
-    where, params = filters.sql()
-    with store.db() as db:
-        return _rows(db, f"""
-            SELECT c.user AS user, COUNT(*) AS conversations, SUM(c.message_count) AS messages,
-                   SUM(c.input_tokens + c.output_tokens + c.cache_read_tokens + c.cache_write_tokens) AS tokens,
-                   TOTAL(c.cost) AS cost, SUM(c.unknown_cost_count) AS unknown_cost_count
-            FROM {filters.totals_source()} WHERE {where} GROUP BY c.user ORDER BY 1""", params)
+    return store.usage_by_user(filters)
 
 
 def cost_text(cost: float | None, unknown: int) -> str:

@@ -40,6 +40,50 @@ def store(tmp_path):
     s.close()
 
 
+# ---------------------------------------------------------------- both engines
+
+PG_TEMPLATE = "chat_template"
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One throwaway PostgreSQL server for the test session (tests/pg_support.py), with a migrated template
+    database each test copies. Not installed: skipped with the reason on a developer's machine, failed under
+    CI (CI=true), where `dev.py test` installs it. Installed but cannot start: the tests fail."""
+    from pg_support import PostgresServer, pg_bin
+
+    if pg_bin() is None:
+        reason = "PostgreSQL is not installed; `python3 dev.py test` installs Debian's postgresql (root on Debian)."
+        if os.environ.get("CI"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    with PostgresServer() as server:
+        from chat.store import Store
+
+        server.execute(f"CREATE DATABASE {PG_TEMPLATE}")
+        Store(server.url_of(PG_TEMPLATE), pool_size=1).close()
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request, tmp_path):
+    """Where a store's data lives, once per engine: a SQLite file in the test's directory, or a fresh migrated
+    PostgreSQL database on the session's server (its URL)."""
+    if request.param == "sqlite":
+        return tmp_path / "chat.db"
+    return request.getfixturevalue("pg_server").new_database(template=PG_TEMPLATE)
+
+
+@pytest.fixture
+def engine_store(store_target):
+    """A Store on ``store_target``: each test that uses it runs on both engines."""
+    from chat.store import Store
+
+    s = Store(store_target)
+    yield s
+    s.close()
+
+
 @pytest.fixture
 def make_openai_client(fake_provider):
     """A factory of real ``openai.OpenAI`` clients pointed at the fake provider, closed after the test.

@@ -272,3 +272,34 @@ def test_an_attachment_without_its_bytes_is_loaded_from_the_store(store):
     bare = Attachment.from_meta(store.messages(conversation)[0]["attachments"][0])
     (loaded,) = turns.with_file_data(store, [Message("user", "x", (bare,))])
     assert loaded.attachments[0].data == png()
+
+
+# ---------------------------------------------------------------- both engines
+
+
+def test_files_round_trip_through_the_store_on_both_engines(engine_store):
+    """Stored once by sha256 (bytea on PostgreSQL), listed with their messages in order, read back byte for
+    byte, reattached by hash, purged only when nothing refers to them."""
+    store = engine_store
+    image = attachments.read("chart.png", png())
+    doc = attachments.read("report.pdf", pdf(pages=2))
+    conversation = store.create_conversation(user="ann")
+    first = store.add_user_message(conversation, "", [image, doc])
+    assert store.get_conversation(conversation)["title"] == "chart.png, report.pdf"
+    assert first["attachments"] == [image.meta(), doc.meta()]
+    again = attachments.Attachment(image.name, image.media_type, image.size, image.sha256)  # no bytes: by hash
+    store.add_user_message(conversation, "the same chart", [again])
+    listed = store.messages(conversation)
+    assert [[m["name"] for m in row["attachments"]] for row in listed] == [["chart.png", "report.pdf"], ["chart.png"]]
+    assert store.blob(image.sha256) == image.data and store.blob(doc.sha256) == doc.data
+    assert isinstance(store.blob(doc.sha256), bytes)
+    with store.db() as db:
+        assert db.execute("SELECT COUNT(*) FROM blobs").fetchone()[0] == 2
+    with pytest.raises(ValueError, match="none stored"):
+        store.add_user_message(conversation, "lost", [attachments.Attachment("x.png", "image/png", 3, "0" * 64)])
+    assert store.purge_blobs() == 0
+    store.soft_delete(conversation)
+    assert store.purge_blobs() == 0
+    assert store.purge_blobs(deleted_conversations=True) == 2
+    with pytest.raises(LookupError):
+        store.blob(image.sha256)

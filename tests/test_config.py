@@ -218,3 +218,42 @@ def test_an_unreadable_or_binary_secrets_file_is_refused_naming_it(tmp_path):
     binary.write_bytes(b'CHAT_AUTH = "\xff\xfe"\n')
     with pytest.raises(ConfigError, match="other.toml is not UTF-8"):
         read_secrets(binary)
+
+
+# ---------------------------------------------------------------- where conversations are stored
+
+
+def test_a_postgresql_url_in_chat_db_selects_postgresql_and_a_path_keeps_sqlite():
+    url = "postgresql://chat:secret@db.internal:5432/chat"
+    assert load_settings({"CHAT_DB": url}, {}).database == url
+    assert load_settings({"CHAT_DB": "data/chat.db"}, {}).database == Path("data/chat.db")
+    assert load_settings({}, {"CHAT_DB": "postgres://u@h/d"}).database == "postgres://u@h/d"
+
+
+def test_a_database_table_in_secrets_gives_the_url_or_the_path_and_the_pool_size():
+    s = load_settings({}, {"database": {"url": "postgresql://chat@db/chat", "pool_size": 4}})
+    assert (s.database, s.database_pool_size) == ("postgresql://chat@db/chat", 4)
+    assert load_settings({}, {"database": {"path": "/srv/chat.db"}}).database == Path("/srv/chat.db")
+    assert load_settings({"CHAT_DB": "env.db"}, {"database": {"url": "postgresql://chat@db/chat"}}).database == Path(
+        "env.db")  # the environment wins
+
+
+def test_the_database_label_never_shows_the_password():
+    s = load_settings({"CHAT_DB": "postgresql://chat:hunter2@db.internal:5433/chat"}, {})
+    assert s.database_label == "postgresql://chat@db.internal:5433/chat"
+
+
+@pytest.mark.parametrize(("env", "secrets", "message"), [
+    ({"CHAT_DB": "mysql://u@h/d"}, {}, "CHAT_DB must be a file path or a postgresql:// URL"),
+    ({}, {"database": "postgresql://u@h/d"}, "[database] in secrets.toml must be a table"),
+    ({}, {"database": {"url": "postgresql://u@h/d", "password": "x"}}, "[database] has unknown field(s) 'password'"),
+    ({}, {"database": {"url": "postgresql://u@h/d", "path": "x.db"}}, "not both"),
+    ({}, {"database": {"url": "chat.db"}}, "[database] url must be a postgresql:// URL"),
+    ({}, {"database": {"url": "postgresql://u@h/d", "pool_size": 0}}, "[database] pool_size must be a whole number"),
+    ({}, {"database": {"url": 5}}, "[database] url must be text"),
+    ({"CHAT_DB": "postgresql://u@h/d?colour=blue"}, {}, "CHAT_DB is not a valid postgresql:// URL"),
+])
+def test_a_malformed_database_setting_is_refused_naming_it(env, secrets, message):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env, secrets)
+    assert message in str(caught.value)

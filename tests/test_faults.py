@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 import chat.store
 from chat.store import DatabaseBusy, DatabaseUnavailable, Store
+from chat.store.sqlite import SqliteStore
 
 ROOT = os.geteuid() == 0
 
@@ -108,14 +109,14 @@ def test_a_full_disk_is_database_unavailable_and_writing_works_again_once_there_
     folder = small_disk or tmp_path
     store = Store(folder / "chat.db")
     if small_disk is None:  # no tmpfs to fill: cap the file's pages on every connection instead
-        connect = Store._connect
+        connect = SqliteStore._connect
 
         def capped(self):
             db = connect(self)
             db.conn.execute(f"PRAGMA max_page_count = {db.conn.execute('PRAGMA page_count').fetchone()[0] + 2}")
             return db
 
-        monkeypatch.setattr(Store, "_connect", capped)
+        monkeypatch.setattr(SqliteStore, "_connect", capped)
         store.close()
         store = Store(folder / "chat.db")
     cid = store.create_conversation(user="ann")

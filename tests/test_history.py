@@ -17,19 +17,33 @@ from chat import history
 from chat.history import Filters
 from chat.providers.base import Usage
 from chat.store import Store
+from engines import raw
 
 ROOT = Path(__file__).resolve().parent.parent
 EVERYONE = Filters()
 
 
 @pytest.fixture
-def db_path(tmp_path):
+def db_path(store_target):
+    """The store's database, once per engine: a SQLite file, or a PostgreSQL database's URL."""
+    return store_target
+
+
+@pytest.fixture
+def store(engine_store):
+    """Each test that uses it runs on both engines."""
+    return engine_store
+
+
+@pytest.fixture
+def sqlite_path(tmp_path):
     return tmp_path / "chat.db"
 
 
 @pytest.fixture
-def store(db_path):
-    s = Store(db_path)
+def sqlite_store(sqlite_path):
+    """For the tests of what only SQLite has (its query plans, its authorizer, its FTS5 index's pages)."""
+    s = Store(sqlite_path)
     yield s
     s.close()
 
@@ -53,7 +67,7 @@ def chat(store, question, answer, *, user="local", source="chat", **kwargs):
 
 def set_day(db_path, cid, day: str):
     """Move a conversation (and its messages) to a day, as if it had happened then."""
-    with sqlite3.connect(db_path) as con:
+    with raw(db_path) as con:
         con.execute("UPDATE conversations SET created_at = ?, updated_at = ? WHERE id = ?",
                     [f"{day}T09:00:00.000000Z", f"{day}T10:00:00.000000Z", cid])
         con.execute("UPDATE messages SET created_at = ? WHERE conversation_id = ?", [f"{day}T09:30:00.000000Z", cid])
@@ -94,12 +108,13 @@ def test_the_table_pages_through_conversations(store):
 
 def test_an_untitled_conversation_is_named_after_its_first_message(store, db_path):
     cid = chat(store, "What is the capital of France?\nThanks", "Paris.")
-    with sqlite3.connect(db_path) as con:
+    with raw(db_path) as con:
         con.execute("UPDATE conversations SET title = '' WHERE id = ?", [cid])
     assert history.list_conversations(store, EVERYONE)[0]["title"] == "What is the capital of France?"
 
 
-def test_listing_and_the_cards_read_the_kept_totals_not_the_messages(store):
+def test_listing_and_the_cards_read_the_kept_totals_not_the_messages(sqlite_store):
+    store = sqlite_store
     for i in range(3):
         chat(store, f"question {i}", "answer")
     tables = set()
@@ -120,14 +135,32 @@ def test_listing_and_the_cards_read_the_kept_totals_not_the_messages(store):
     assert tables == {"conversations"}
 
 
-def test_listing_the_newest_live_conversations_needs_no_sort(store):
+def test_listing_the_newest_live_conversations_needs_no_sort(sqlite_store):
     """The migration's partial indexes: SQLite reads the newest 50 straight from an index."""
+    store = sqlite_store
     for user in (None, "local"):
-        where, params = Filters(user=user).sql()
+        where, params = store.filter_sql(Filters(user=user))
         with store.db() as db:
             plan = db.execute(f"EXPLAIN QUERY PLAN SELECT c.* FROM conversations c WHERE {where} "
                               "ORDER BY c.updated_at DESC, c.rowid DESC LIMIT 50", params).fetchall()
         assert not any("TEMP B-TREE" in row[-1] for row in plan), plan
+
+
+def test_postgresql_lists_the_newest_live_conversations_from_an_index_without_a_sort(pg_server):
+    """The PostgreSQL migration's partial indexes, as the planner uses them once the table is not tiny."""
+    store = Store(pg_server.new_database(template="chat_template"))
+    try:
+        with store.db() as db:
+            db.execute("SET enable_seqscan = off")
+            for user in (None, "local"):
+                where, params = store.filter_sql(Filters(user=user))
+                plan = "\n".join(row[0] for row in db.execute(
+                    f"EXPLAIN SELECT c.* FROM conversations c WHERE {where} "
+                    "ORDER BY c.updated_at DESC, c.rowid DESC LIMIT 50", params).fetchall())
+                assert "Sort" not in plan and "idx_conversations_live" in plan, plan
+            db.execute("RESET enable_seqscan")
+    finally:
+        store.close()
 
 
 def test_the_cards_add_up_the_filtered_conversations(store):
@@ -286,7 +319,7 @@ def test_hostile_search_text_never_raises(store, db_path, text):
     assert isinstance(page.rows, list)
     for row in page.rows:
         history.highlight_markdown(row["snippet"])
-    with sqlite3.connect(db_path) as con:  # nothing was dropped or changed
+    with raw(db_path) as con:  # nothing was dropped or changed
         assert con.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 2
 
 
@@ -552,9 +585,10 @@ def test_a_search_past_its_time_limit_is_stopped_with_a_clear_message(store):
     assert len(history.rank(store, "kubernetes", EVERYONE).hits) == 50  # the connection is usable again
 
 
-def test_a_damaged_search_index_says_so_and_listing_still_works(store, db_path):
+def test_a_damaged_search_index_says_so_and_listing_still_works(sqlite_store, sqlite_path):
+    store = sqlite_store
     cid = chat(store, "kubernetes cluster", "answer")
-    with sqlite3.connect(db_path) as con:
+    with sqlite3.connect(sqlite_path) as con:
         con.execute("UPDATE messages_fts_data SET block = X'0011223344556677'")
     page = history.search(store, "kubernetes", EVERYONE)
     assert page.rows == [] and "search index is damaged" in page.problem

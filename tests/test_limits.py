@@ -13,9 +13,16 @@ from chat.config import ModelId
 from chat.pricing import Pricer
 from chat.providers.base import Message, Params, ProviderError, Usage
 from chat.providers.openai import OpenAIProvider
+from chat.store import Store
 
 MODEL = "openai:gpt-4o-mini"
 MAX_TOKENS = 20  # the fake provider's replies are 20 tokens: a reservation covers the real cost
+
+
+@pytest.fixture
+def store(engine_store):
+    """Each test that uses it runs on both engines."""
+    return engine_store
 
 
 @pytest.fixture
@@ -157,3 +164,30 @@ def test_without_a_limit_nothing_is_reserved(store, provider, fake_provider):
     cid = store.create_conversation(user="alice")
     turns.send(store, provider, Pricer(), cid, "no limit", settings(), user="alice").stop()
     assert store.messages(cid)[-1]["reserved_cost"] is None
+
+
+def test_budget_checks_from_two_replicas_at_once_never_both_take_the_last_room(store, store_target):
+    """Two Store objects on one database, as two app replicas have: 2 x 12 replies started at once against
+    room for 5 reservations; exactly 5 are admitted, whichever replica asked."""
+    other = Store(store_target)
+    try:
+        budget = dataclasses.replace(limits.budget("alice", 5.0), reserve=1.0)
+        conversations = [s.create_conversation(user="alice") for s in (store, other) for _ in range(12)]
+        start = threading.Barrier(len(conversations))
+        admitted: list[bool] = []
+
+        def begin(replica: Store, cid: str) -> None:
+            start.wait()
+            admitted.append(replica.start_reply_within(cid, provider="openai", model="gpt-4o-mini",
+                                                       budget=budget).admitted)
+
+        threads = [threading.Thread(target=begin, args=(store if i % 2 else other, cid))
+                   for i, cid in enumerate(conversations)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(admitted) == [False] * 19 + [True] * 5
+        assert store.spend_since("alice", budget.since) == (0.0, 5.0)
+    finally:
+        other.close()

@@ -100,3 +100,23 @@ def test_the_migrations_table_can_be_read_by_plain_sqlite(fresh_db, db_path):
     with closing(sqlite3.connect(db_path)) as raw:
         names = [row[0] for row in raw.execute("SELECT name FROM _migrations ORDER BY rowid")]
     assert names == [m.__name__ for m in MIGRATIONS]
+
+
+def test_postgresql_has_the_same_migrations_in_the_same_order():
+    from chat.store import pg_migrations
+
+    assert [m.__name__ for m in pg_migrations.MIGRATIONS] == [m.__name__ for m in MIGRATIONS]
+
+
+def test_postgresql_refuses_a_schema_written_by_a_newer_version_and_migrating_twice_is_a_noop(pg_server):
+    import psycopg
+
+    from chat.store import pg_migrations
+
+    url = pg_server.new_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert pg_migrations.migrate(conn) == [m.__name__ for m in MIGRATIONS]
+        assert pg_migrations.migrate(conn) == []
+        conn.execute("INSERT INTO _migrations (name, applied_at) VALUES ('m999_later', 'x')")
+    with pytest.raises(SchemaTooNew):
+        Store(url)

@@ -13,6 +13,8 @@ import pytest
 
 from chat.providers.base import Usage
 from chat.store import DatabaseUnavailable, NotFound, SchemaTooNew, Store, StoreError, title_from
+from engines import integrity_errors
+from engines import raw as raw_any
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -23,10 +25,9 @@ def db_path(tmp_path):
 
 
 @pytest.fixture
-def store(db_path):
-    s = Store(db_path)
-    yield s
-    s.close()
+def store(engine_store):
+    """Each test that uses it runs on both engines (SQLite file, PostgreSQL database)."""
+    return engine_store
 
 
 @contextmanager
@@ -100,8 +101,8 @@ def test_a_thread_asking_twice_gets_the_same_connection_and_other_threads_anothe
         assert other[0] is not outer
 
 
-def test_a_closed_store_refuses_new_work(db_path):
-    s = Store(db_path)
+def test_a_closed_store_refuses_new_work(store_target):
+    s = Store(store_target)
     s.close()
     with pytest.raises(StoreError, match="closed"):
         s.create_conversation(user="ann")
@@ -188,13 +189,12 @@ def assert_one_sentence(message):
     assert ". " not in message
 
 
-def test_a_newer_schema_is_refused_with_schema_too_new(db_path):
-    Store(db_path).close()
-    with raw(db_path) as conn:
-        conn.execute("INSERT INTO _migrations VALUES ('m999_later', '2099-01-01T00:00:00.000Z')")
-        conn.commit()
+def test_a_newer_schema_is_refused_with_schema_too_new(store_target):
+    Store(store_target).close()
+    with raw_any(store_target) as conn:
+        conn.execute("INSERT INTO _migrations (name, applied_at) VALUES ('m999_later', '2099-01-01T00:00:00.000Z')")
     with pytest.raises(SchemaTooNew):
-        Store(db_path)
+        Store(store_target)
 
 
 # ---------------------------------------------------------------- conversations
@@ -265,17 +265,17 @@ def test_a_compare_conversation_points_at_its_run(store):
     run = store.create_compare_run(user="ann", prompt="Which is better?", settings={"targets": 2}, blind=True)
     cid = store.create_conversation(user="ann", source="compare", compare_run_id=run)
     assert store.get_conversation(cid)["compare_run_id"] == run
-    with pytest.raises(sqlite3.IntegrityError):  # foreign key
+    with pytest.raises(integrity_errors()):  # foreign key
         store.create_conversation(user="ann", source="compare", compare_run_id="missing")
 
 
 # ---------------------------------------------------------------- messages
 
 
-def test_the_user_message_is_committed_before_the_call_returns(store, db_path):
+def test_the_user_message_is_committed_before_the_call_returns(store, store_target):
     cid = store.create_conversation(user="ann")
     row = store.add_user_message(cid, "Is this saved?")
-    with raw(db_path) as conn:  # nothing else has happened yet: no reply started
+    with raw_any(store_target) as conn:  # nothing else has happened yet: no reply started
         seen = conn.execute("SELECT * FROM messages WHERE id = ?", [row["id"]]).fetchone()
     assert (seen["content"], seen["role"], seen["status"], seen["position"]) == ("Is this saved?", "user",
                                                                                  "complete", 1)
@@ -302,12 +302,12 @@ def test_titles_are_one_short_line():
     assert title_from("first line\nsecond line") == "first line"
 
 
-def test_a_streaming_checkpoint_is_visible_from_another_connection(store, db_path):
+def test_a_streaming_checkpoint_is_visible_from_another_connection(store, store_target):
     cid = store.create_conversation(user="ann")
     store.add_user_message(cid, "count to three")
     reply_id = store.start_reply(cid, provider="fake", model="echo", settings={"temperature": 0})
     store.checkpoint_reply(reply_id, "one, two")
-    with raw(db_path) as conn:
+    with raw_any(store_target) as conn:
         seen = conn.execute("SELECT content, status FROM messages WHERE id = ?", [reply_id]).fetchone()
     assert tuple(seen) == ("one, two", "streaming")
     assert store.conversation_totals(cid)["reply_count"] == 0  # not counted while streaming
@@ -425,7 +425,7 @@ def test_superseded_messages_are_hidden_but_still_counted_and_numbering_continue
     assert store.conversation_totals(cid)["message_count"] == 3
 
 
-def test_replies_left_streaming_by_a_crash_are_marked_interrupted_at_start_up(store, db_path):
+def test_replies_left_streaming_by_a_crash_are_marked_interrupted_at_start_up(store, store_target):
     cid = store.create_conversation(user="ann")
     one_turn(store, cid, "q1", "a1")
     store.add_user_message(cid, "q2")
@@ -433,7 +433,7 @@ def test_replies_left_streaming_by_a_crash_are_marked_interrupted_at_start_up(st
     store.checkpoint_reply(reply_id, "half an ans")
     store.close()  # the crash
 
-    restarted = Store(db_path)
+    restarted = Store(store_target)
     assert restarted.mark_interrupted_replies() == 1
     assert restarted.mark_interrupted_replies() == 0
     row = restarted.messages(cid)[-1]
@@ -546,27 +546,35 @@ def open_a_blank_database_in_a_process(path, start):
     Store(path).close()
 
 
-def test_processes_opening_a_blank_database_at_once_migrate_it_once(tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def blank_target(request, tmp_path):
+    """A database nothing has opened yet: a new SQLite path, or an empty PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "blank.db"
+    return request.getfixturevalue("pg_server").new_database()
+
+
+def test_processes_opening_a_blank_database_at_once_migrate_it_once(blank_target):
     ctx = process_context()
     start = ctx.Barrier(3)
-    path = tmp_path / "blank.db"
+    path = blank_target
     procs = [ctx.Process(target=open_a_blank_database_in_a_process, args=(path, start)) for _ in range(3)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(30)
     assert [p.exitcode for p in procs] == [0, 0, 0]
-    with raw(path) as conn:
+    with raw_any(path) as conn:
         names = [r[0] for r in conn.execute("SELECT name FROM _migrations")]
     assert len(names) == len(set(names)) >= 1
 
 
-def test_processes_adding_turns_to_a_shared_conversation_store_each_message_once(store, db_path):
+def test_processes_adding_turns_to_a_shared_conversation_store_each_message_once(store, store_target):
     processes, turns = 3, 10
     shared = store.create_conversation(user="everyone")
     ctx = process_context()
     start = ctx.Barrier(processes + 1)
-    procs = [ctx.Process(target=add_turns_in_a_process, args=(db_path, shared, n, turns, start))
+    procs = [ctx.Process(target=add_turns_in_a_process, args=(store_target, shared, n, turns, start))
              for n in range(processes)]
     for p in procs:
         p.start()
@@ -585,15 +593,27 @@ def test_processes_adding_turns_to_a_shared_conversation_store_each_message_once
             assert conversation["message_count"] == 2 * turns
 
 
-def test_only_replies_not_written_for_a_while_are_taken_for_crashed_ones(store, db_path):
+def test_only_replies_not_written_for_a_while_are_taken_for_crashed_ones(store, store_target):
     cid = store.create_conversation(user="alice")
     store.add_user_message(cid, "q")
     live = store.start_reply(cid, provider="openai", model="m")
     stale = store.start_reply(cid, provider="openai", model="m")
-    with raw(db_path) as conn:
+    with raw_any(store_target) as conn:
         conn.execute("UPDATE messages SET updated_at = '2000-01-01T00:00:00.000000Z' WHERE id = ?", [stale])
-        conn.commit()
     assert store.mark_interrupted_replies(stale_after=5) == 1
     statuses = {r["id"]: r["status"] for r in store.messages(cid)}
     assert statuses[live] == "streaming" and statuses[stale] == "interrupted"
     assert store.mark_interrupted_replies(stale_after=5) == 0
+
+
+def test_a_replys_reasoning_is_checkpointed_and_finished_on_either_engine(store):
+    cid = store.create_conversation(user="ann")
+    store.add_user_message(cid, "think first")
+    reply_id = store.start_reply(cid, provider="openai", model="gpt-5-mini")
+    store.checkpoint_reply(reply_id, "", reasoning="Considering the")
+    assert store.message(reply_id)["reasoning"] == "Considering the"
+    store.checkpoint_reply(reply_id, "Answer", reasoning=None)  # the reasoning so far is kept
+    assert store.message(reply_id)["reasoning"] == "Considering the"
+    row = store.finish_reply(reply_id, content="Answer.", status="complete", cost=0.01, reasoning_ttft=0.2,
+                             usage=Usage(10, 30, reasoning_tokens=20), reasoning="Considering the options.")
+    assert (row["reasoning"], row["reasoning_tokens"], row["reasoning_ttft"]) == ("Considering the options.", 20, 0.2)

@@ -48,7 +48,10 @@ def settings() -> Settings:
 
 @st.cache_resource(show_spinner=False)
 def store() -> Store:
-    return Store(settings().db_path)
+    cfg = settings()
+    if isinstance(cfg.database, str):  # PostgreSQL: one pool per app process, shared by its sessions
+        return Store(cfg.database, pool_size=cfg.database_pool_size)
+    return Store(cfg.database)
 
 
 @st.cache_resource(show_spinner=False)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import streamlit as st
 
 from chat.display import InertStream
 from chat.live import HEARTBEAT, LiveReply
-from chat.store import Store
+from chat.store import Store, StoreError
 from ui.render import LiveThinking
 
 STORED_POLL = 0.5  # seconds between reads of a reply another process is writing (it checkpoints every second)
@@ -82,9 +83,17 @@ def follow_reply(reply: LiveReply, *, on_stop: Callable[[str], None]) -> None:
             raise
 
 
+def _silent_for(row: dict) -> float:
+    """Seconds since the row was last written."""
+    written = datetime.strptime(row["updated_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return (datetime.now(UTC) - written).total_seconds()
+
+
 def follow_stored(store: Store, row: dict) -> None:
     """Draw a reply another app process is writing, from the checkpoints it saves, until it leaves
-    'streaming' (finished there, or marked interrupted when that process died)."""
+    'streaming' (finished there, or marked interrupted when that process died: the follower marks it
+    itself once no checkpoint has come for STALE_AFTER seconds, as any page run would)."""
+    from ui.resources import STALE_AFTER
 
     def chunks() -> Iterator[str]:
         sent = 0
@@ -97,6 +106,11 @@ def follow_stored(store: Store, row: dict) -> None:
             sent = len(text)
             if current["status"] != "streaming":
                 return
+            if _silent_for(current) > STALE_AFTER:  # the process writing it died
+                try:
+                    store.mark_interrupted_replies(stale_after=STALE_AFTER)
+                except StoreError:
+                    pass  # housekeeping: the next poll tries again
             deadline = time.monotonic() + STORED_POLL
             while time.monotonic() < deadline:
                 time.sleep(HEARTBEAT)

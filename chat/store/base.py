@@ -1,11 +1,18 @@
-"""Conversations and messages in one SQLite file, shared by every Streamlit session and thread.
+"""The store's interface and the logic both engines share: conversations, messages, totals, compare runs,
+History's queries, spending budgets. Every SQL statement of the app is in this package.
 
-One :class:`Store` is meant to live in ``st.cache_resource``. Streamlit runs each session and each parallel
-fragment on its own thread, so the store hands out pooled connections (opened with
-``check_same_thread=False``) to one thread at a time; a thread that asks again while it holds one gets the
-same one back. Every connection runs in WAL mode with a busy timeout, and every write is one short
-``BEGIN IMMEDIATE`` transaction, which serialises writers across threads and processes and makes
-"next position = max + 1" safe.
+``Store(target)`` opens the engine ``target`` names: a ``postgresql://`` URL opens
+:class:`chat.store.postgres.PostgresStore`, anything else is a SQLite file path
+(:class:`chat.store.sqlite.SqliteStore`). One Store is meant to live in ``st.cache_resource``; it hands out
+pooled connections to one thread at a time, and a thread that asks again while it holds one gets the same
+one back.
+
+The SQL here is written once for both engines (``?`` placeholders; identifiers such as ``"user"`` quoted);
+what differs (transactions and locks, JSON, full-text search, index hints) is a method the engines
+override. Every write is one short transaction. On SQLite a writer holds the whole file (``BEGIN
+IMMEDIATE``); on PostgreSQL each write locks the rows it depends on (the conversation ``FOR UPDATE``, a
+per-user advisory lock for a budget), so "next position = max + 1", the kept totals and the spend check
+stay exact across threads, processes and replicas.
 
 The per-conversation totals (tokens, cost, counts, models) are recomputed from the conversation's own
 messages inside the same transaction as each write that can change them. A listing reads them without
@@ -14,37 +21,45 @@ touching ``messages``; a reply counts once it has left ``streaming``, however of
 
 from __future__ import annotations
 
-import errno
 import json
-import os
-import sqlite3
-import threading
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import sqlite_utils
-
-from chat.migrations import SchemaTooNew, StoreError, migrate, now
+from chat.migrations import SchemaTooNew, StoreError, now
+from chat.store.search import (
+    SEARCH_TIME_LIMIT,
+    SearchError,
+    SearchIndexDamaged,
+    SearchTooLarge,
+    SearchTooSlow,
+    check_search_size,
+)
 
 if TYPE_CHECKING:
     from chat.attachments import Attachment
     from chat.providers.base import Usage
 
 __all__ = [
+    "SEARCH_TIME_LIMIT",
     "Budget",
     "DatabaseBusy",
     "DatabaseUnavailable",
+    "Filters",
     "NotFound",
     "SchemaTooNew",
+    "SearchError",
+    "SearchIndexDamaged",
+    "SearchTooLarge",
+    "SearchTooSlow",
     "StartedReply",
     "Store",
     "StoreError",
+    "check_search_size",
+    "is_postgres_url",
     "title_from",
 ]
 
@@ -55,12 +70,24 @@ BUSY_TIMEOUT_MS = 15000  # how long a write waits for another writer before Data
 INTERRUPTED_ERROR = "The app stopped before this reply finished."
 
 
+def default_busy_timeout_ms() -> int:
+    """``chat.store.BUSY_TIMEOUT_MS``, read when a store opens (so it can be changed there, as tests do)."""
+    import chat.store
+
+    return chat.store.BUSY_TIMEOUT_MS
+
+
+def is_postgres_url(target: object) -> bool:
+    """Whether ``target`` names a PostgreSQL database (``postgresql://...`` or ``postgres://...``)."""
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
 # ---------------------------------------------------------------- typed errors
 
 
 class DatabaseUnavailable(StoreError):
-    """The database file cannot be opened, read or written. ``reason`` is one of ``read_only``,
-    ``corrupt``, ``cannot_open``, ``full``, ``io``."""
+    """The database cannot be opened, read or written. ``reason`` is one of ``read_only``, ``corrupt``,
+    ``cannot_open``, ``full``, ``io``. ``path`` is the file, or the server's URL without its password."""
 
     _messages = {
         "read_only": "The chat database at {path} is read-only, so chats cannot be saved.",
@@ -70,7 +97,7 @@ class DatabaseUnavailable(StoreError):
         "io": "The chat database at {path} could not be read or written ({detail}).",
     }
 
-    def __init__(self, path: str | os.PathLike, reason: str, detail: str = ""):
+    def __init__(self, path: object, reason: str, detail: str = ""):
         self.path = str(path)
         self.reason = reason
         self.detail = detail
@@ -78,7 +105,7 @@ class DatabaseUnavailable(StoreError):
 
 
 class DatabaseBusy(StoreError):
-    """Another writer held the database for longer than the busy timeout."""
+    """Another writer held what this write needs for longer than the busy timeout."""
 
     def __init__(self, detail: str = ""):
         self.detail = detail
@@ -89,27 +116,6 @@ class NotFound(StoreError, LookupError):
     def __init__(self, what: str, key: object):
         self.key = key
         super().__init__(f"That {what} no longer exists.")
-
-
-def _translate(exc: sqlite3.Error, path: Path) -> StoreError | None:
-    """The typed error for an sqlite3 error that is about the file, not the code; None otherwise."""
-    name = getattr(exc, "sqlite_errorname", "") or ""
-    detail = str(exc)
-    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-        return DatabaseBusy(detail)
-    for prefix, reason in (
-        ("SQLITE_READONLY", "read_only"),
-        ("SQLITE_NOTADB", "corrupt"),
-        ("SQLITE_CORRUPT", "corrupt"),
-        ("SQLITE_CANTOPEN", "cannot_open"),
-        ("SQLITE_PERM", "cannot_open"),
-        ("SQLITE_AUTH", "cannot_open"),
-        ("SQLITE_FULL", "full"),
-        ("SQLITE_IOERR", "io"),
-    ):
-        if name.startswith(prefix):
-            return DatabaseUnavailable(path, reason, detail)
-    return None
 
 
 # ---------------------------------------------------------------- spending budgets
@@ -133,6 +139,38 @@ class StartedReply(NamedTuple):
     reserved: float  # held by the user's other replies still streaming
 
 
+# ---------------------------------------------------------------- History's filters
+
+
+STATUSES = {  # status filter -> the condition on the kept totals
+    "stopped": "c.stopped_count > 0",
+    "failed": "c.error_count > 0",
+    "stopped or failed": "(c.stopped_count > 0 OR c.error_count > 0)",
+}
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which conversations: every field None (or False) means "any". Dates are UTC days, inclusive, on the
+    conversation's last activity. ``model`` is a ``provider:model`` id. ``deleted`` True shows only the
+    deleted conversations (to restore them); otherwise deleted ones are hidden."""
+
+    user: str | None = None
+    since: date | None = None
+    until: date | None = None
+    provider: str | None = None
+    model: str | None = None
+    status: str | None = None
+    source: str | None = None
+    deleted: bool = False
+
+    def __post_init__(self):
+        if self.status is not None and self.status not in STATUSES:
+            raise ValueError(f"status must be one of {tuple(STATUSES)}, not {self.status!r}")
+        if self.source is not None and self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, not {self.source!r}")
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -152,35 +190,42 @@ def _dumps(value: dict | list | None) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
-def _rows(db: sqlite_utils.Database, sql: str, params: Any = ()) -> list[dict]:
+def _rows(db: Any, sql: str, params: Any = ()) -> list[dict]:
     cursor = db.execute(sql, params)
     keys = [d[0] for d in cursor.description]
     return [dict(zip(keys, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _one(db: sqlite_utils.Database, sql: str, params: Any = ()) -> dict | None:
+def _one(db: Any, sql: str, params: Any = ()) -> dict | None:
     rows = _rows(db, sql, params)
     return rows[0] if rows else None
 
 
 def _conversation(row: dict) -> dict:
+    row.pop("rowid", None)  # PostgreSQL's stand-in for SQLite's rowid: the order rows were created in
     row["settings"] = json.loads(row["settings"] or "{}")
     row["models"] = json.loads(row["models"] or "[]")
     return row
 
 
 def _compare_run(row: dict) -> dict:  # Compare page addition
+    row.pop("rowid", None)
     row["settings"] = json.loads(row["settings"] or "{}")
     row["blind"] = bool(row["blind"])
     return row
 
 
 def _message(row: dict) -> dict:
+    row.pop("search_vector", None)  # PostgreSQL's full-text column
     row["settings"] = None if row["settings"] is None else json.loads(row["settings"])
     row["tool_calls"] = json.loads(row["tool_calls"]) if row.get("tool_calls") else []
     for flag in ("input_exact", "output_exact", "superseded"):
         row[flag] = bool(row[flag])
     return row
+
+
+def _marks(values: list | tuple) -> str:
+    return ", ".join("?" for _ in values)
 
 
 _TOTALS_SQL = """
@@ -191,14 +236,14 @@ SELECT
   COALESCE(SUM(output_tokens) FILTER (WHERE counted), 0) AS output_tokens,
   COALESCE(SUM(cache_read_tokens) FILTER (WHERE counted), 0) AS cache_read_tokens,
   COALESCE(SUM(cache_write_tokens) FILTER (WHERE counted), 0) AS cache_write_tokens,
-  TOTAL(cost) FILTER (WHERE counted) AS cost,
+  COALESCE(SUM(cost) FILTER (WHERE counted), 0.0) AS cost,
   COUNT(*) FILTER (WHERE counted AND cost IS NULL) AS unknown_cost_count,
   COUNT(*) FILTER (WHERE counted AND status = 'stopped') AS stopped_count,
   COUNT(*) FILTER (WHERE counted AND status IN ('error', 'interrupted', 'unfinished')) AS error_count
 FROM (
   SELECT *, role = 'assistant' AND status != 'streaming' AS counted
   FROM messages WHERE conversation_id = ?
-)
+) AS m
 """
 
 _MODELS_SQL = """
@@ -211,226 +256,68 @@ TOTAL_KEYS = ("message_count", "reply_count", "input_tokens", "output_tokens", "
               "cache_write_tokens", "cost", "unknown_cost_count", "stopped_count", "error_count", "models")
 
 
-# ---------------------------------------------------------------- bounded searches
-
-SEARCH_MAX_CHARS = 500
-SEARCH_MAX_TERMS = 20  # words and quoted phrases
-SEARCH_MAX_PREFIXES = 3  # terms ending in * (each merges the index's lists of every word it starts)
-SEARCH_MIN_PREFIX = 2  # characters before the *
-SEARCH_TIME_LIMIT = 2.0  # seconds a search may run before SQLite abandons it
-_PROGRESS_STEPS = 1000  # SQLite virtual-machine steps between two looks at the clock
-
-
-class SearchError(Exception):
-    """A search that cannot run; the message is for the user and says what to do."""
-
-
-class SearchTooLarge(SearchError):
-    """Too long, too many words, or too many (or too short) prefixes."""
-
-
-class SearchTooSlow(SearchError):
-    """Abandoned after SEARCH_TIME_LIMIT seconds."""
-
-
-class SearchIndexDamaged(SearchError):
-    """The full-text index cannot be read."""
-
-
-def check_search_size(text: str, terms: list[str] | tuple[str, ...]) -> None:
-    """Refuse a search too big to run cheaply. ``terms`` are its words and quoted phrases as typed, a
-    prefix ending in ``*``."""
-    if len(text) > SEARCH_MAX_CHARS:
-        raise SearchTooLarge(f"Search takes at most {SEARCH_MAX_CHARS} characters; shorten it.")
-    if len(terms) > SEARCH_MAX_TERMS:
-        raise SearchTooLarge(f"Search takes at most {SEARCH_MAX_TERMS} words; shorten it.")
-    prefixes = [t for t in terms if t.endswith("*")]
-    if len(prefixes) > SEARCH_MAX_PREFIXES:
-        raise SearchTooLarge(f"Search takes at most {SEARCH_MAX_PREFIXES} words ending in *; use fewer.")
-    if any(len(t.rstrip("*").strip('"')) < SEARCH_MIN_PREFIX for t in prefixes):
-        raise SearchTooLarge(f"A word ending in * needs at least {SEARCH_MIN_PREFIX} letters before the *, "
-                             "as in kube*.")
-
-
-@contextmanager
-def search_guard(db: sqlite_utils.Database, seconds: float = SEARCH_TIME_LIMIT) -> Iterator[None]:
-    """Run a search's queries on ``db`` for at most ``seconds``: SQLite's progress handler abandons a
-    longer one (SearchTooSlow), so a search never holds a core for long. An unreadable full-text index
-    comes out as SearchIndexDamaged."""
-    deadline = time.monotonic() + seconds
-    db.conn.set_progress_handler(lambda: time.monotonic() > deadline, _PROGRESS_STEPS)
-    try:
-        yield
-    except sqlite3.Error as exc:
-        name = getattr(exc, "sqlite_errorname", "") or ""
-        if name == "SQLITE_INTERRUPT":
-            raise SearchTooSlow(f"The search took longer than {seconds:g} s and was stopped. Use fewer or "
-                                "rarer words, or narrow the dates.") from None
-        if name.startswith("SQLITE_CORRUPT") or "fts5" in str(exc).lower():
-            raise SearchIndexDamaged("The search index is damaged, so searching does not work until it is "
-                                     "rebuilt (see README, Operating it); listing and reading conversations "
-                                     f"still work. SQLite said: {exc}") from None
-        raise
-    finally:
-        db.conn.set_progress_handler(None, 0)
-
-
-def _fts_query(text: str) -> str:
-    """Every word as a quoted FTS5 string: user input cannot be an FTS syntax error; words are ANDed.
-    Raises SearchTooLarge past the size limits."""
-    words = text.split()
-    check_search_size(text, words)
-    return " ".join('"' + word.replace('"', '""') + '"' for word in words)
-
-
 # ---------------------------------------------------------------- the store
 
 
 class Store:
-    def __init__(self, path: str | os.PathLike, *, busy_timeout_ms: int | None = None, pool_size: int = 4):
-        if str(path) in ("", ":memory:"):
-            raise ValueError("Store needs a file path: each pooled connection would see its own :memory:")
-        self.path = Path(path)
-        self.busy_timeout_ms = int(BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms)
-        # Only the constructor may create the file. Later connections open it read-write or fail: a file
-        # (or folder) deleted while the app runs is an error to show, never a new empty database to fill.
-        self._uri = self.path.resolve().as_uri()
-        self._create = True
-        self._pool_size = pool_size
-        self._idle: list[sqlite_utils.Database] = []
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self._closed = False
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            reason = "read_only" if exc.errno == errno.EROFS else "cannot_open"
-            raise DatabaseUnavailable(self.path, reason, exc.strerror or str(exc)) from exc
-        try:
-            with self.db() as db:
-                migrate(db)
-                # Fail now, with a message the UI can show, rather than on the first message sent
-                db.conn.execute("BEGIN IMMEDIATE")
-                db.conn.execute("ROLLBACK")
-        except BaseException:
-            self.close()
-            raise
-        self._create = False
+    """The interface, and the logic both engines share. ``Store(path_or_url, **options)`` opens the right
+    engine; the options are each engine's (``busy_timeout_ms`` and ``pool_size`` for both)."""
 
-    # -- connections
+    engine = ""  # "sqlite" or "postgresql"
 
-    def _connect(self) -> sqlite_utils.Database:
-        mode = "rwc" if self._create else "rw"
-        conn = sqlite3.connect(f"{self._uri}?mode={mode}", uri=True, timeout=self.busy_timeout_ms / 1000,
-                               check_same_thread=False,
-                               isolation_level=None)  # transactions are explicit: BEGIN IMMEDIATE ... COMMIT
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-            # Switching a new file to WAL can report "locked" at once, without waiting, while another
-            # process does the same: try again for a while.
-            deadline = time.monotonic() + self.busy_timeout_ms / 1000
-            while True:
-                try:
-                    conn.execute("PRAGMA journal_mode = WAL")
-                    break
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            db = sqlite_utils.Database(conn)
-            db._chat_file = self._file_id()  # which file this connection has open (see _acquire)
-            return db
-        except BaseException:
-            conn.close()
-            raise
+    def __new__(cls, target: Any = None, *args: Any, **kwargs: Any):
+        if cls is Store:
+            if is_postgres_url(target):
+                from chat.store.postgres import PostgresStore as cls
+            else:
+                from chat.store.sqlite import SqliteStore as cls
+        return super().__new__(cls)
 
-    def _file_id(self) -> tuple[int, int] | None:
-        try:
-            stat = os.stat(self.path)
-        except OSError:
-            return None
-        return stat.st_dev, stat.st_ino
-
-    def _acquire(self) -> sqlite_utils.Database:
-        with self._lock:
-            if self._closed:
-                raise StoreError("The chat database has been closed.")
-            idle = self._idle.pop() if self._idle else None
-        if idle is not None:
-            # A pooled connection keeps writing to its file even after that file (or its folder) was
-            # deleted or replaced, and those writes would be lost: such a connection is dropped.
-            if idle._chat_file is not None and idle._chat_file == self._file_id():
-                return idle
-            idle.close()
-        return self._connect()
-
-    def _release(self, db: sqlite_utils.Database, *, broken: bool) -> None:
-        try:
-            if db.conn.in_transaction:  # the caller's block raised inside a transaction of its own
-                db.conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            broken = True
-        with self._lock:
-            if not (broken or self._closed) and len(self._idle) < self._pool_size:
-                self._idle.append(db)
-                return
-        db.close()
+    # -- what each engine provides
 
     @contextmanager
-    def db(self) -> Iterator[sqlite_utils.Database]:
-        """A connection for this thread's use until the block ends. Re-entrant within a thread. sqlite3
-        errors about the file come out as :class:`DatabaseUnavailable` or :class:`DatabaseBusy`."""
-        held = getattr(self._local, "db", None)
-        if held is not None:
-            yield held
-            return
-        try:
-            db = self._acquire()
-        except sqlite3.Error as exc:
-            typed = _translate(exc, self.path)
-            if typed is None:
-                raise
-            raise typed from exc
-        self._local.db = db
-        broken = False
-        try:
-            yield db
-        except sqlite3.Error as exc:
-            typed = _translate(exc, self.path)
-            if typed is None:
-                raise
-            broken = isinstance(typed, DatabaseUnavailable)
-            raise typed from exc
-        finally:
-            self._local.db = None
-            self._release(db, broken=broken)
+    def db(self) -> Iterator[Any]:
+        """A connection for this thread's use until the block ends (re-entrant within a thread), with
+        ``execute(sql, params)`` taking ``?`` placeholders. Errors about the database come out as
+        :class:`DatabaseUnavailable` or :class:`DatabaseBusy`."""
+        raise NotImplementedError
+        yield
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite_utils.Database]:
+    def _write(self) -> Iterator[Any]:
         """One short write transaction, committed when the block ends (a savepoint if one is open)."""
-        with self.db() as db:
-            if db.conn.in_transaction:
-                with db.atomic():
-                    yield db
-                return
-            db.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-                db.conn.execute("COMMIT")
-            except BaseException:
-                if db.conn.in_transaction:
-                    db.conn.execute("ROLLBACK")
-                raise
+        raise NotImplementedError
+        yield
 
     def close(self) -> None:
-        """Close the idle connections; connections in use close when their block ends."""
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-        for db in idle:
-            db.close()
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """Where the data is, for messages: the file, or the server's URL without its password."""
+        raise NotImplementedError
+
+    def _lock_conversation(self, db: Any, conversation_id: str) -> None:
+        """Inside a write: hold the conversation against other writers until the transaction ends."""
+
+    def _lock_user(self, db: Any, user: str) -> None:
+        """Inside a write: hold the user's spending against other budget checks until it ends."""
+
+    _for_update = ""  # appended to a read inside a write that the write depends on
+
+    def _json_text(self, column: str, key: str) -> str:
+        """SQL: the text at ``key`` of the JSON object in ``column``."""
+        return f"json_extract({column}, '$.{key}')"
+
+    def _json_number(self, column: str, key: str) -> str:
+        return f"json_extract({column}, '$.{key}')"
+
+    def _contains(self, column: str) -> str:
+        """SQL: ``column`` contains the parameter as a substring."""
+        return f"instr({column}, ?) > 0"
+
+    def _totals_source(self, filters: Filters) -> str:
+        """``conversations c`` for sums and counts over the filtered conversations."""
+        return "conversations c"
 
     # -- conversations
 
@@ -441,7 +328,7 @@ class Store:
         conversation_id = uuid.uuid4().hex
         stamp = now()
         with self._write() as db:
-            db["conversations"].insert({
+            self._insert(db, "conversations", {
                 "id": conversation_id, "user": user, "title": title or "", "source": source,
                 "compare_run_id": compare_run_id, "created_at": stamp, "updated_at": stamp,
                 "settings": _dumps(settings or {}),
@@ -473,7 +360,7 @@ class Store:
         """Conversations not deleted, newest ``updated_at`` first. ``user`` / ``source`` None: all."""
         where, params = ["deleted_at IS NULL"], []
         if user is not None:
-            where.append("user = ?")
+            where.append('"user" = ?')
             params.append(user)
         if source is not None:
             where.append("source = ?")
@@ -507,7 +394,7 @@ class Store:
         conversation if unnamed. A file's bytes are stored once however often it is attached (sha256)."""
         stamp = now()
         with self._write() as db:
-            conversation = self._require(db, conversation_id)
+            conversation = self._require(db, conversation_id, lock=True)
             message_id = self._insert_message(db, conversation_id, {
                 "role": "user", "content": content, "status": "complete",
                 "created_at": stamp, "updated_at": stamp,
@@ -524,13 +411,15 @@ class Store:
 
     # -- attachments (content-addressed blobs)
 
-    @staticmethod
-    def _insert_attachments(db: sqlite_utils.Database, message_id: int, attachments: Sequence[Attachment],
+    def _insert_blob(self, db: Any, sha256: str, data: bytes, stamp: str) -> None:
+        """Inside a write: store a file's bytes under their sha256 unless a blob of that hash is there."""
+        raise NotImplementedError
+
+    def _insert_attachments(self, db: Any, message_id: int, attachments: Sequence[Attachment],
                             stamp: str) -> None:
         for position, item in enumerate(attachments):
             if item.data is not None:
-                db.execute("INSERT OR IGNORE INTO blobs (sha256, data, size, created_at) VALUES (?, ?, ?, ?)",
-                           [item.sha256, item.data, len(item.data), stamp])
+                self._insert_blob(db, item.sha256, item.data, stamp)
             elif db.execute("SELECT 1 FROM blobs WHERE sha256 = ?", [item.sha256]).fetchone() is None:
                 raise ValueError(f"{item.name}: no data given and none stored")
             db.execute("INSERT INTO attachments (message_id, position, sha256, name, media_type, size, width, "
@@ -539,7 +428,7 @@ class Store:
                         item.height, item.pages])
 
     @staticmethod
-    def _attachments_of(db: sqlite_utils.Database, message_ids: list[int]) -> dict[int, list[dict]]:
+    def _attachments_of(db: Any, message_ids: list[int]) -> dict[int, list[dict]]:
         """Each message's attachments (metadata, no bytes), in order."""
         found: dict[int, list[dict]] = {}
         for start in range(0, len(message_ids), 500):
@@ -584,18 +473,20 @@ class Store:
                            budget: Budget | None = None) -> StartedReply:
         """:meth:`start_reply`, checked against a spending budget in the same write transaction.
 
-        With a ``budget``, the user's spend since ``budget.since`` is read under the write lock: the known
-        costs of finished replies plus the reservations of replies still streaming. Below the limit, the
-        new reply holds ``budget.reserve`` until it finishes; at or past it, the reply is refused (started
-        without a reservation; the caller records it as failed). Every writer takes the same lock
-        (``BEGIN IMMEDIATE``), so two checks never both see the same room; on PostgreSQL the same
-        transaction would take a per-user ``pg_advisory_xact_lock`` before the sum."""
+        With a ``budget``, the user's spend since ``budget.since`` is read while every other budget check of
+        that user waits: the known costs of finished replies plus the reservations of replies still
+        streaming. Below the limit, the new reply holds ``budget.reserve`` until it finishes; at or past it,
+        the reply is refused (started without a reservation; the caller records it as failed). SQLite's
+        writers all take the one write lock (``BEGIN IMMEDIATE``); PostgreSQL's take a per-user advisory
+        lock for the transaction before the sum, so two checks never both see the same room, whichever
+        replica they run on."""
         stamp = now()
         with self._write() as db:
-            self._require(db, conversation_id)
+            self._require(db, conversation_id, lock=True)
             spent = reserved = 0.0
             admitted = True
             if budget is not None:
+                self._lock_user(db, budget.user)
                 spent, reserved = self._spend_since(db, budget.user, budget.since)
                 admitted = spent + reserved < budget.limit
             message_id = self._insert_message(db, conversation_id, {
@@ -652,6 +543,7 @@ class Store:
                 raise NotFound("message", message_id)
             if row["role"] != "assistant":
                 raise ValueError(f"message {message_id} is a {row['role']} message, not a reply")
+            self._lock_conversation(db, row["conversation_id"])
             self._set(db, "messages", message_id, changes)
             self._refresh_totals(db, row["conversation_id"], touch=stamp)
             return _message(_one(db, "SELECT * FROM messages WHERE id = ?", [message_id]))
@@ -678,7 +570,7 @@ class Store:
         database and in the totals; new messages are numbered after the highest position."""
         stamp = now()
         with self._write() as db:
-            self._require(db, conversation_id)
+            self._require(db, conversation_id, lock=True)
             db.execute("UPDATE messages SET superseded = 1, updated_at = ? "
                        "WHERE conversation_id = ? AND position >= ? AND superseded = 0",
                        [stamp, conversation_id, position])
@@ -690,7 +582,8 @@ class Store:
 
         With ``stale_after`` (seconds) only rows not written for that long are marked: a live reply is
         checkpointed every second (even while the provider is silent), so this is safe to run at any
-        time, from any process sharing the database. Without it, every streaming row is marked (only for
+        time, from any process or replica sharing the database (whichever sees a stale reply first marks
+        it; a reply finished meanwhile is left alone). Without it, every streaming row is marked (only for
         a single process at its start-up)."""
         where = "status = 'streaming'"
         params: list = []
@@ -703,37 +596,24 @@ class Store:
                 return 0
         stamp = now()
         with self._write() as db:
-            conversation_ids = [row[0] for row in db.execute(
-                f"SELECT DISTINCT conversation_id FROM messages WHERE {where}", params)]
+            conversation_ids = sorted(row[0] for row in db.execute(
+                f"SELECT DISTINCT conversation_id FROM messages WHERE {where}", params).fetchall())
+            if not conversation_ids:
+                return 0
+            for conversation_id in conversation_ids:  # in one order, so two replicas never deadlock
+                self._lock_conversation(db, conversation_id)
             count = db.execute(
                 f"UPDATE messages SET status = 'interrupted', error = COALESCE(error, ?), reserved_cost = NULL, "
-                f"updated_at = ? "
-                f"WHERE {where}", [INTERRUPTED_ERROR, stamp, *params]).rowcount
+                f"updated_at = ? WHERE {where} AND conversation_id IN ({_marks(conversation_ids)})",
+                [INTERRUPTED_ERROR, stamp, *params, *conversation_ids]).rowcount
             for conversation_id in conversation_ids:
                 self._refresh_totals(db, conversation_id)
         return count
 
     def search(self, query: str, *, user: str | None = None, limit: int = 50) -> list[dict]:
         """Visible messages of conversations not deleted whose text holds every word of ``query``
-        (Porter-stemmed), best match first; each row also has ``conversation_title`` and ``snippet``."""
-        match = _fts_query(query)
-        if not match:
-            return []
-        sql = """
-            SELECT m.*, c.title AS conversation_title, c.user AS user,
-                   snippet(messages_fts, 0, '', '', '…', 16) AS snippet
-            FROM messages_fts
-            JOIN messages m ON m.id = messages_fts.rowid
-            JOIN conversations c ON c.id = m.conversation_id
-            WHERE messages_fts MATCH ? AND m.superseded = 0 AND c.deleted_at IS NULL
-        """
-        params: list[Any] = [match]
-        if user is not None:
-            sql += " AND c.user = ?"
-            params.append(user)
-        sql += " ORDER BY messages_fts.rank LIMIT ?"
-        with self.db() as db, search_guard(db):
-            return [_message(row) for row in _rows(db, sql, [*params, limit])]
+        (stemmed), best match first; each row also has ``conversation_title``, ``user`` and ``snippet``."""
+        raise NotImplementedError
 
     # -- compare runs
 
@@ -741,7 +621,7 @@ class Store:
                            blind: bool = False) -> str:
         run_id = uuid.uuid4().hex
         with self._write() as db:
-            db["compare_runs"].insert({
+            self._insert(db, "compare_runs", {
                 "id": run_id, "user": user, "prompt": prompt, "settings": _dumps(settings or {}),
                 "vote": None, "blind": int(blind), "created_at": now(),
             })
@@ -775,14 +655,13 @@ class Store:
         with self.db() as db:
             for start in range(0, len(run_ids), 500):
                 chunk = run_ids[start:start + 500]
-                marks = ", ".join("?" for _ in chunk)
                 sql = f"""
                     SELECT m.*, c.compare_run_id AS compare_run_id, c.settings AS conversation_settings
                     FROM conversations c
                     JOIN messages m ON m.id = (
                         SELECT id FROM messages WHERE conversation_id = c.id AND role = 'assistant'
                         ORDER BY position LIMIT 1)
-                    WHERE c.compare_run_id IN ({marks}) AND c.deleted_at IS NULL
+                    WHERE c.compare_run_id IN ({_marks(chunk)}) AND c.deleted_at IS NULL
                     ORDER BY c.rowid
                 """
                 for row in _rows(db, sql, chunk):
@@ -794,10 +673,10 @@ class Store:
         """Compare runs, newest first; ``mode`` "single" or "batch" filters on ``settings.mode``."""
         where, params = [], []
         if user is not None:
-            where.append("user = ?")
+            where.append('"user" = ?')
             params.append(user)
         if mode is not None:
-            where.append("COALESCE(json_extract(settings, '$.mode'), 'single') = ?")
+            where.append(f"COALESCE({self._json_text('settings', 'mode')}, 'single') = ?")
             params.append(mode)
         # a run whose every column was deleted is deleted too: hidden like its conversations
         where.append("EXISTS (SELECT 1 FROM conversations c WHERE c.compare_run_id = compare_runs.id "
@@ -812,55 +691,201 @@ class Store:
     def compare_runs_in_batch(self, batch_id: str) -> list[dict]:
         """The runs of one batch (one per prompt), by prompt index."""
         with self.db() as db:
-            rows = _rows(db, "SELECT * FROM compare_runs WHERE json_extract(settings, '$.batch_id') = ? "
-                             "ORDER BY json_extract(settings, '$.prompt_index'), rowid", [batch_id])
+            rows = _rows(db, f"SELECT * FROM compare_runs WHERE {self._json_text('settings', 'batch_id')} = ? "
+                             f"ORDER BY {self._json_number('settings', 'prompt_index')}, rowid", [batch_id])
         return [_compare_run(row) for row in rows]
 
     # ---- end of Compare page additions -------------------------------------------------------------
 
-    # -- inside a write transaction
+    # -- History: listing and analytics over the kept totals
+
+    def filter_sql(self, filters: Filters) -> tuple[str, list[Any]]:
+        """A condition on ``conversations c`` and its parameters."""
+        where = ["c.deleted_at IS NOT NULL" if filters.deleted else "c.deleted_at IS NULL"]
+        params: list[Any] = []
+        if filters.user is not None:
+            where.append('c."user" = ?')
+            params.append(filters.user)
+        if filters.source is not None:
+            where.append("c.source = ?")
+            params.append(filters.source)
+        if filters.since is not None:
+            where.append("c.updated_at >= ?")
+            params.append(filters.since.isoformat())
+        if filters.until is not None:
+            where.append("c.updated_at < ?")
+            params.append((filters.until + timedelta(days=1)).isoformat())
+        # `models` is the JSON list the store keeps, e.g. ["openai:gpt-4o"]: match the JSON-encoded text
+        if filters.provider:
+            where.append(self._contains("c.models"))
+            params.append(json.dumps(f"{filters.provider}:")[:-1])  # '"openai:' (no closing quote: a prefix)
+        if filters.model:
+            where.append(self._contains("c.models"))
+            params.append(json.dumps(filters.model))
+        if filters.status is not None:
+            where.append(STATUSES[filters.status])
+        return " AND ".join(where), params
+
+    def list_conversations(self, filters: Filters, *, limit: int | None = 50, offset: int = 0) -> list[dict]:
+        """Conversations matching ``filters``, last active first, with ``models`` and ``settings`` decoded
+        and a ``title`` (the first visible message when untitled)."""
+        where, params = self.filter_sql(filters)
+        sql = f"SELECT c.* FROM conversations c WHERE {where} ORDER BY c.updated_at DESC, c.rowid DESC"
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params += [limit, offset]
+        with self.db() as db:
+            rows = [_conversation(row) for row in _rows(db, sql, params)]
+            self._name_untitled(db, rows)
+        return rows
+
+    def conversations_by_id(self, conversation_ids: list[str]) -> dict[str, dict]:
+        """These conversations (deleted or not) by id, decoded and named as in :meth:`list_conversations`;
+        ids no longer stored are left out."""
+        found: dict[str, dict] = {}
+        with self.db() as db:
+            for start in range(0, len(conversation_ids), 500):
+                chunk = conversation_ids[start:start + 500]
+                for row in _rows(db, f"SELECT c.* FROM conversations c WHERE c.id IN ({_marks(chunk)})", chunk):
+                    found[row["id"]] = _conversation(row)
+            self._name_untitled(db, list(found.values()))
+        return found
 
     @staticmethod
-    def _spend_since(db: sqlite_utils.Database, user: str, since: str) -> tuple[float, float]:
+    def _name_untitled(db: Any, rows: list[dict]) -> None:
+        """A conversation with no title is named after its first message."""
+        for row in rows:
+            if not (row.get("title") or "").strip():
+                first = db.execute("SELECT content FROM messages WHERE conversation_id = ? AND superseded = 0 "
+                                   "ORDER BY position LIMIT 1", [row["id"]]).fetchone()
+                row["title"] = title_from(first[0]) if first else ""
+
+    def count_conversations(self, filters: Filters) -> int:
+        where, params = self.filter_sql(filters)
+        with self.db() as db:
+            return db.execute(f"SELECT COUNT(*) FROM {self._totals_source(filters)} WHERE {where}",
+                              params).fetchone()[0]
+
+    def filter_values(self, filters: Filters) -> tuple[list[list[str]], list[str]]:
+        """The distinct ``provider:model`` lists and users of the conversations matching ``filters``."""
+        where, params = self.filter_sql(filters)
+        source = self._totals_source(filters)
+        with self.db() as db:
+            model_lists = [json.loads(row[0] or "[]") for row in db.execute(
+                f"SELECT DISTINCT c.models FROM {source} WHERE {where}", params).fetchall()]
+            users = [row[0] for row in db.execute(
+                f'SELECT DISTINCT c."user" FROM {source} WHERE {where} ORDER BY 1', params).fetchall()]
+        return model_lists, users
+
+    def summary(self, filters: Filters) -> dict:
+        """Conversations, messages, replies, tokens, known cost and replies of unknown cost, summed from the
+        kept totals of the conversations matching ``filters``."""
+        where, params = self.filter_sql(filters)
+        with self.db() as db:
+            return _rows(db, f"""
+                SELECT COUNT(*) AS conversations,
+                       COALESCE(SUM(c.message_count), 0) AS messages,
+                       COALESCE(SUM(c.reply_count), 0) AS replies,
+                       COALESCE(SUM(c.input_tokens + c.output_tokens + c.cache_read_tokens
+                                    + c.cache_write_tokens), 0) AS tokens,
+                       COALESCE(SUM(c.cost), 0.0) AS cost,
+                       COALESCE(SUM(c.unknown_cost_count), 0) AS unknown_cost_count
+                FROM {self._totals_source(filters)} WHERE {where}""", params)[0]
+
+    def usage_by_user(self, filters: Filters) -> list[dict]:
+        where, params = self.filter_sql(filters)
+        with self.db() as db:
+            return _rows(db, f"""
+                SELECT c."user" AS "user", COUNT(*) AS conversations, SUM(c.message_count) AS messages,
+                       SUM(c.input_tokens + c.output_tokens + c.cache_read_tokens + c.cache_write_tokens) AS tokens,
+                       COALESCE(SUM(c.cost), 0.0) AS cost, SUM(c.unknown_cost_count) AS unknown_cost_count
+                FROM {self._totals_source(filters)} WHERE {where} GROUP BY c."user" ORDER BY 1""", params)
+
+    def reply_figures(self, filters: Filters, *, batch: int = 10_000) -> Iterator[list[tuple]]:
+        """Every finished reply of the conversations matching ``filters`` (superseded ones too, as in the
+        totals), in batches of (UTC day, model name, tokens, cost, ttft, tokens per second) tuples."""
+        where, params = self.filter_sql(filters)
+        # The conversations are the outer loop: the filters pick them, an index finds their replies.
+        # The rate is chat.display.tokens_per_second, in SQL.
+        sql = f"""
+            SELECT substr(m.created_at, 1, 10),
+                   CASE WHEN m.provider IS NULL THEN COALESCE(m.model, 'unknown model')
+                        ELSE m.provider || ':' || m.model END,
+                   COALESCE(m.input_tokens, 0) + COALESCE(m.output_tokens, 0) + COALESCE(m.cache_read_tokens, 0)
+                     + COALESCE(m.cache_write_tokens, 0),
+                   m.cost, m.ttft,
+                   CASE WHEN m.output_tokens > 0 AND m.duration - COALESCE(m.ttft, 0) > 0.05
+                        THEN m.output_tokens / (m.duration - COALESCE(m.ttft, 0)) END
+            FROM {self._replies_join()}
+            WHERE {where} AND m.role = 'assistant' AND m.status != 'streaming'"""
+        with self.db() as db:
+            cursor = db.execute(sql, params)
+            while rows := cursor.fetchmany(batch):
+                yield rows
+
+    def _replies_join(self) -> str:
+        return "conversations c JOIN messages m ON m.conversation_id = c.id"
+
+    # -- History: full-text search (each engine's own; see chat.store.search for the syntax)
+
+    @contextmanager
+    def search_session(self, time_limit: float = SEARCH_TIME_LIMIT) -> Iterator[Any]:
+        """A search's queries on one connection, abandoned past ``time_limit`` seconds (SearchTooSlow); an
+        unreadable index comes out as SearchIndexDamaged. The session has ``parse(text)``, ``join(phrases)``,
+        ``last_id()``, ``newest_match(phrase, offset)``, ``candidates(query, filters, by, limit)``."""
+        raise NotImplementedError
+        yield
+
+    def snippets(self, expr: str, message_ids: list[int]) -> dict[int, str]:
+        """For each of these messages, its passage best matching ``expr`` (a parsed query's expression),
+        matched words between HIGHLIGHT_START and HIGHLIGHT_END."""
+        raise NotImplementedError
+
+    # -- inside a write transaction
+
+    def _spend_since(self, db: Any, user: str, since: str) -> tuple[float, float]:
         # A conversation holding a reply created since ``since`` was updated since then too (every new
         # message touches it), so the user's recently updated conversations are the only ones to read.
         row = db.execute(
-            "SELECT TOTAL(m.cost) FILTER (WHERE m.status != 'streaming'),"
-            " TOTAL(m.reserved_cost) FILTER (WHERE m.status = 'streaming')"
+            "SELECT COALESCE(SUM(m.cost) FILTER (WHERE m.status != 'streaming'), 0.0),"
+            " COALESCE(SUM(m.reserved_cost) FILTER (WHERE m.status = 'streaming'), 0.0)"
             " FROM conversations c JOIN messages m ON m.conversation_id = c.id"
-            " WHERE c.user = ? AND c.updated_at >= ? AND m.role = 'assistant' AND m.created_at >= ?",
+            ' WHERE c."user" = ? AND c.updated_at >= ? AND m.role = \'assistant\' AND m.created_at >= ?',
             [user, since, since]).fetchone()
         return float(row[0]), float(row[1])
 
-    @staticmethod
-    def _require(db: sqlite_utils.Database, conversation_id: str) -> dict:
-        row = _one(db, "SELECT * FROM conversations WHERE id = ?", [conversation_id])
+    def _require(self, db: Any, conversation_id: str, *, lock: bool = False) -> dict:
+        row = _one(db, "SELECT * FROM conversations WHERE id = ?" + (self._for_update if lock else ""),
+                   [conversation_id])
         if row is None:
             raise NotFound("conversation", conversation_id)
         return row
 
     @staticmethod
-    def _set(db: sqlite_utils.Database, table: str, key: object, changes: dict) -> None:
-        assignments = ", ".join(f"{column} = ?" for column in changes)
+    def _insert(db: Any, table: str, row: dict) -> None:
+        columns = ", ".join(f'"{column}"' for column in row)
+        db.execute(f"INSERT INTO {table} ({columns}) VALUES ({_marks(row)})", list(row.values()))
+
+    @staticmethod
+    def _set(db: Any, table: str, key: object, changes: dict) -> None:
+        assignments = ", ".join(f'"{column}" = ?' for column in changes)
         cursor = db.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", [*changes.values(), key])
         if cursor.rowcount == 0:
             raise NotFound(table.rstrip("s"), key)
 
-    @staticmethod
-    def _insert_message(db: sqlite_utils.Database, conversation_id: str, row: dict) -> int:
-        # The write lock is held (BEGIN IMMEDIATE), so max + 1 cannot race with another writer
+    def _insert_message(self, db: Any, conversation_id: str, row: dict) -> int:
+        # The conversation is held (SQLite's write lock, PostgreSQL's row lock): max + 1 cannot race
         position = db.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM messages WHERE conversation_id = ?",
                               [conversation_id]).fetchone()[0]
         row = {"conversation_id": conversation_id, "position": position, **row}
-        columns = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        return db.execute(f"INSERT INTO messages ({columns}) VALUES ({marks})", list(row.values())).lastrowid
+        columns = ", ".join(f'"{column}"' for column in row)
+        return db.execute(f"INSERT INTO messages ({columns}) VALUES ({_marks(row)}) RETURNING id",
+                          list(row.values())).fetchall()[0][0]
 
-    @staticmethod
-    def _refresh_totals(db: sqlite_utils.Database, conversation_id: str, *, touch: str | None = None) -> None:
+    def _refresh_totals(self, db: Any, conversation_id: str, *, touch: str | None = None) -> None:
         """Recompute the conversation's kept totals from its messages (one indexed pass)."""
         totals = _one(db, _TOTALS_SQL, [conversation_id]) or {}
-        totals["models"] = json.dumps([row[0] for row in db.execute(_MODELS_SQL, [conversation_id])])
+        totals["models"] = json.dumps([row[0] for row in db.execute(_MODELS_SQL, [conversation_id]).fetchall()])
         if touch is not None:
             totals["updated_at"] = touch
-        Store._set(db, "conversations", conversation_id, totals)
+        self._set(db, "conversations", conversation_id, totals)
