@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from chat import attachments, live, outbox, turns
+from chat import attachments, history, live, outbox, turns
 from chat.config import parse_model_id
-from chat.display import ending, escape_markdown, plain_sentence, totals_line
+from chat.display import ending, escape_markdown, next_cost_line, plain_sentence, totals_line, version_label
 from chat.providers import TAKES_TEMPERATURE, Params
-from chat.store import StoreError
+from chat.store import StoreError, title_from
 from ui import render, stream
 from ui.resources import boot, catalog, current_viewer, pricer, providers, signed_in_caption
 
@@ -62,6 +62,43 @@ def new_chat() -> None:
     st.session_state.pop("action", None)
 
 
+def change(fn, *args) -> None:
+    """A database change from a button: a fault is said in one toast, nothing else happens."""
+    try:
+        fn(*args)
+    except StoreError as exc:
+        st.toast(str(exc), icon=":material/error:")
+
+
+def rename(conversation_id: str) -> None:
+    title = " ".join((st.session_state.get(f"title-{conversation_id}") or "").split())
+    if title:
+        change(lambda: db.update_conversation(conversation_id, title=title))
+    st.session_state["rename_open"] = False
+
+
+def delete_chat(conversation_id: str) -> None:
+    try:
+        db.soft_delete(conversation_id)
+    except StoreError as exc:
+        st.toast(str(exc), icon=":material/error:")
+        return
+    st.session_state["chat_undo"] = conversation_id
+    new_chat()
+
+
+def undo_delete(conversation_id: str) -> None:
+    st.session_state.pop("chat_undo", None)
+    change(db.restore, conversation_id)
+    st.query_params["c"] = conversation_id
+
+
+def chat_button(conv: dict, key: str) -> None:
+    label = escape_markdown(title_from(conv["title"] or "Untitled", 40))
+    st.button(label, key=key, type="tertiary", disabled=conv["id"] == cid,
+              on_click=lambda c=conv["id"]: st.query_params.update(c=c))
+
+
 # ---------------------------------------------------------------- sidebar
 with st.sidebar:
     signed_in_caption(viewer)
@@ -106,13 +143,40 @@ with st.sidebar:
                    + ". Add a key to use them (see README).")
     if conversation is not None:
         st.caption(f"This chat: {totals_line(conversation)}")
-    recent = read(db.recent_conversations, user, limit=15, default=[])
-    if recent:
-        st.subheader("Recent", divider=False)
-        for conv in recent:
-            label = escape_markdown(" ".join((conv["title"] or "Untitled").split())[:40])
-            st.button(label, key=f"open-{conv['id']}", type="tertiary", disabled=conv["id"] == cid,
-                      on_click=lambda c=conv["id"]: st.query_params.update(c=c))
+        with st.container(horizontal=True, gap="small"):
+            with st.popover("Rename", icon=":material/edit:", type="tertiary", key="rename_open", on_change="rerun"):
+                st.text_input("Title", value=conversation["title"], key=f"title-{cid}", max_chars=200)
+                st.button("Save", type="primary", key="rename_save", on_click=rename, args=(cid,))
+            st.button("Delete", icon=":material/delete:", type="tertiary", key="delete_chat",
+                      on_click=delete_chat, args=(cid,))
+    undone = st.session_state.get("chat_undo")
+    deleted = read(db.get_conversation, undone, include_deleted=True) if undone else None
+    if deleted is not None and deleted["deleted_at"]:
+        with st.container(border=True):
+            st.caption(f"Deleted {escape_markdown(title_from(deleted['title'] or 'Untitled', 40))}.")
+            with st.container(horizontal=True, gap="small"):
+                st.button("Undo", icon=":material/undo:", key="undo_delete", on_click=undo_delete, args=(undone,))
+                st.button("Dismiss", type="tertiary", key="dismiss_undo",
+                          on_click=lambda: st.session_state.pop("chat_undo", None))
+    elif undone:
+        st.session_state.pop("chat_undo", None)
+    search = st.text_input("Search your chats", key="chat_search", placeholder="Search your chats",
+                           label_visibility="collapsed", icon=":material/search:")
+    if search.strip():
+        found = read(history.search, db, search, history.Filters(user=user), limit=15)
+        if found is not None and found.problem:
+            st.caption(escape_markdown(found.problem))
+        elif found is not None:
+            st.caption(f"{found.total:,} chat{'' if found.total == 1 else 's'} found" +
+                       (f", the first {len(found.rows)}" if found.total > len(found.rows) else "") + ".")
+            for conv in found.rows:
+                chat_button(conv, f"found-{conv['id']}")
+    else:
+        recent = read(db.chat_list, user, limit=15, default=[])
+        if recent:
+            st.subheader("Recent", divider=False)
+            for conv in recent:
+                chat_button(conv, f"open-{conv['id']}")
 
 if not available:
     st.title("Set up a provider")
@@ -281,7 +345,9 @@ if out is not None and not out.held and ((prompt and prompt.strip()) or uploads 
 
 
 # ---------------------------------------------------------------- the conversation
-rows = (read(db.messages, cid, default=[]) if cid else [])
+tz = render.viewer_timezone()
+all_rows = (read(db.messages, cid, include_superseded=True, default=[]) if cid else [])  # with earlier versions
+rows = [r for r in all_rows if not r["superseded"]]
 if faults:
     st.error(faults[0], icon=":material/error:")
 running = live.replies.running(cid)
@@ -294,7 +360,7 @@ if not rows:
 hidden = render.earlier_messages(len(rows), f"drawn-{cid}")  # a long conversation opens on its latest
 for row in rows[hidden:]:
     if row["id"] != streaming_id:
-        render.message(row, db.blob)
+        render.message(row, db.blob, tz=tz)
 out = st.session_state.get("outgoing")
 if out is not None:
     unsent(out)
@@ -304,26 +370,50 @@ if visible and streaming_id is None:
     last = visible[-1]
     last_user = next((r for r in reversed(visible) if r["role"] == "user"), None)
     end = ending(last) if last["role"] == "assistant" else None
-    cols = st.columns([1, 1, 1, 5])
     retry = last["role"] == "user" or end.action == "retry"
-    cols[0].button("Retry" if retry else "Regenerate", icon=":material/refresh:", type="tertiary",
-                   on_click=lambda: st.session_state.update(action=("regenerate",)))
-    if end is not None and end.action == "continue":
-        cols[2].button("Continue", icon=":material/fast_forward:", type="tertiary",
-                       help="Ask the model to go on from where its reply stopped.",
-                       on_click=lambda: st.session_state.update(action=("continue",)))
-    if last_user is not None:
-        with cols[1].popover("Edit", icon=":material/edit:", type="tertiary"):
+    versions = turns.reply_versions(all_rows) if last["role"] == "assistant" else []
+    shown = [i for i, v in enumerate(versions) if not v["superseded"]]
+    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+        st.button("Retry" if retry else "Regenerate", icon=":material/refresh:", type="tertiary",
+                  help=None if retry else "Ask again; the earlier reply stays a click away.",
+                  on_click=lambda: st.session_state.update(action=("regenerate",)))
+        if last_user is not None:
             edit_key = f"edit-{last_user['id']}"
-            st.text_area("Your last message", value=last_user["content"], key=edit_key)
-            st.button("Resend", type="primary",
-                      on_click=lambda: st.session_state.update(action=("edit", st.session_state[edit_key])))
+            with st.popover("Edit", icon=":material/edit:", type="tertiary", key=f"{edit_key}-open",
+                            on_change="rerun"):
+                st.text_area("Your last message", value=last_user["content"], key=edit_key)
+                st.button("Resend", type="primary", on_click=lambda: st.session_state.update(
+                    {"action": ("edit", st.session_state[edit_key]), f"{edit_key}-open": False}))
+        if end is not None and end.action == "continue":
+            st.button("Continue", icon=":material/fast_forward:", type="tertiary",
+                      help="Ask the model to go on from where its reply stopped.",
+                      on_click=lambda: st.session_state.update(action=("continue",)))
+        if len(versions) > 1 and len(shown) == 1:
+            now_shown = shown[0]
+            earlier, later = versions[max(now_shown - 1, 0)], versions[min(now_shown + 1, len(versions) - 1)]
+            st.button("", icon=":material/chevron_left:", type="tertiary", key="version_previous",
+                      disabled=now_shown == 0, help="Show the earlier version of this reply",
+                      on_click=change, args=(turns.show_version, db, cid, earlier["id"]))
+            st.caption(version_label(now_shown, len(versions)), width="content")
+            st.button("", icon=":material/chevron_right:", type="tertiary", key="version_next",
+                      disabled=now_shown == len(versions) - 1, help="Show the later version of this reply",
+                      on_click=change, args=(turns.show_version, db, cid, later["id"]))
 
 # The input is pinned to the window's bottom (drawn at the top level, before any wait); while a reply is
 # being written it says so rather than taking a second message.
 st.chat_input("A reply is being written…" if streaming_id else "Ask anything, or attach files", key="prompt",
               disabled=streaming_id is not None, accept_file="multiple", file_type=attachments.FILE_TYPES,
               on_submit=lambda: st.session_state.update(pending_prompt=st.session_state.prompt))
+
+if not faults:  # what the next send would cost, under the input (drawn after it, so the input is painted
+    # first: the first estimate after a start waits for the price data and token encodings, ~1 s). Counting the
+    # history takes ~25 ms at 100 messages: done again only when the chat or the settings change.
+    asked = (cid, len(all_rows), rows[-1]["id"] if rows else None, rows[-1]["updated_at"] if rows else None,
+             settings)
+    held = st.session_state.get("_next_cost")
+    if held is None or held[0] != asked:
+        held = st.session_state["_next_cost"] = (asked, turns.next_cost(pricer(), settings, rows))
+    st.bottom.caption(next_cost_line(held[1]))
 
 if running is not None:
     stream.follow_reply(running, on_stop=stop_reply)

@@ -22,7 +22,7 @@ import streamlit as st
 
 from chat import attachments, compare, live
 from chat.config import ModelId
-from chat.display import escape_markdown, inert_markdown
+from chat.display import BLIND_TARGETS, blind_figures, escape_markdown, inert_markdown
 from chat.store import StoreError, title_from
 from ui import render, stream
 from ui.resources import boot, catalog, current_viewer, pricer, providers, signed_in_caption
@@ -51,6 +51,21 @@ def open_run(run_id: str | None) -> None:
         st.query_params.pop("run", None)
 
 
+def blind_pending() -> bool:
+    """Whether the page shows (or is about to start) a blind comparison nobody has voted on yet: then the
+    sidebar does not name the targets either, unless the user asked to see them."""
+    if st.session_state.get("cmp_run") and st.session_state.get("cmp_blind"):
+        return True
+    run_id = st.query_params.get("run")
+    if not run_id or st.session_state.get("cmp_show_targets") == run_id:
+        return False
+    try:
+        run = db.get_compare_run(run_id)
+    except StoreError:
+        return False
+    return bool(run and run["user"] == user and run["blind"] and run["vote"] is None)
+
+
 # ---------------------------------------------------------------- targets and parameters (sidebar)
 with st.sidebar:
     signed_in_caption(viewer)
@@ -59,12 +74,22 @@ with st.sidebar:
                      key="cmp_count")
     first = cfg.initial_model()
     defaults = [first] + [m for m in available if m != first] if first in available else available
+    hide_targets = blind_pending()
+    if hide_targets:
+        st.caption(BLIND_TARGETS)
+        st.button("Show targets", icon=":material/visibility:", type="tertiary", key="cmp_show",
+                  on_click=lambda: st.session_state.update(cmp_show_targets=st.query_params.get("run")),
+                  help="Shows which models you chose (not which column is which).")
     models = []
     for i in range(count):
         key = f"cmp_model_{i}"
         if st.session_state.get(key) not in available:
             st.session_state[key] = defaults[i % len(defaults)]
-        models.append(st.selectbox(f"Target {i + 1}", available, key=key))
+        if hide_targets:
+            st.session_state[key] = st.session_state[key]  # kept while its selectbox is not drawn
+            models.append(st.session_state[key])
+        else:
+            models.append(st.selectbox(f"Target {i + 1}", available, key=key))
     st.text_area("System prompt", key="cmp_system", placeholder="You are a helpful assistant.")
     synced = st.toggle("Same parameters for every target", value=True, key="cmp_synced")
     shared_system = (st.session_state.get("cmp_system") or "").strip() or None
@@ -78,7 +103,7 @@ with st.sidebar:
                    for m in models]
     else:
         for i, model in enumerate(models):
-            with st.expander(f"Target {i + 1}: {model}"):
+            with st.expander(f"Target {i + 1}" if hide_targets else f"Target {i + 1}: {model}"):
                 temperature = st.number_input("Temperature", min_value=0.0, max_value=2.0, step=0.1, value=None,
                                               placeholder="model default", key=f"cmp_temperature_{i}")
                 max_tokens = st.number_input("Max output tokens", min_value=1, max_value=200_000, step=256,
@@ -100,8 +125,9 @@ with st.sidebar:
 
 # ---------------------------------------------------------------- drawing a run
 @st.fragment(parallel=True)
-def live_column(reply: live.LiveReply, prompt_tokens: int) -> None:
-    """Follow one column's live reply on a worker thread: its text and figures as they grow."""
+def live_column(reply: live.LiveReply, prompt_tokens: int, blind: bool = False) -> None:
+    """Follow one column's live reply on a worker thread: its text and figures as they grow (in a blind run
+    before the vote, none of the figures that would tell the model)."""
     thinking = render.LiveThinking(reply.turn)  # "Thinking…", the reasoning as it comes, collapsed at the answer
     text_slot = st.empty()
     figures_slot = st.empty()
@@ -123,7 +149,7 @@ def live_column(reply: live.LiveReply, prompt_tokens: int) -> None:
                 # the SDK retries before streaming: say so, as the chat page does
                 thinking.note = f"Busy; retrying (attempt {sdk_reply.failed_attempts + 1})…"
             row = compare.live_row(reply.turn, input_tokens=prompt_tokens, pricer=prices)
-            figures_slot.caption("  \n".join(compare.figures(row)) or "…")
+            figures_slot.caption("  \n".join(blind_figures(row) if blind else compare.figures(row)) or "…")
             figures_drawn = now
     thinking.finish()
     if text:
@@ -164,14 +190,14 @@ def saved_column(view: compare.RunView, column: compare.RunColumn) -> None:
         st.button("Stop", key=f"cmp_stop_{column.label}", icon=":material/stop_circle:", type="tertiary",
                   on_click=stop_replies, args=([column.conversation_id],))
         live_column(running, compare.input_estimate(view.run["prompt"], compare.Target.parse(
-            f"{column.settings.get('provider')}:{column.settings.get('model')}")))
+            f"{column.settings.get('provider')}:{column.settings.get('model')}")), not view.revealed)
         return
     render.thinking(reply)
     if reply.get("content"):
         render.message_body(reply["content"])
     names = provider_names(column.settings.get("provider") or "")
     render.ending_notice(reply, anonymise=None if view.revealed else lambda text: compare.anonymise(text, names))
-    st.caption("  \n".join(compare.figures(reply)))
+    st.caption("  \n".join(compare.figures(reply) if view.revealed else blind_figures(reply)))
     if view.revealed and st.button("Continue as chat", key=f"cmp_continue_{column.conversation_id}",
                                    icon=":material/chat:", type="tertiary"):
         st.switch_page("app_pages/chat.py", query_params={"c": column.conversation_id})
@@ -193,11 +219,12 @@ def saved_run(view: compare.RunView) -> None:
             st.info("Some replies of this comparison are being written by another app server; reload to see "
                     "them finish.")
         return
-    line = compare.summary_line({c.label: c.reply for c in view.columns})
-    if line:
-        st.markdown(line)
-    st.dataframe(compare.summary_rows(view), hide_index=True, width="stretch",
-                 column_config={"Model": st.column_config.TextColumn(width="medium")})
+    if view.revealed:  # a blind run's ranking would tell the models apart: shown once voted
+        line = compare.summary_line({c.label: c.reply for c in view.columns})
+        if line:
+            st.markdown(line)
+        st.dataframe(compare.summary_rows(view), hide_index=True, width="stretch",
+                     column_config={"Model": st.column_config.TextColumn(width="medium")})
     choices = compare.vote_choices(view.labels)
     st.caption("Your vote" + ("" if view.revealed else " (the models are revealed once you vote)"))
     for slot, (value, text) in zip(st.columns(len(choices)), choices, strict=True):

@@ -14,7 +14,7 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from chat import history
+from chat import charts, filtering, history
 from chat.display import escape_markdown, totals_line
 from chat.history import Filters
 from chat.pricing import format_tokens
@@ -38,12 +38,15 @@ with st.sidebar:
 
 
 def first_page() -> None:
+    """A filter or the search changed: back to the first page, and an open transcript is checked again."""
     st.session_state["page"] = 1
+    st.session_state["filters_changed"] = True
 
 
 def open_conversation(conversation_id: str) -> None:
     st.query_params["open"] = conversation_id
     st.session_state.pop("undo", None)
+    st.session_state["scroll_to_open"] = True  # the transcript is drawn below the list: bring it into view
 
 
 def close_conversation() -> None:
@@ -182,6 +185,13 @@ since, until = history.day_bounds((since, until))
 filters = Filters(user=scope if scope is not None else chosen_user, since=since, until=until, provider=provider,
                   model=model, status=status, source=source, deleted=show_deleted)
 
+# A transcript left open that a changed filter (or search) no longer matches is closed.
+filters_changed = st.session_state.pop("filters_changed", False)
+if filters_changed and st.query_params.get("open"):
+    opened = history.get_conversation(db, st.query_params["open"], user=scope)
+    if opened is None or not filtering.matches(filters, opened):
+        close_conversation()
+
 conversations_tab, analytics_tab = st.tabs(["Conversations", "Analytics"], key="tab", bind="query-params")
 
 # ---------------------------------------------------------------- conversations
@@ -205,6 +215,9 @@ if conversations_tab.open:
                                                offset=(page - 1) * SEARCH_PAGE_SIZE)
             except StoreError as exc:  # the database failed under the search: said here, the rest works
                 search_fault = f"Search failed: {exc}"
+        if (filters_changed and ranked is not None and not ranked.problem and st.query_params.get("open")
+                and st.query_params["open"] not in {hit[0] for hit in ranked.hits}):
+            close_conversation()
         if search_fault:
             with listing:
                 st.error(search_fault, icon=":material/error:")
@@ -276,6 +289,8 @@ if conversations_tab.open:
         if open_id:
             conversation = history.get_conversation(db, open_id, user=scope)
             st.divider()
+            if st.session_state.pop("scroll_to_open", False):
+                render.scroll_here(key=f"scroll-{open_id}")
             if conversation is None:
                 st.warning("That conversation was not found. The link may be wrong, or it was deleted for good.")
                 st.button("Close", on_click=close_conversation)
@@ -339,8 +354,9 @@ if conversations_tab.open:
                 if not visible:
                     st.caption("No messages yet.")
                 hidden = render.earlier_messages(len(visible), f"history-drawn-{cid}")  # exports stay whole
+                tz = render.viewer_timezone()
                 for message in visible[hidden:]:
-                    render.message(message, db.blob)
+                    render.message(message, db.blob, tz=tz)
 
 # ---------------------------------------------------------------- analytics
 
@@ -367,14 +383,16 @@ if analytics_tab.open:
                        "replies are counted on the UTC day they were sent.")
             if by_day:
                 days = pd.DataFrame(by_day)
-                days["day"] = pd.to_datetime(days["day"])
+                days["day"] = days["day"].astype(str).str[:10]
                 left, right = st.columns(2)
                 with left:
                     st.markdown("**Cost per day by model** (USD, priced replies)")
-                    st.bar_chart(days, x="day", y="cost", color="model", x_label="", y_label="")
+                    st.vega_lite_chart(days, charts.daily_bars(list(days["day"]), field="cost", title="Cost",
+                                                               value_format="$.4~f"), width="stretch")
                 with right:
                     st.markdown("**Tokens per day by model**")
-                    st.bar_chart(days, x="day", y="tokens", color="model", x_label="", y_label="")
+                    st.vega_lite_chart(days, charts.daily_bars(list(days["day"]), field="tokens", title="Tokens",
+                                                               value_format=",d"), width="stretch")
             st.markdown("**By model**")
             st.dataframe(pd.DataFrame({
                 "Model": [m["model"] for m in by_model],

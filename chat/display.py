@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chat.pricing import format_cost, format_tokens
 
@@ -163,18 +165,69 @@ def thinking_body(row: dict) -> str:
     return "\n\n".join(parts)
 
 
-def figures_line(row: dict) -> str:
-    """model · in · out · cost · first token · speed · how it ended, with "≈" on estimates."""
+def cache_parts(row: dict) -> list[str]:
+    """The prompt cache's share of a reply's input, and what it saved: ["1,000 from cache", "200 to cache"]."""
+    parts = []
+    if row.get("cache_read_tokens"):
+        parts.append(f"{format_tokens(row['cache_read_tokens'])} from cache")
+    if row.get("cache_write_tokens"):
+        parts.append(f"{format_tokens(row['cache_write_tokens'])} to cache")
+    return parts
+
+
+def cache_saving_text(row: dict) -> str | None:
+    """ "caching saved $0.0027", or "caching cost $0.0004 more" on the turn that wrote the cache."""
+    saved = row.get("cache_saved")
+    if saved is None or row.get("status") == "streaming" or abs(saved) < 5e-7:
+        return None
+    if saved > 0:
+        return f"caching saved {format_cost(saved)}"
+    return f"caching cost {format_cost(-saved)} more"
+
+
+def sent_at(stamp: str | None, tz: str | None = None, *, today: date | None = None) -> str:
+    """When a message was sent, for the page: "14:03" today, "29 Nov 14:03" this year, "2025-11-29 14:03"
+    before, in the viewer's time zone ``tz`` (an IANA name from the browser), else in UTC marked "UTC"."""
+    if not stamp:
+        return ""
+    try:
+        when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return ""
+    zone, suffix = UTC, " UTC"
+    if tz:
+        try:
+            zone, suffix = ZoneInfo(tz), ""
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    local = when.astimezone(zone)
+    today = today or datetime.now(zone).date()
+    if local.date() == today:
+        text = local.strftime("%H:%M")
+    elif local.year == today.year:
+        text = f"{local.day} {local.strftime('%b %H:%M')}"
+    else:
+        text = local.strftime("%Y-%m-%d %H:%M")
+    return text + suffix
+
+
+def figures_line(row: dict, *, when: str | None = None) -> str:
+    """model · in · from cache · out · cost · caching saved · first token · speed · how it ended · when, with
+    "≈" on estimates. ``when``: the time to show (see :func:`sent_at`); pages show it, exports have their own."""
     parts = [row.get("model") or "unknown model"]
     estimated = (row.get("input_tokens") is not None and not row.get("input_exact")) or (
         row.get("output_tokens") is not None and not row.get("output_exact"))
     if row.get("input_tokens") is not None:
         parts.append(f"{format_tokens(row['input_tokens'], estimated=not row.get('input_exact'))} in")
+    parts += cache_parts(row)
     out = output_text(row)
     if out:
         parts.append(out)
     if row.get("status") != "streaming":
         parts.append(cost_text(row, estimated=estimated))
+    saving = cache_saving_text(row)
+    if saving:
+        parts.append(saving)
     parts += first_token_parts(row)
     rate = tokens_per_second(row)
     if rate is not None:
@@ -182,7 +235,40 @@ def figures_line(row: dict) -> str:
     word = ending(row).word
     if word:
         parts.append(word)
+    if when:
+        parts.append(when)
     return " · ".join(parts)
+
+
+def sent_note(row: dict, tz: str | None = None) -> str | None:
+    """The hover text on a user's message: "Sent 14:03"."""
+    when = sent_at(row.get("created_at"), tz)
+    return f"Sent {when}" if when else None
+
+
+def version_label(index: int, count: int) -> str:
+    """ "1 / 2": which version of the last reply is shown, of how many (Regenerate adds one)."""
+    return f"{index + 1} / {count}"
+
+
+def next_cost_line(estimate) -> str:
+    """Under the input: what sending the conversation as it stands would cost (a chat.turns.NextCost)."""
+    model = escape_markdown(estimate.model)
+    head = f"Next send to {model}: ≈{estimate.input_tokens:,} tokens of this chat + your message"
+    if estimate.input_cost is None or estimate.total_cost is None:
+        return head + "; cost unknown (no price for this model)."
+    return (f"{head}, ≈{format_cost(estimate.input_cost)} in; up to ≈{format_cost(estimate.total_cost)} with a "
+            f"reply of {estimate.output_tokens:,} tokens.")
+
+
+BLIND_FIGURES = "Cost, tokens and timing are hidden until you vote: they would give the model away."
+BLIND_TARGETS = "Targets are hidden until you vote on this blind comparison."
+
+
+def blind_figures(row: dict) -> list[str]:
+    """A blind comparison's column before the vote: how the reply ended, and nothing that tells the model."""
+    word = ending(row).word if row.get("status") != "streaming" else None
+    return ([f"{word[0].upper()}{word[1:]}."] if word else []) + [BLIND_FIGURES]
 
 
 def totals_line(totals: dict) -> str:

@@ -214,11 +214,22 @@ def m005_reasoning(db: sqlite_utils.Database) -> None:
     messages.add_column("reasoning_hidden", int)
 
 
+# ---------------------------------------------------------------- what a daily user expects (issue 19)
+
+
+@migration
+def m006_cache_saved(db: sqlite_utils.Database) -> None:
+    """``cache_saved``: what reading (and writing) the provider's prompt cache saved on a reply, in USD,
+    against the same tokens billed as plain input (negative when a cache write cost more than it saved).
+    Priced when the reply finished, with the prices of that day."""
+    db["messages"].add_column("cache_saved", float)
+
+
 # ---------------------------------------------------------------- attachments (issue 13)
 
 
 @migration
-def m006_attachments(db: sqlite_utils.Database) -> None:
+def m007_attachments(db: sqlite_utils.Database) -> None:
     """Files attached to messages. ``blobs`` holds each file's bytes once, keyed by their sha256 (the same
     file attached twice is stored once); ``attachments`` ties a message to its files, in order, with the
     name the user gave, the media type the content showed, the size and, for images, the dimensions (for

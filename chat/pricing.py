@@ -155,6 +155,19 @@ class Pricer:
         total = _genai_prices_total(provider_id, model, usage)
         return UNKNOWN if total is None else Cost(float(total), SOURCE_GENAI_PRICES)
 
+    def cache_saving(self, provider: str, model: str, usage: Usage) -> float | None:
+        """What the prompt cache saved on ``usage`` (USD): its cost with every cache read and write billed as
+        plain input, less its real cost. Negative when writing the cache cost more than reading it saved;
+        None without cache tokens or without a price."""
+        if not (usage.cache_read_tokens or usage.cache_write_tokens):
+            return None
+        plain = Usage(input_tokens=(usage.input_tokens or 0) + usage.cache_read_tokens + usage.cache_write_tokens,
+                      output_tokens=usage.output_tokens)
+        real, uncached = self.cost(provider, model, usage).usd, self.cost(provider, model, plain).usd
+        if real is None or uncached is None:
+            return None
+        return uncached - real
+
     def price_known(self, provider: str, model: str) -> bool:
         """Whether :meth:`cost` can price this model (an override, or genai-prices knows it)."""
         if self.override_for(provider, model) is not None:

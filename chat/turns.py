@@ -40,6 +40,7 @@ from chat.providers.base import (
     Reply,
     StreamError,
     Timeout,
+    Usage,
 )
 from chat.store import Budget, DatabaseBusy, NotFound, Store, StoreError
 
@@ -444,6 +445,7 @@ class Turn:
             finish_reason = reply.finish_reason
             tool_calls = reply.tool_calls
         cost = self.pricer.cost(model_id.provider, model_id.model, usage).usd if usage else None
+        cache_saved = self.pricer.cache_saving(model_id.provider, model_id.model, usage) if usage else None
         cost_source = None
         if cost is None and usage is not None and usage.provider_cost is not None:
             cost, cost_source = usage.provider_cost, "provider"  # no price of ours: what the server billed
@@ -451,13 +453,15 @@ class Turn:
         refused = (status == "error" and not text and not reasoning and not reply.usage.input_exact
                    and not reply.reasoning_hidden) if reply else False
         if nothing_sent or refused:
-            usage, cost, cost_source = None, 0.0, None  # nothing reached the provider, or it refused: nothing billed
+            # nothing reached the provider, or it refused: nothing billed
+            usage, cost, cost_source, cache_saved = None, 0.0, None, None
         for attempt in range(3):  # the final write must land: a busy database gets two more chances
             try:
                 self.record = self.store.finish_reply(
                     self.message_id, content=text, status=status, usage=usage, cost=cost, ttft=ttft,
                     duration=duration, finish_reason=finish_reason,
                     error=(error.hint if error else None), tool_calls=tool_calls, cost_source=cost_source,
+                    cache_saved=cache_saved if cost is not None and cost_source is None else None,
                     reasoning=reasoning or None,
                     reasoning_ttft=reply.time_to_first_reasoning if reply is not None else None,
                     reasoning_hidden=bool(reply is not None and reply.reasoning_hidden),
@@ -531,3 +535,47 @@ def edit_last(store: Store, provider: Provider, pricer: Pricer, conversation_id:
     return send(store, provider, pricer, conversation_id, prompt, settings, context_window=context_window,
                 user=user, daily_limit=daily_limit, idle_timeout=idle_timeout,
                 first_output_timeout=first_output_timeout, files=files)
+
+
+# ---------------------------------------------------------------- versions of the last reply, the next send
+
+
+def reply_versions(rows: list[dict]) -> list[dict]:
+    """The versions of the conversation's last reply, oldest first: every reply after the last visible user
+    message (``rows`` must include the superseded ones). Regenerate adds one; a superseded version with no
+    text (a failure before its first token) is left out. The visible one is what is shown and what the
+    next message continues from."""
+    user_pos = last_position(rows, "user")
+    if user_pos is None:
+        return []
+    return [r for r in rows if r["role"] == "assistant" and r["position"] > user_pos
+            and (not r.get("superseded") or (r.get("content") or "").strip())]
+
+
+def show_version(store: Store, conversation_id: str, message_id: int) -> None:
+    """Show (and continue from) this version of the last reply; the others stay stored, superseded."""
+    store.show_reply(conversation_id, message_id)
+
+
+@dataclass(frozen=True)
+class NextCost:
+    """What sending the conversation as it stands would cost on a model, before the user's next message:
+    ``input_tokens`` (history and system prompt, counted locally), the output at ``output_tokens`` (the max
+    tokens setting, else DEFAULT_OUTPUT_RESERVE). Costs are None when the model's price is unknown."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+    input_cost: float | None
+    total_cost: float | None
+
+
+def next_cost(pricer: Pricer, settings: TurnSettings, rows: list[dict]) -> NextCost:
+    """The estimate shown under the input: the visible ``rows`` as they would be sent to ``settings``'
+    model, and a reply as long as it may get. Cache discounts are not counted: an upper bound."""
+    model_id = settings.model_id
+    input_tokens = tokens.estimate_input(history_from_rows(rows), model_id.model, settings.system).tokens
+    output_tokens = settings.params.max_tokens or DEFAULT_OUTPUT_RESERVE
+    input_cost = pricer.cost(model_id.provider, model_id.model, Usage(input_tokens, 0)).usd
+    total = pricer.cost(model_id.provider, model_id.model, Usage(input_tokens, output_tokens)).usd
+    return NextCost(str(model_id), input_tokens, output_tokens, input_cost, total)

@@ -31,6 +31,10 @@ stream (``body``), gateway error pages (``error_html``), choices without an inde
 text blocks, tool calls in both formats, refusals, OpenRouter's ``usage.cost`` and Anthropic's 1-hour cache
 writes.
 
+A prompt cache (knob ``prompt_cache``): an Anthropic request carrying ``cache_control`` writes its prefix up to
+the mark (the last block for the top-level form) and reports as read the longest prefix an earlier request
+wrote, counted in words like every figure here; ``reset()`` empties it.
+
 Control over HTTP (for a subprocess server), no authentication:
 ``POST /_control/scenario`` ``{"model": null | "name", <knob>: value, ...}``, ``GET /_control/scenario``,
 ``POST /_control/reset``, ``GET /_control/log`` (optional ``?kind=disconnect``), ``GET /_control/health``.
@@ -47,6 +51,7 @@ connection while it waits between chunks (select + recv(MSG_PEEK) == b"") within
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import select
@@ -109,6 +114,12 @@ DEFAULT_KNOBS: dict[str, Any] = {
     "refusal": None,  # OpenAI: this text streamed as delta.refusal; both: finish "refusal" unless set
     "usage_cost": None,  # OpenAI format: usage.cost in USD (OpenRouter)
     "cache_write_1h_tokens": 0,  # Anthropic: of cache_write_tokens, written with a 1-hour lifetime
+    # a prompt cache, used when cache_read_tokens, cache_write_tokens and input_tokens are not set:
+    # "marked": an Anthropic request with cache_control (top-level, or on a block) writes its prefix up to the
+    #   mark and reads the longest prefix an earlier request wrote; "auto": every request, in both formats,
+    #   as OpenAI's automatic caching does (OpenAI reports no writes); "off": nothing is cached
+    "prompt_cache": "marked",
+    "cache_min_tokens": 0,  # a prefix shorter than this (in words) is not cached
     # reasoning (thinking) streamed before the answer; trouble knobs count its chunks too
     "reasoning": None,  # the reasoning text; each of its tokens is one chunk, paced like the text
     "reasoning_shape": "native",  # Responses: summary events; Anthropic: a thinking block; Chat Completions:
@@ -167,6 +178,25 @@ def _count_words(body: dict) -> int:
     for message in _messages(body):
         words += len(_content_text(message.get("content")).split())
     return words
+
+
+def _cache_blocks(body: dict) -> list[tuple[str, str, bool]]:
+    """(role, text, marked) of every block a prompt cache covers, in order: the system prompt, then each
+    message's content blocks (``instructions`` and ``input`` for Responses). ``marked``: the block carries
+    ``cache_control``."""
+    blocks: list[tuple[str, str, bool]] = []
+    system = body.get("system") or body.get("instructions")  # Responses: instructions
+    if isinstance(system, str) and system:
+        blocks.append(("system", system, False))
+    elif isinstance(system, list):
+        blocks += [("system", b.get("text", ""), bool(b.get("cache_control"))) for b in system if isinstance(b, dict)]
+    for message in _messages(body):  # Responses: input
+        content, role = message.get("content"), str(message.get("role"))
+        if isinstance(content, str):
+            blocks.append((role, content, False))
+        elif isinstance(content, list):
+            blocks += [(role, b.get("text", ""), bool(b.get("cache_control"))) for b in content if isinstance(b, dict)]
+    return blocks
 
 
 def default_text(body: dict, words: int) -> str:
@@ -943,6 +973,10 @@ class _Handler(BaseHTTPRequestHandler):
                  else len(parts) + (reasoning_tokens if knobs["redacted_thinking"] else 0),
                  "reasoning_tokens": reasoning_tokens,
                  "cache_read_tokens": knobs["cache_read_tokens"], "cache_write_tokens": knobs["cache_write_tokens"]}
+        if knobs["input_tokens"] is None and not knobs["cache_read_tokens"] and not knobs["cache_write_tokens"]:
+            read, written = provider._use_prompt_cache(body, protocol, knobs)
+            usage.update(input_tokens=usage["input_tokens"] - read - written, cache_read_tokens=read,
+                         cache_write_tokens=written)
 
         sent = 0
         during = "headers"
@@ -1123,6 +1157,7 @@ class FakeProvider:
         self._default: dict[str, Any] = {}
         self._models: dict[str, dict[str, Any]] = {}
         self._failures: dict[str, int] = {}
+        self._prompt_cache: set[str] = set()  # the prefixes written to the cache (chained hashes)
         self._request_id = 0
         self._generation = 0
         self._stopping = False
@@ -1182,6 +1217,7 @@ class FakeProvider:
         """Forget scenarios and the log; streams still running from before are cut off."""
         with self._lock:
             self._default, self._models, self._failures = {}, {}, {}
+            self._prompt_cache = set()
             self.log = []
             self._generation += 1
 
@@ -1228,6 +1264,33 @@ class FakeProvider:
         with self._lock:
             self._request_id += 1
             return self._request_id
+
+    def _use_prompt_cache(self, body: dict, protocol: str, knobs: dict) -> tuple[int, int]:
+        """(tokens read from the cache, tokens written to it) for this request, in words; remembers what it
+        writes. See the ``prompt_cache`` knob."""
+        mode = knobs["prompt_cache"]
+        blocks = _cache_blocks(body)
+        if not blocks or mode == "off" or (mode == "marked" and protocol != "anthropic"):
+            return 0, 0
+        if mode == "auto" or body.get("cache_control"):
+            mark = len(blocks) - 1
+        else:
+            mark = max((i for i, block in enumerate(blocks) if block[2]), default=None)
+            if mark is None:
+                return 0, 0
+        keys, totals, chain, words = [], [], hashlib.sha1(), 0
+        for role, text, _ in blocks[: mark + 1]:
+            chain.update(json.dumps([role, text]).encode())
+            keys.append(chain.hexdigest())
+            words += len(text.split())
+            totals.append(words)
+        if totals[mark] < knobs["cache_min_tokens"]:
+            return 0, 0
+        with self._lock:
+            read = max((totals[i] for i in range(mark + 1) if keys[i] in self._prompt_cache), default=0)
+            self._prompt_cache.add(keys[mark])
+        written = totals[mark] - read if protocol == "anthropic" else 0  # OpenAI reports no writes
+        return read, written
 
     def _should_fail(self, model: str, fail_times: int | None) -> bool:
         if fail_times is None:

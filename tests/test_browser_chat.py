@@ -287,3 +287,49 @@ def test_a_reply_written_by_another_app_process_is_followed_from_its_checkpoints
     finally:
         other.close()
         second.stop()
+
+
+# ---------------------------------------------------------------- what a daily user expects (issue 19)
+
+
+def test_copy_puts_the_whole_reply_on_the_clipboard_as_markdown(stack, page):
+    provider, app, browser, _ = stack
+    browser.grant_permissions(["clipboard-read", "clipboard-write"], origin=app.url)
+    markdown = "# Plan\n\n- **first** step\n- `second` step"
+    provider.set_scenario(None, text=markdown)
+    send(page, "a plan please")
+    wait_message(page, " out")
+    wait_idle(page)
+    reply = page.locator("[data-testid='stChatMessage']").last
+    reply.get_by_role("button", name="Copy").click()
+    reply.get_by_role("button", name="Copied").wait_for()
+    assert page.evaluate("() => navigator.clipboard.readText()") == markdown
+
+
+def test_each_message_shows_its_time_and_resend_closes_the_edit_popover(stack, page):
+    import re
+
+    from playwright.sync_api import expect
+
+    send(page, "helo")
+    wait_message(page, "20 out")
+    wait_idle(page)
+    assert re.search(r" · \d\d:\d\d$", reply_text(page).strip())  # the browser's own time zone: no "UTC"
+    page.get_by_role("button", name="Edit").click()
+    box = page.get_by_label("Your last message")
+    box.fill("hello")
+    page.get_by_role("button", name="Resend").click()
+    wait_message(page, "Echo: hello lorem")
+    expect(page.get_by_label("Your last message")).to_be_hidden()  # closed, not left open over the new reply
+
+
+def test_the_next_sends_estimate_sits_under_the_input_and_follows_the_model(stack, page):
+    estimate = page.get_by_text("Next send to", exact=False)
+    estimate.wait_for()
+    assert "openai:gpt-4o-mini" in estimate.inner_text()
+    box = page.locator("[data-testid='stChatInput']").bounding_box()
+    assert estimate.bounding_box()["y"] > box["y"]  # below the input, where the eye is before Send
+    page.get_by_label("Model").click()  # Streamlit's selectbox opens a list
+    page.get_by_role("option", name="anthropic:claude-haiku-4-5").click()
+    wait_idle(page)
+    page.get_by_text("Next send to anthropic:claude-haiku-4-5", exact=False).wait_for()

@@ -100,3 +100,24 @@ def test_searching_then_opening_a_conversation_shows_its_transcript_and_a_sharea
         page.locator("[data-testid='stChatInput'] textarea").wait_for()
     finally:
         page.close()
+
+
+def test_open_brings_the_transcript_into_view(stack):
+    from playwright.sync_api import expect
+
+    app, browser, target = stack
+    page = browser.new_page()
+    try:
+        page.set_viewport_size({"width": 1280, "height": 600})
+        page.goto(app.url + "/history?q=quokka")
+        wait_idle(page)
+        page.get_by_text("1 conversation found").wait_for()
+        page.locator(f".st-key-open-{target} button").click()
+        page.wait_for_url(re.compile(rf"[?&]open={target}"))
+        wait_idle(page)
+        heading = page.get_by_role("heading", name="Which animal smiles the most?")
+        heading.wait_for()
+        expect(heading).to_be_in_viewport()
+        expect(page.get_by_text("1 conversation found")).not_to_be_in_viewport()  # it scrolled to get there
+    finally:
+        page.close()

@@ -369,3 +369,182 @@ def test_a_server_that_answers_200_with_an_error_object_is_shown_in_its_own_word
     errors = [e.value for e in at.chat_message[1].error]
     assert errors == ["OpenAI answered with an error: model 'llama9' not found"]
     assert any(b.label == "Retry" for b in at.button)
+
+
+# ---------------------------------------------------------------- what a daily user expects (issue 19)
+
+
+def sidebar_chats(at: AppTest) -> list[str]:
+    return [b.label for b in at.sidebar.button if (b.key or "").startswith(("open-", "found-"))]
+
+
+def test_a_long_first_message_titles_the_chat_cut_at_a_word_boundary(app_env, fake_provider):
+    at = send(run_app(), "Please explain how the garbage collector decides when to run a full collection")
+    (label,) = sidebar_chats(at)
+    assert label == "Please explain how the garbage…"
+
+
+def test_a_chat_is_renamed_from_the_sidebar_and_the_popover_closes(app_env, fake_provider):
+    at = send(run_app(), "first words")
+    cid = open_cid(at)
+    at.sidebar.text_input(key=f"title-{cid}").set_value("  My *plan*  for Q3 ")
+    at.sidebar.button(key="rename_save").click().run()
+    assert Store(app_env).get_conversation(cid)["title"] == "My *plan* for Q3"
+    assert sidebar_chats(at) == ["My \\*plan\\* for Q3"]  # escaped: shown as typed
+    assert at.session_state["rename_open"] is False
+
+
+def test_the_sidebar_search_finds_the_users_own_chats_only(app_env, fake_provider):
+    store = Store(app_env)
+    theirs = store.create_conversation(user="someone-else")
+    store.add_user_message(theirs, "kubernetes secrets rotation")
+    at = send(run_app(), "kubernetes ingress question")
+    at.sidebar.button[0].click().run()
+    send(at, "a recipe for bread")
+    at.sidebar.text_input(key="chat_search").set_value("kubernetes").run()
+    assert sidebar_chats(at) == ["kubernetes ingress question"]
+    assert any("1 chat found" in c.value for c in at.sidebar.caption)
+    at.sidebar.text_input(key="chat_search").set_value("").run()
+    assert sidebar_chats(at) == ["a recipe for bread", "kubernetes ingress question"]
+
+
+def test_deleting_a_chat_from_the_sidebar_can_be_undone(app_env, fake_provider):
+    at = send(run_app(), "keep me after all")
+    cid = open_cid(at)
+    at.sidebar.button(key="delete_chat").click().run()
+    assert open_cid(at) is None and not at.chat_message
+    assert Store(app_env).get_conversation(cid) is None  # soft-deleted
+    assert any("Deleted keep me after all" in c.value for c in at.sidebar.caption)
+    assert sidebar_chats(at) == []
+    at.sidebar.button(key="undo_delete").click().run()
+    assert open_cid(at) == cid and at.chat_message[0].markdown[0].value == "keep me after all"
+    assert sidebar_chats(at) == ["keep me after all"]
+
+
+def test_a_compare_column_continued_as_a_chat_is_listed_in_recent(app_env, fake_provider):
+    from chat import compare
+    from chat.config import load_settings
+    from chat.pricing import Pricer
+    from chat.providers import build_providers
+
+    store = Store(app_env)
+    providers = build_providers(load_settings())
+    live = compare.start_run(store, providers, Pricer(), user="local", prompt="compare this prompt",
+                             targets=[compare.Target.parse("openai:gpt-4o-mini"),
+                                      compare.Target.parse("anthropic:claude-haiku-4-5")])
+    compare.stream_all(live)
+    continued = live.columns[0].conversation_id
+    at = run_app()
+    assert sidebar_chats(at) == []  # compared only: not a chat yet
+    at = run_app(c=continued)
+    send(at, "and a follow-up")
+    assert sidebar_chats(at) == ["compare this prompt"]
+
+
+def copy_buttons(message) -> list:
+    return [e for e in message.children.values() if getattr(e, "type", None) == "bidi_component"]
+
+
+def test_every_reply_has_one_copy_button_carrying_its_markdown(app_env, fake_provider):
+    import json
+
+    fake_provider.set_scenario(None, text="# Title\n\n- **bold** item\n\n```py\nx = 1\n```")
+    at = send(run_app(), "give me markdown")
+    user, reply = at.chat_message
+    assert copy_buttons(user) == []
+    (button,) = [e for e in reply.get("bidi_component")]
+    assert button.proto.component_name == "chat_copy_markdown"
+    assert json.loads(button.proto.json) == "# Title\n\n- **bold** item\n\n```py\nx = 1\n```"
+    assert "innerHTML" not in button.proto.js_content  # the text only ever goes to the clipboard
+
+
+def test_each_message_shows_when_it_was_sent(app_env, fake_provider):
+    import re
+
+    at = send(run_app(), "what time is it")
+    user, reply = at.chat_message
+    assert re.fullmatch(r"Sent \d\d:\d\d UTC", user.markdown[0].help)
+    assert re.search(r" · \d\d:\d\d UTC$", reply.caption[-1].value)
+
+
+def test_resend_closes_the_edit_popover(app_env, fake_provider):
+    at = send(run_app(), "helo")
+    last_user = Store(app_env).messages(open_cid(at))[0]
+    key = f"edit-{last_user['id']}"
+    at.session_state[f"{key}-open"] = True  # as a click on Edit leaves it
+    at.text_area(key=key).set_value("hello")
+    next(b for b in at.button if b.label == "Resend").click().run()
+    assert at.session_state[f"{key}-open"] is False
+    assert at.chat_message[1].markdown[0].value.startswith("Echo: hello")
+
+
+def test_regenerate_keeps_the_earlier_reply_a_click_away_and_the_one_shown_is_sent_next(app_env, fake_provider):
+    fake_provider.set_scenario(None, text="First answer")
+    at = send(run_app(), "hi")
+    fake_provider.set_scenario(None, text="Second answer")
+    next(b for b in at.button if b.label == "Regenerate").click().run()
+    assert at.chat_message[1].markdown[0].value == "Second answer"
+    assert "2 / 2" in [c.value for c in at.caption]
+    assert at.button(key="version_next").disabled
+    at.button(key="version_previous").click().run()
+    assert [m.markdown[0].value for m in at.chat_message] == ["hi", "First answer"]
+    assert "1 / 2" in [c.value for c in at.caption] and at.button(key="version_previous").disabled
+    fake_provider.set_scenario(None, text="Third")
+    send(at, "go on")
+    sent = [m["content"] for m in fake_provider.sent_messages()]
+    assert [c if isinstance(c, str) else c[0]["text"] for c in sent] == ["hi", "First answer", "go on"]  # shown
+    totals = Store(app_env).conversation_totals(open_cid(at))
+    assert totals["reply_count"] == 3  # the hidden version still counts in what the chat cost
+
+
+def test_the_cost_of_the_next_send_is_shown_under_the_input_and_follows_the_model(app_env, fake_provider):
+    at = run_app()
+    line = at.caption[-1].value
+    assert line.startswith("Next send to openai\\:gpt\\-4o\\-mini: ≈3 tokens of this chat + your message")
+    assert "up to ≈$0.0025 with a reply of 4,096 tokens" in line  # 4,096 × $0.60/M output
+    send(at, "a question " * 50)
+    grown = at.caption[-1].value
+    counted = int(__import__("re").search(r"≈([\d,]+) tokens of this chat", grown)[1].replace(",", ""))
+    assert counted > 100  # the 100-word question and its reply now go with the next message
+    at.sidebar.selectbox(key="model").set_value("anthropic:claude-haiku-4-5")
+    at.sidebar.number_input(key="max_tokens").set_value(1000).run()
+    switched = at.caption[-1].value
+    assert switched.startswith("Next send to anthropic\\:claude\\-haiku\\-4\\-5:")
+    assert "with a reply of 1,000 tokens" in switched
+
+
+def test_the_next_send_of_a_model_without_a_price_says_its_cost_is_unknown(app_env, monkeypatch, fake_provider):
+    monkeypatch.setenv("CHAT_ENDPOINTS", '{"local": {"base_url": "' + fake_provider.url + '/v1", "models": ["m"]}}')
+    st.cache_resource.clear()
+    at = run_app()
+    at.sidebar.selectbox(key="model").set_value("local:m").run()
+    assert at.caption[-1].value.endswith("cost unknown (no price for this model).")
+
+
+def test_a_long_anthropic_chat_reads_its_prefix_from_the_cache_and_says_what_that_saved(app_env, fake_provider):
+    at = run_app()
+    at.sidebar.selectbox(key="model").set_value("anthropic:claude-haiku-4-5")
+    send(at, "Read this: " + "word " * 1000)
+    assert "cache_control" not in fake_provider.last_request["body"]  # a first turn: nothing to reuse yet
+    send(at, "Summarise it")
+    assert fake_provider.last_request["body"]["cache_control"] == {"type": "ephemeral"}
+    written = at.chat_message[-1].caption[-1].value
+    assert "to cache" in written and "caching cost $" in written and "more" in written  # the write costs 1.25×
+    send(at, "Shorter")
+    line = at.chat_message[-1].caption[-1].value
+    rows = Store(app_env).messages(open_cid(at))
+    assert rows[-1]["cache_read_tokens"] > 1000 and rows[-1]["cache_saved"] > 0
+    assert f"{rows[-1]['cache_read_tokens']:,} from cache" in line and "caching saved $" in line
+    # the price difference on claude-haiku-4-5: a read is $0.10/M instead of $1/M, a write $1.25/M
+    read, write = rows[-1]["cache_read_tokens"], rows[-1]["cache_write_tokens"]
+    assert rows[-1]["cache_saved"] == pytest.approx(read * 0.9e-6 - write * 0.25e-6)
+
+
+def test_openais_automatic_cache_reads_are_shown_the_same_way(app_env, fake_provider):
+    fake_provider.set_scenario(None, prompt_cache="auto")
+    at = send(run_app(), "a long question " * 100)
+    send(at, "and again")
+    rows = Store(app_env).messages(open_cid(at))
+    assert rows[-1]["cache_read_tokens"] == 300 and rows[-1]["cache_write_tokens"] == 0
+    line = at.chat_message[-1].caption[-1].value
+    assert "300 from cache" in line and "caching saved $" in line

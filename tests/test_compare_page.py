@@ -127,7 +127,7 @@ def test_blind_mode_hides_the_models_until_the_vote(app_env, fake_provider):
                                                 "or switch model."]
     page_text = " ".join(e.value for e in [*at.main.markdown, *at.main.caption, *at.main.error]).lower()
     assert "openai" not in page_text and "anthropic" not in page_text
-    assert set(at.dataframe[0].value["Model"]) == {"hidden"}
+    assert not at.dataframe  # the ranking table would give the models away (issue 19): shown after the vote
     assert not [b for b in at.button if b.label == "Continue as chat"]
     page_text = " ".join(e.value for e in [*at.main.markdown, *at.main.caption, *at.main.error])
     assert "gpt-4o-mini" not in page_text and "claude" not in page_text
@@ -135,6 +135,30 @@ def test_blind_mode_hides_the_models_until_the_vote(app_env, fake_provider):
     titles = sorted(c.markdown[0].value for c in result_columns(at).values())
     assert any("openai:gpt-4o-mini" in t for t in titles) and any("claude-haiku-4-5" in t for t in titles)
     assert Store(app_env).get_compare_run(query(at, "run"))["blind"] is True
+
+
+def test_blind_mode_hides_cost_figures_ranking_and_the_sidebars_targets_until_the_vote(app_env, fake_provider):
+    fake_provider.set_scenario("claude-haiku-4-5", words=10)
+    at = choose(compare_page(), "openai:gpt-4o-mini", "anthropic:claude-haiku-4-5")
+    at.checkbox(key="cmp_blind").check()
+    run(at, "which is which?")
+    columns = result_columns(at)
+    for column in columns.values():
+        figures = column.caption[-1].value
+        assert "$" not in figures and "out" not in figures and "first token" not in figures
+        assert "hidden until you vote" in figures
+    assert not any("Cheapest" in m.value or "Fastest" in m.value for m in at.markdown)
+    assert not at.dataframe
+    assert not [s for s in at.sidebar.selectbox if (s.key or "").startswith("cmp_model_")]
+    assert any("hidden until you vote" in c.value for c in at.sidebar.caption)
+    sidebar_text = " ".join(e.value for e in [*at.sidebar.markdown, *at.sidebar.caption, *at.sidebar.expander])
+    assert "gpt-4o-mini" not in sidebar_text and "claude" not in sidebar_text
+    at.button(key="cmp_vote_A").click().run()
+    assert all("$" in c.caption[-1].value and "out" in c.caption[-1].value for c in result_columns(at).values())
+    assert any("Cheapest" in m.value for m in at.markdown) and set(at.dataframe[0].value["Model"]) == {
+        "openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"}
+    assert [s.value for s in at.sidebar.selectbox if (s.key or "").startswith("cmp_model_")] == [
+        "openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"]  # the choices were kept while hidden
 
 
 def test_parameters_can_be_set_per_target(app_env, fake_provider):

@@ -1,4 +1,6 @@
-from chat.display import figures_line, totals_line
+from datetime import date
+
+from chat.display import figures_line, sent_at, totals_line
 
 
 def row(**kw):
@@ -48,3 +50,23 @@ def test_an_image_split_across_stream_chunks_is_made_inert_too():
     out = "".join(guard.feed(c) for c in ["look !", "[x](https://t.example/a.png) ok!", "!"]) + guard.flush()
     assert "![" not in out
     assert out.replace("\u200b", "") == "look ![x](https://t.example/a.png) ok!!"
+
+
+def test_the_figures_line_shows_cached_tokens_and_what_caching_saved_or_cost():
+    line = figures_line(row(input_tokens=34, cache_read_tokens=1200, cache_saved=0.00081))
+    assert line.startswith("gpt-4o-mini · 34 in · 1,200 from cache · 256 out · $0.0025 · caching saved $0.00081 ·")
+    written = figures_line(row(cache_write_tokens=900, cache_saved=-0.0002))
+    assert "900 to cache" in written and "caching cost $0.00020 more" in written
+
+
+def test_the_figures_line_ends_with_the_time_it_is_given():
+    assert figures_line(row(), when="14:03").endswith(" · 62 tok/s · 14:03")
+
+
+def test_a_time_is_shown_in_the_viewers_zone_shorter_for_today():
+    stamp = "2026-11-29T21:05:09.000001Z"
+    assert sent_at(stamp, "Europe/Berlin", today=date(2026, 11, 29)) == "22:05"
+    assert sent_at(stamp, None, today=date(2026, 11, 29)) == "21:05 UTC"
+    assert sent_at(stamp, "Not/AZone", today=date(2026, 11, 30)) == "29 Nov 21:05 UTC"
+    assert sent_at(stamp, "Asia/Tokyo", today=date(2027, 1, 2)) == "2026-11-30 06:05"
+    assert sent_at(None) == "" and sent_at("garbage") == ""

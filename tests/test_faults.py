@@ -123,7 +123,8 @@ def test_a_full_disk_is_database_unavailable_and_writing_works_again_once_there_
     filler = folder / "filler"
     with pytest.raises(DatabaseUnavailable) as caught:
         if small_disk is not None:
-            with open(filler, "wb") as f:  # fill the disk, leaving no room
+            # fill the disk, leaving no room; unbuffered, so no half-written chunk is left to fail again on close
+            with open(filler, "wb", buffering=0) as f:
                 try:
                     while True:
                         f.write(b"\0" * 65536)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -146,7 +147,7 @@ def test_selecting_a_row_opens_the_read_only_transcript_with_figures_and_setting
     assert you.markdown[0].value == "Second question" and reply.markdown[0].value == "Partial answer"
     figures = reply.caption[-1].value
     assert figures.startswith("gpt-4o-mini · 1,234 in · 256 out · $0.0025 · 0.41 s to first token")
-    assert figures.endswith("stopped by you")
+    assert re.search(r" · stopped by you · \d\d:\d\d UTC$", figures)  # the time of the reply last (issue 19)
     assert not at.chat_input  # read-only
     settings = at.expander[0]
     assert settings.label == "System prompt and parameters"
@@ -353,3 +354,49 @@ def test_the_transcript_and_exports_say_how_each_reply_ended_in_the_same_words(s
     assert [(r["status"], r["ending"]) for r in replies] == [("unfinished", "unfinished"),
                                                             ("complete", "tool call not run")]
     assert replies[1]["tool_calls"] == ["get_weather"] and replies[1]["finish_reason"] == "tool_use"
+
+
+# ---------------------------------------------------------------- what a daily user expects (issue 19)
+
+
+def scrollers(at: AppTest) -> list:
+    return [e for e in at.get("bidi_component") if e.proto.component_name == "chat_scroll_here"]
+
+
+def test_open_brings_the_transcript_into_view_once(store):
+    cid = conversation(store, "where is the planner?", "The planner is here.")
+    at = history_page()
+    at.text_input(key="q").set_value("planner").run()
+    assert not scrollers(at)
+    at.button(key=f"open-{cid}").click().run()
+    assert len(scrollers(at)) == 1 and "innerHTML" not in scrollers(at)[0].proto.js_content
+    at.run()  # any later run leaves the reader where they are
+    assert not scrollers(at) and open_id(at) == cid
+
+
+def test_a_filter_change_closes_a_transcript_it_leaves_out_and_keeps_one_it_still_matches(store):
+    cid = conversation(store, "an openai question", "an answer")
+    conversation(store, "a claude question", "another answer", provider="anthropic", model="claude-haiku-4-5")
+    at = history_page(open=cid)
+    at.selectbox(key="provider").set_value("openai").run()
+    assert open_id(at) == cid  # still matches: still open
+    at.selectbox(key="provider").set_value("anthropic").run()
+    assert open_id(at) is None and not at.chat_message
+    at = history_page(open=cid)
+    at.text_input(key="q").set_value("claude").run()
+    assert open_id(at) is None  # the search no longer finds it either
+
+
+def test_the_daily_charts_draw_one_day_as_a_bar_with_whole_legend_labels_and_no_zoom(store):
+    conversation(store, "q1", "a1", cost=0.01)
+    conversation(store, "q2", "a2", provider="anthropic", model="a-model-with-a-very-long-name-that-used-to-be-cut")
+    at = history_page(tab="Analytics")
+    charts_ = at.get("vega_lite_chart")
+    assert len(charts_) == 2
+    for chart in charts_:
+        spec = json.loads(chart.proto.spec)
+        assert "params" not in spec and "selection" not in json.dumps(spec)  # nothing binds the mouse wheel
+        x = spec["encoding"]["x"]
+        assert x["type"] == "ordinal" and x["scale"]["paddingOuter"] == 5.5  # one day: one bar of 1/12 width
+        legend = spec["encoding"]["color"]["legend"]
+        assert legend["labelLimit"] == 0 and legend["orient"] == "bottom"

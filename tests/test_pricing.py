@@ -183,3 +183,12 @@ def test_costs_are_shown_with_two_significant_digits_below_a_cent(usd, estimated
 )
 def test_token_counts_are_shown_with_thousands_separators(n, estimated, shown):
     assert format_tokens(n, estimated=estimated) == shown
+
+
+def test_what_the_cache_saved_is_the_cost_with_cache_tokens_billed_as_plain_input_less_the_real_cost():
+    pricer = Pricer({"anthropic:m": {"input_mtok": 1.0, "output_mtok": 5.0, "cache_read_mtok": 0.1,
+                                     "cache_write_mtok": 1.25}})
+    assert pricer.cache_saving("anthropic", "m", Usage(100, 10, cache_read_tokens=1_000_000)) == pytest.approx(0.9)
+    assert pricer.cache_saving("anthropic", "m", Usage(100, 10, cache_write_tokens=1_000_000)) == pytest.approx(-0.25)
+    assert pricer.cache_saving("anthropic", "m", Usage(100, 10)) is None
+    assert pricer.cache_saving("other", "m", Usage(100, 10, cache_read_tokens=5)) is None  # no price

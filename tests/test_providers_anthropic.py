@@ -133,3 +133,36 @@ def test_an_anthropic_provider_without_a_client_raises_missing_key(fake_provider
         list(reply)
     assert caught.value.provider == "Anthropic"
     assert fake_provider.requests == []
+
+
+LONG = "word " * 900  # 4,500 characters: past CACHE_FROM_CHARS
+FOLLOW_UP = [Message("user", LONG), Message("assistant", "Noted."), Message("user", "And now?")]
+
+
+def test_a_long_follow_up_asks_for_automatic_prompt_caching_and_a_short_or_first_turn_does_not(fake_provider,
+                                                                                              provider):
+    list(provider.stream("claude-test", HISTORY))  # short
+    assert "cache_control" not in fake_provider.last_request["body"]
+    list(provider.stream("claude-test", [Message("user", LONG)]))  # long, but a first turn
+    assert "cache_control" not in fake_provider.last_request["body"]
+    list(provider.stream("claude-test", FOLLOW_UP))
+    body = fake_provider.last_request["body"]
+    assert body["cache_control"] == {"type": "ephemeral"}
+    assert [m["content"] for m in body["messages"]] == [LONG, "Noted.", "And now?"]  # the messages unchanged
+
+
+def test_a_provider_with_caching_off_never_marks_a_request(fake_provider, anthropic_client):
+    list(AnthropicProvider("anthropic", anthropic_client, prompt_cache=False).stream("claude-test", FOLLOW_UP))
+    assert "cache_control" not in fake_provider.last_request["body"]
+
+
+def test_the_next_turn_reads_the_prefix_the_previous_one_wrote(fake_provider, provider):
+    first = provider.stream("claude-test", FOLLOW_UP)
+    list(first)
+    assert (first.usage.cache_read_tokens, first.usage.cache_write_tokens) == (0, 903)  # 900 + 1 + 2 words
+    second = provider.stream("claude-test", [*FOLLOW_UP, Message("assistant", first.text),
+                                             Message("user", "Last one")])
+    list(second)
+    u = second.usage
+    assert u.cache_read_tokens == 903 and u.cache_write_tokens == len(first.text.split()) + 2
+    assert u.input_tokens == 0  # everything up to the new mark was read or written

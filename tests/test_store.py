@@ -617,3 +617,31 @@ def test_a_replys_reasoning_is_checkpointed_and_finished_on_either_engine(store)
     row = store.finish_reply(reply_id, content="Answer.", status="complete", cost=0.01, reasoning_ttft=0.2,
                              usage=Usage(10, 30, reasoning_tokens=20), reasoning="Considering the options.")
     assert (row["reasoning"], row["reasoning_tokens"], row["reasoning_ttft"]) == ("Considering the options.", 20, 0.2)
+
+
+def test_the_chat_list_holds_chats_and_compare_conversations_continued_as_chats(store):
+    chat = store.create_conversation(user="ann")
+    compared = store.create_conversation(user="ann", source="compare")
+    continued = store.create_conversation(user="ann", source="compare")
+    for cid in (chat, compared, continued):
+        store.add_user_message(cid, "question")
+        store.finish_reply(store.start_reply(cid, provider="openai", model="m"), content="answer",
+                           status="complete", usage=None, cost=None)
+    store.add_user_message(continued, "a follow-up")
+    store.create_conversation(user="bob")
+    assert [c["id"] for c in store.chat_list("ann")] == [continued, chat]
+
+
+def test_showing_an_earlier_version_of_the_last_reply_supersedes_the_others_and_keeps_the_totals(store):
+    cid = store.create_conversation(user="ann")
+    store.add_user_message(cid, "question")
+    first = store.start_reply(cid, provider="openai", model="m")
+    store.finish_reply(first, content="one", status="complete", usage=None, cost=0.5)
+    store.supersede_from(cid, 2)
+    second = store.start_reply(cid, provider="openai", model="m")
+    store.finish_reply(second, content="two", status="complete", usage=None, cost=0.25)
+    store.show_reply(cid, first)
+    assert [m["content"] for m in store.messages(cid)] == ["question", "one"]
+    assert store.conversation_totals(cid)["cost"] == 0.75 and store.conversation_totals(cid)["message_count"] == 2
+    with pytest.raises(NotFound):
+        store.show_reply(cid, store.messages(cid)[0]["id"])  # a user message is no version of a reply

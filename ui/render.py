@@ -13,6 +13,8 @@ from chat.display import (
     figures_line,
     inert_markdown,
     plain_sentence,
+    sent_at,
+    sent_note,
     thinking_body,
     thinking_label,
     thinking_live_label,
@@ -36,9 +38,10 @@ def earlier_messages(count: int, key: str) -> int:
     return hidden
 
 
-def message_body(content: str) -> None:
-    """Markdown, never HTML (st.markdown escapes it), and no remote images. Shown whole, however long."""
-    st.markdown(inert_markdown(content))
+def message_body(content: str, *, help: str | None = None) -> None:
+    """Markdown, never HTML (st.markdown escapes it), and no remote images. Shown whole, however long.
+    ``help``: hover text (plain words of ours, such as when it was sent)."""
+    st.markdown(inert_markdown(content), help=help)
 
 
 def thinking(row: dict) -> None:
@@ -141,25 +144,82 @@ def attached(files: list[dict], load: Callable[[str], bytes] | None = None) -> N
         st.caption(f"{icon} {escape_markdown(attachments.chip(meta))}")
 
 
-def message(row: dict, load: Callable[[str], bytes] | None = None) -> None:
+def viewer_timezone() -> str | None:
+    """The browser's time zone (an IANA name), None when unknown (tests, scripts)."""
+    try:
+        return st.context.timezone
+    except Exception:  # no browser session behind this run
+        return None
+
+
+def message(row: dict, load: Callable[[str], bytes] | None = None, *, tz: str | None = None) -> None:
     """A stored message; ``load(sha256) -> bytes`` reads attached files for their thumbnails."""
     with st.chat_message(row["role"]):
         if row["role"] == "assistant":
             thinking(row)
         attached(row.get("attachments") or [], load)
         if row["content"]:
-            message_body(row["content"])
+            message_body(row["content"], help=sent_note(row, tz) if row["role"] == "user" else None)
         if row["role"] == "assistant":
-            assistant_footer(row)
+            assistant_footer(row, tz=tz)
 
 
-def assistant_footer(row: dict) -> None:
+def assistant_footer(row: dict, *, tz: str | None = None) -> None:
     dropped = (row.get("settings") or {}).get("context_dropped")
     if dropped:
         st.caption(f"{dropped} older message{'s were' if dropped != 1 else ' was'} left out of this request "
                    "to fit the model's context window.")
     ending_notice(row)
-    st.caption(figures_line(row))
+    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+        st.caption(figures_line(row, when=sent_at(row.get("created_at"), tz)), width="content")
+        if (row.get("content") or "").strip() and row.get("status") != "streaming" and row.get("id") is not None:
+            copy_button(row["content"], key=f"copy-{row['id']}")
+
+
+# ---------------------------------------------------------------- copy a reply as Markdown
+# A small component: a button whose script puts the reply's Markdown on the clipboard. The text travels as
+# the component's data and is only ever handed to the clipboard (a textarea's value in the fallback), never
+# put into the page as HTML.
+_COPY_JS = """
+export default function ({ parentElement, data }) {
+  const button = parentElement.querySelector("button");
+  const text = typeof data === "string" ? data : "";
+  button.onclick = async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch (err) {  // not a secure context (plain http to another host): the older way
+      const area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.style.position = "fixed";
+      area.style.opacity = "0";
+      document.body.appendChild(area);
+      area.select();
+      document.execCommand("copy");
+      area.remove();
+    }
+    button.textContent = "Copied";
+    button.dataset.copied = "true";
+    setTimeout(() => { button.textContent = "Copy"; }, 1500);
+  };
+}
+"""
+_COPY_CSS = """
+button { background: none; border: none; padding: 0 0.25rem; margin: 0; cursor: pointer; font: inherit;
+         font-size: 0.875rem; color: var(--st-text-color); opacity: 0.6; }
+button:hover, button:focus-visible { opacity: 1; color: var(--st-primary-color); }
+"""
+_copy_component = None
+
+
+def copy_button(text: str, *, key: str) -> None:
+    """One click puts ``text`` (a reply's Markdown) on the clipboard."""
+    global _copy_component
+    if _copy_component is None:
+        _copy_component = st.components.v2.component(
+            "chat_copy_markdown", html='<button type="button" title="Copy this reply as Markdown">Copy</button>',
+            css=_COPY_CSS, js=_COPY_JS)
+    _copy_component(data=text, key=key, width="content")
 
 
 _NOTICE = {"error": (st.error, ":material/error:"), "warning": (st.warning, ":material/warning:"),
@@ -175,3 +235,23 @@ def ending_notice(row: dict, *, anonymise: Callable[[str], str] | None = None) -
     text = anonymise(end.notice) if anonymise else end.notice
     show, icon = _NOTICE[end.tone]
     show(plain_sentence(text), icon=icon)
+
+
+# ---------------------------------------------------------------- bring something into view
+# A component with no content of its own: mounted at a place on the page, its script scrolls that place to the
+# top of the window once. It is given no text at all.
+_SCROLL_JS = """
+export default function ({ parentElement }) {
+  const here = parentElement.host || parentElement;
+  requestAnimationFrame(() => here.scrollIntoView({ block: "start" }));
+}
+"""
+_scroll_component = None
+
+
+def scroll_here(key: str) -> None:
+    """Scroll the window so that this point of the page is at its top (draw it once, where it should)."""
+    global _scroll_component
+    if _scroll_component is None:
+        _scroll_component = st.components.v2.component("chat_scroll_here", html="<span></span>", js=_SCROLL_JS)
+    _scroll_component(key=key, width="stretch")

@@ -370,6 +370,15 @@ class Store:
         with self.db() as db:
             return [_conversation(row) for row in _rows(db, sql, [*params, limit])]
 
+    def chat_list(self, user: str, *, limit: int = 20) -> list[dict]:
+        """The user's chats for the Chat page's sidebar, newest first: conversations started there, and
+        those continued there from Compare (a compare conversation with more than its compared exchange)."""
+        sql = ("SELECT * FROM conversations WHERE deleted_at IS NULL AND \"user\" = ? "
+               "AND (source = 'chat' OR message_count > 2 OR reply_count > 1) "
+               "ORDER BY updated_at DESC, rowid DESC LIMIT ?")
+        with self.db() as db:
+            return [_conversation(row) for row in _rows(db, sql, [user, limit])]
+
     def soft_delete(self, conversation_id: str) -> None:
         with self._write() as db:
             self._require(db, conversation_id)
@@ -515,7 +524,8 @@ class Store:
                      finish_reason: str | None = None, error: str | None = None,
                      tool_calls: list[str] | None = None, cost_source: str | None = None,
                      reasoning: str | None = None, reasoning_ttft: float | None = None,
-                     reasoning_hidden: bool = False) -> dict:
+                     reasoning_hidden: bool = False,
+                     cache_saved: float | None = None) -> dict:
         """Record the reply's final text, status and figures, and the conversation's totals, in one
         transaction. Finishing the same reply again replaces its figures; it is never counted twice."""
         if status not in FINAL_STATUSES:
@@ -529,6 +539,7 @@ class Store:
             "cache_write_tokens": None, "input_exact": 0, "output_exact": 0, "reserved_cost": None,
             "reasoning": reasoning or None, "reasoning_ttft": reasoning_ttft,
             "reasoning_hidden": 1 if reasoning_hidden else None, "reasoning_tokens": None,
+            "cache_saved": cache_saved,
         }
         if usage is not None:
             changes |= {
@@ -564,6 +575,24 @@ class Store:
         with self.db() as db:
             row = _one(db, "SELECT * FROM messages WHERE id = ?", [message_id])
         return None if row is None else _message(row)
+
+    def show_reply(self, conversation_id: str, message_id: int) -> None:
+        """Make ``message_id``, one version of the conversation's last reply, the one shown and continued
+        from: the other replies after the last visible user message are superseded, this one is not. The
+        totals are unchanged (superseded replies count too)."""
+        stamp = now()
+        with self._write() as db:
+            self._require(db, conversation_id)
+            last_user = db.execute("SELECT MAX(position) FROM messages WHERE conversation_id = ? AND role = 'user' "
+                                   "AND superseded = 0", [conversation_id]).fetchone()[0]
+            chosen = _one(db, "SELECT position, role FROM messages WHERE id = ? AND conversation_id = ?",
+                          [message_id, conversation_id])
+            if chosen is None or chosen["role"] != "assistant" or last_user is None or chosen["position"] <= last_user:
+                raise NotFound("version of the last reply", message_id)
+            db.execute("UPDATE messages SET superseded = CASE WHEN id = ? THEN 0 ELSE 1 END, updated_at = ? "
+                       "WHERE conversation_id = ? AND role = 'assistant' AND position > ?",
+                       [message_id, stamp, conversation_id, last_user])
+            self._refresh_totals(db, conversation_id)
 
     def supersede_from(self, conversation_id: str, position: int) -> None:
         """Hide the messages at ``position`` and after (regenerate, edit and resend). They stay in the

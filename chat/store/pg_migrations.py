@@ -184,7 +184,13 @@ def m005_reasoning(conn: Any) -> None:
 
 
 @migration
-def m006_attachments(conn: Any) -> None:
+def m006_cache_saved(conn: Any) -> None:
+    """What the prompt cache saved on a reply, in USD (see the SQLite migration of the same name)."""
+    conn.execute("ALTER TABLE messages ADD COLUMN cache_saved double precision")
+
+
+@migration
+def m007_attachments(conn: Any) -> None:
     """Files attached to messages (see the SQLite migration of the same name); the bytes are ``bytea``.
     ``attachments.sha256`` references ``blobs``: a purge on one replica cannot remove a blob another replica
     is attaching at that moment (one of the two waits, then fails rather than leave a dangling file)."""
