@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from chat import history, live, outbox, turns
+from chat import attachments, history, live, outbox, turns
 from chat.config import parse_model_id
 from chat.display import ending, escape_markdown, next_cost_line, plain_sentence, totals_line, version_label
 from chat.providers import TAKES_TEMPERATURE, Params
@@ -250,17 +250,57 @@ def stop_reply(conversation_id: str) -> None:
 
 
 def unsent(out: outbox.Outgoing) -> None:
-    """A message whose reply has not started: the database fault in one sentence, the words, and Send again.
-    The message itself is saved in the background as soon as the database takes it."""
+    """A message whose reply has not started: the database fault (or why a file cannot go) in one sentence,
+    the words and files, and Send again. A message the database refused is saved in the background as soon
+    as it takes it; one held for its files waits for the user (another model, or files removed)."""
     if out.saved:
         st.info("Your message is saved; its reply has not been asked for yet.", icon=":material/info:")
     else:
-        st.error(out.problem or "The chat database did not take your message.", icon=":material/error:")
+        st.error(plain_sentence(out.problem or "The chat database did not take your message."),
+                 icon=":material/error:")
         with st.chat_message("user"):
-            render.message_body(out.prompt)
-    st.button("Send again", icon=":material/send:", key="send_again",
-              on_click=lambda: st.session_state.update(resend=True),
-              help="Your message is kept in this tab until the database takes it.")
+            by_sha = {f.sha256: f.data for f in out.files}
+            render.attached([f.meta() for f in out.files], by_sha.__getitem__)
+            if out.prompt:
+                render.message_body(out.prompt)
+    cols = st.columns([1, 1, 4]) if out.held else [st]
+    cols[0].button("Send again", icon=":material/send:", key="send_again",
+                   on_click=lambda: st.session_state.update(resend=True),
+                   help="Your message and its files are kept in this tab until they can go.")
+    if out.held:
+        if out.files:
+            cols[1].button("Send without files", icon=":material/attach_file_off:", key="send_bare",
+                           disabled=not out.prompt.strip(),
+                           on_click=lambda: st.session_state.update(resend=True, drop_files=True))
+        cols[2].button("Discard", icon=":material/delete:", type="tertiary", key="discard",
+                       on_click=lambda: st.session_state.pop("outgoing", None))
+
+
+caps_now = models.capabilities(model_id.provider, model_id.model)
+attach_limits = attachments.Limits(max_file_bytes=int(cfg.attach_max_file_mb * 1024 * 1024),
+                                   max_message_bytes=int(cfg.attach_max_message_mb * 1024 * 1024))
+
+
+def files_problem(files: tuple) -> str | None:
+    """Why these files cannot go with a message to the chosen model (limits, what it reads), or None."""
+    try:
+        attachments.check(files, limits=attach_limits, model=model_id.model, image_input=caps_now.image_input,
+                          pdf_input=caps_now.pdf_input)
+    except attachments.AttachmentError as exc:
+        return exc.hint
+    return None
+
+
+def read_uploads(uploads: list) -> tuple[tuple, list[str]]:
+    """The files the chat input brought, read and checked by their content; and one sentence per file that
+    cannot be taken (empty, damaged, SVG, not what its name says)."""
+    files, problems = [], []
+    for upload in uploads:
+        try:
+            files.append(attachments.read(upload.name, upload.getvalue()))
+        except attachments.AttachmentError as exc:
+            problems.append(exc.hint)
+    return tuple(files), problems
 
 
 action = st.session_state.pop("action", None)
@@ -269,6 +309,12 @@ if action and cid:  # Regenerate, Retry, Edit, Continue: a new reply, owned by t
     try:
         if live.replies.running(cid) is not None:
             raise live.ReplyInProgress()
+        sent_files = [attachments.Attachment.from_meta(meta) for row in db.messages(cid) if row["role"] == "user"
+                      for meta in row.get("attachments") or ()]
+        # the files these messages carry, against the model now chosen (their sizes were checked when sent)
+        attachments.check(sent_files, limits=attachments.Limits(max_file_bytes=2**62, max_message_bytes=2**62,
+                                                                max_files=2**31),
+                          model=model_id.model, image_input=caps_now.image_input, pdf_input=caps_now.pdf_input)
         db.update_conversation(cid, settings=settings.as_dict())
         turn = None
         if action[0] == "edit" and action[1].strip():
@@ -283,14 +329,35 @@ if action and cid:  # Regenerate, Retry, Edit, Continue: a new reply, owned by t
         faults.append(f"{exc} Nothing was sent; try again in a moment.")
     except live.ReplyInProgress as exc:
         faults.append(str(exc))
+    except attachments.AttachmentError as exc:
+        faults.append(f"{exc.hint} Nothing was sent.")
 
 # A new message. The database takes it before any provider call; a message it refuses stays in this tab
 # (never lost) until Send again delivers it, saved once.
-prompt = st.session_state.pop("pending_prompt", None)
+submitted = st.session_state.pop("pending_prompt", None)
+prompt = getattr(submitted, "text", submitted)  # with files, the chat input gives its text and files together
+uploads = list(getattr(submitted, "files", None) or [])
 out: outbox.Outgoing | None = st.session_state.get("outgoing")
-if (prompt is not None and prompt.strip()) or (st.session_state.pop("resend", False) and out is not None):
-    if prompt is not None and prompt.strip():
-        out = outbox.Outgoing(prompt, cid)
+resend = st.session_state.pop("resend", False) and out is not None
+if resend and st.session_state.pop("drop_files", False):
+    out.files = ()
+if resend and out.held:  # held for its files: checked again (another model may read them now)
+    out.problem = files_problem(out.files) if out.prompt.strip() or out.files else "There is nothing left to send."
+    out.held = out.problem is not None
+    resend = not out.held
+if (prompt and prompt.strip()) or uploads:
+    files, problems = read_uploads(uploads)
+    out = outbox.Outgoing(prompt or "", cid, files=files)
+    if problems:
+        left = "the message" + (" and the other files" if files else "") if out.prompt.strip() else "the other files"
+        out.problem = " ".join(problems) + (f" Send again sends {left} without it." if out.prompt.strip() or files
+                                            else "")
+    else:
+        out.problem = files_problem(files)
+    out.held = out.problem is not None
+    if out.held:  # nothing saved or sent: the words and the files that could be read stay for Send again
+        st.session_state.outgoing = out
+if out is not None and not out.held and ((prompt and prompt.strip()) or uploads or resend):
     try:
         if live.replies.running(out.conversation_id) is not None:
             raise live.ReplyInProgress()
@@ -326,7 +393,7 @@ if not rows:
 hidden = render.earlier_messages(len(rows), f"drawn-{cid}")  # a long conversation opens on its latest
 for row in rows[hidden:]:
     if row["id"] != streaming_id:
-        render.message(row, tz=tz)
+        render.message(row, db.blob, tz=tz)
 out = st.session_state.get("outgoing")
 if out is not None:
     unsent(out)
@@ -367,8 +434,8 @@ if visible and streaming_id is None:
 
 # The input is pinned to the window's bottom (drawn at the top level, before any wait); while a reply is
 # being written it says so rather than taking a second message.
-st.chat_input("A reply is being written…" if streaming_id else "Ask anything", key="prompt",
-              disabled=streaming_id is not None,
+st.chat_input("A reply is being written…" if streaming_id else "Ask anything, or attach files", key="prompt",
+              disabled=streaming_id is not None, accept_file="multiple", file_type=attachments.FILE_TYPES,
               on_submit=lambda: st.session_state.update(pending_prompt=st.session_state.prompt))
 
 if not faults:  # what the next send would cost, under the input (drawn after it, so the input is painted

@@ -20,7 +20,7 @@ import time
 
 import streamlit as st
 
-from chat import compare, live
+from chat import attachments, compare, live
 from chat.config import ModelId
 from chat.display import BLIND_TARGETS, blind_figures, escape_markdown, inert_markdown
 from chat.store import StoreError, title_from
@@ -208,6 +208,9 @@ def saved_run(view: compare.RunView) -> None:
     if not view.columns:
         st.info("The replies of this comparison were deleted.")
         return
+    first = next(iter(db.messages(view.columns[0].conversation_id)[:1]), None)
+    if first is not None and first.get("attachments"):  # the same files went to every target
+        render.attached(first["attachments"], db.blob)
     for slot, column in zip(st.columns(len(view.columns), border=True), view.columns, strict=True):
         with slot:
             saved_column(view, column)
@@ -235,6 +238,8 @@ def saved_run(view: compare.RunView) -> None:
 # ---------------------------------------------------------------- the Compare tab
 def compare_tab(work: dict) -> None:
     st.text_area("Prompt", key="cmp_prompt", placeholder="Ask every target the same thing", height=100)
+    uploads = st.file_uploader("Attach files (sent to every target)", accept_multiple_files=True,
+                               type=attachments.FILE_TYPES, key="cmp_files")
     run_col, stop_col, blind_col = st.columns([1, 1, 4], vertical_alignment="center")
     run_clicked = run_col.button("Run", type="primary", icon=":material/play_arrow:", key="cmp_run",
                                  width="stretch")
@@ -242,9 +247,18 @@ def compare_tab(work: dict) -> None:
                                help="Hide which model wrote which column (labels A, B, …) until you vote.")
     if run_clicked:
         try:
+            files = []
+            for upload in uploads or []:  # read by their content; a file that cannot go stops the run here
+                try:
+                    files.append(attachments.read(upload.name, upload.getvalue()))
+                except attachments.AttachmentError as exc:
+                    raise compare.CompareError(exc.hint) from None
             started = compare.start_run(
                 db, providers(), pricer(), user=user, prompt=st.session_state.cmp_prompt, targets=targets,
-                blind=blind, window_for=window_for, options={"synced": synced}, daily_limit=cfg.daily_limit_usd)
+                blind=blind, window_for=window_for, options={"synced": synced}, daily_limit=cfg.daily_limit_usd,
+                files=files, capabilities_for=lambda m: catalog().capabilities(m.provider, m.model),
+                file_limits=attachments.Limits(max_file_bytes=int(cfg.attach_max_file_mb * 1024 * 1024),
+                                               max_message_bytes=int(cfg.attach_max_message_mb * 1024 * 1024)))
             import chat.providers.openai
 
             chat.providers.openai.warm_up()  # once per process, before the columns' clocks start (fair ranks)

@@ -321,6 +321,12 @@ if conversations_tab.open:
                                        data=functools.partial(history.conversation_json, conversation, messages),
                                        file_name=f"conversation-{cid[:8]}.json", mime="application/json",
                                        icon=":material/data_object:", on_click="ignore")
+                    if any(m.get("attachments") for m in messages):
+                        st.download_button("Export JSON with files",
+                                           data=functools.partial(history.conversation_json, conversation, messages,
+                                                                  db.blob),
+                                           file_name=f"conversation-{cid[:8]}-files.json", mime="application/json",
+                                           icon=":material/attach_file:", on_click="ignore")
                     if owner and not deleted:
                         st.button("Delete", icon=":material/delete:", on_click=delete, args=(cid,))
                     st.button("Close", type="tertiary", on_click=close_conversation)
@@ -350,7 +356,7 @@ if conversations_tab.open:
                 hidden = render.earlier_messages(len(visible), f"history-drawn-{cid}")  # exports stay whole
                 tz = render.viewer_timezone()
                 for message in visible[hidden:]:
-                    render.message(message, tz=tz)
+                    render.message(message, db.blob, tz=tz)
 
 # ---------------------------------------------------------------- analytics
 

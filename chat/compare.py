@@ -31,8 +31,10 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
-from chat import tokens, turns
+from chat import attachments, tokens, turns
+from chat.attachments import Attachment
 from chat.config import ModelId, parse_model_id
 from chat.display import cost_text, csv_cell, ending, first_token_parts, output_text, tokens_per_second
 from chat.pricing import Pricer, format_cost, format_tokens
@@ -181,14 +183,26 @@ class LiveRun:
 def start_run(store: Store, providers: Mapping[str, Provider], pricer: Pricer, *, user: str, prompt: str,
               targets: Sequence[Target], blind: bool = False, window_for: WindowFor | None = None,
               options: Mapping | None = None, rng: random.Random | None = None,
-              daily_limit: float | None = None) -> LiveRun:
-    """Save a compare run with one conversation per target (the prompt saved as each one's first
-    message) and open a turn for each. Nothing is sent yet: streaming each turn sends its request. Past the
-    user's ``daily_limit`` (USD) every turn is refused before anything is sent, as in a chat."""
+              daily_limit: float | None = None, files: Sequence[Attachment] = (),
+              capabilities_for: Callable[[ModelId], Any] | None = None,
+              file_limits: attachments.Limits | None = None) -> LiveRun:
+    """Save a compare run with one conversation per target (the prompt and its attached ``files`` saved as
+    each one's first message; the files' bytes once) and open a turn for each. Nothing is sent yet:
+    streaming each turn sends its request. Past the user's ``daily_limit`` (USD) every turn is refused
+    before anything is sent, as in a chat. Files over a limit, or of a kind a target cannot read
+    (``capabilities_for(model_id).image_input / pdf_input`` False), stop the run before anything is saved."""
     prompt = prompt.strip()
     if not prompt:
         raise CompareError("Write a prompt first.")
     check_targets(targets, providers)
+    for target in targets:
+        caps = capabilities_for(target.model_id) if capabilities_for is not None and files else None
+        try:
+            attachments.check(files, limits=file_limits or attachments.Limits(), model=target.model_id.model,
+                              image_input=getattr(caps, "image_input", None),
+                              pdf_input=getattr(caps, "pdf_input", None))
+        except attachments.AttachmentError as exc:
+            raise CompareError(exc.hint) from None
     order = list(range(len(targets)))
     if blind:
         (rng or random.Random()).shuffle(order)
@@ -208,7 +222,7 @@ def start_run(store: Store, providers: Mapping[str, Provider], pricer: Pricer, *
             turn = turns.send(store, providers[target.model_id.provider], pricer, cid, prompt,
                               target.turn_settings(),
                               context_window=window_for(target.model_id) if window_for else None,
-                              user=user, daily_limit=daily_limit)
+                              user=user, daily_limit=daily_limit, files=tuple(files))
             columns.append(Column(label, target, cid, turn))
     except StoreError:
         # the database failed midway: the columns already opened end as stopped (nothing was sent), so

@@ -28,6 +28,7 @@ Names other tools rely on:
     CHAT_TOOL_STEPS         model calls one reply may make while it uses tools (default 10)
     [mcp.NAME]              an MCP server (secrets.toml only): `command` with `args`/`env` (stdio) or `url`
                             with `headers` (streamable HTTP); `trust = true` runs its tools without asking
+    CHAT_ATTACH_MAX_FILE_MB, CHAT_ATTACH_MAX_MESSAGE_MB   attachment limits per file (20) and per message (30)
 
 Configuration fails closed: a secrets file that exists but cannot be read or parsed, or a setting of the
 wrong type or out of range, raises ConfigError naming the setting (and for a file, the line), rather than
@@ -137,6 +138,8 @@ class Settings:
     capabilities: dict[str, dict[str, Any]] = field(default_factory=dict)
     mcp_servers: tuple[McpServer, ...] = ()
     tool_steps: int = 10
+    attach_max_file_mb: float = 20.0
+    attach_max_message_mb: float = 30.0
 
     def mcp_server(self, name: str) -> McpServer | None:
         return next((s for s in self.mcp_servers if s.name == name), None)
@@ -398,7 +401,7 @@ def _database(env: Mapping[str, str], secrets: Mapping[str, Any]) -> tuple[Path 
 
 
 _CAPABILITY_FIELDS = {"reasoning_effort": bool, "thinking": bool, "thinking_mode": str, "context_window": int,
-                      "max_output": int, "efforts": list}
+                      "max_output": int, "efforts": list, "image_input": bool, "pdf_input": bool}
 
 
 def _capabilities_from(env: Mapping[str, str], secrets: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -558,4 +561,9 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
         mcp_servers=_mcp_servers_from(secrets),
         tool_steps=int(_number("CHAT_TOOL_STEPS", _lookup(env, secrets, "CHAT_TOOL_STEPS"), default=10, minimum=1,
                                integer=True, hint=" (model calls per reply)")),
+        attach_max_file_mb=_number("CHAT_ATTACH_MAX_FILE_MB", _lookup(env, secrets, "CHAT_ATTACH_MAX_FILE_MB"),
+                                   default=20.0, minimum=0, above=True, hint=" (MB)"),
+        attach_max_message_mb=_number("CHAT_ATTACH_MAX_MESSAGE_MB",
+                                      _lookup(env, secrets, "CHAT_ATTACH_MAX_MESSAGE_MB"), default=30.0, minimum=0,
+                                      above=True, hint=" (MB)"),
     )

@@ -21,15 +21,18 @@ as plain words: each whitespace-separated chunk holding a letter or digit become
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
 import re
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
+from chat.attachments import chip
 from chat.display import (
     call_label,
     csv_cell,
@@ -397,6 +400,9 @@ def conversation_markdown(conversation: dict, messages: list[dict]) -> str:
             lines += [f"**Reasoning** ({label}):", ""]
             lines += ["> " + line if line else ">" for line in thinking_body(message).splitlines()]
             lines.append("")
+        if message.get("attachments"):  # named, not embedded
+            lines += [f"- Attached: {chip(meta)} ({meta['media_type']})" for meta in message["attachments"]]
+            lines.append("")
         if message.get("tool_steps"):
             lines += _steps_markdown(message["tool_steps"])
         elif message.get("content"):
@@ -420,9 +426,27 @@ _CONVERSATION_FIELDS = ("id", "title", "user", "source", "compare_run_id", "crea
                         "error_count")
 
 
-def conversation_json(conversation: dict, messages: list[dict]) -> str:
+def _files(message: dict, load: Callable[[str], bytes] | None) -> dict:
+    """A message's ``attachments`` for the JSON export: name, media type, size, sha256, dimensions or pages;
+    with ``load``, each file's bytes as ``data_base64`` too (a file no longer stored: null)."""
+    if not message.get("attachments"):
+        return {}
+    out = []
+    for meta in message["attachments"]:
+        item = dict(meta)
+        if load is not None:
+            try:
+                item["data_base64"] = base64.b64encode(load(meta["sha256"])).decode("ascii")
+            except LookupError:
+                item["data_base64"] = None
+        out.append(item)
+    return {"attachments": out}
+
+
+def conversation_json(conversation: dict, messages: list[dict], load: Callable[[str], bytes] | None = None) -> str:
     """The conversation and all its messages (superseded ones flagged) as JSON. ``cost`` is null when
-    unknown; the conversation's ``cost`` covers the priced replies and ``unknown_cost_count`` the rest."""
+    unknown; the conversation's ``cost`` covers the priced replies and ``unknown_cost_count`` the rest.
+    Attached files are described; with ``load(sha256) -> bytes`` their contents are included (base64)."""
     data = {
         "format": EXPORT_FORMAT,
         "exported_at": now(),
@@ -430,6 +454,7 @@ def conversation_json(conversation: dict, messages: list[dict]) -> str:
         | {"settings": _public_settings(conversation.get("settings")) or {}},
         "messages": [{k: message.get(k) for k in _MESSAGE_FIELDS}
                      | {"settings": _public_settings(message.get("settings"))}
+                     | _files(message, load)
                      | ({"ending": ending(message).label} if message["role"] == "assistant" else {})
                      for message in messages],
     }

@@ -225,11 +225,29 @@ def m006_cache_saved(db: sqlite_utils.Database) -> None:
     db["messages"].add_column("cache_saved", float)
 
 
+# ---------------------------------------------------------------- attachments (issue 13)
+
+
+@migration
+def m007_attachments(db: sqlite_utils.Database) -> None:
+    """Files attached to messages. ``blobs`` holds each file's bytes once, keyed by their sha256 (the same
+    file attached twice is stored once); ``attachments`` ties a message to its files, in order, with the
+    name the user gave, the media type the content showed, the size and, for images, the dimensions (for
+    PDFs, the pages). A purge (``Store.purge_blobs``) removes blobs no attachment refers to."""
+    db.execute("CREATE TABLE blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL, size INTEGER NOT NULL, "
+               "created_at TEXT NOT NULL)")
+    db.execute("CREATE TABLE attachments (id INTEGER PRIMARY KEY, message_id INTEGER NOT NULL "
+               "REFERENCES messages(id), position INTEGER NOT NULL, sha256 TEXT NOT NULL, name TEXT NOT NULL, "
+               "media_type TEXT NOT NULL, size INTEGER NOT NULL, width INTEGER, height INTEGER, pages INTEGER)")
+    db.execute("CREATE INDEX idx_attachments_message ON attachments(message_id, position)")
+    db.execute("CREATE INDEX idx_attachments_sha256 ON attachments(sha256)")
+
+
 # ---------------------------------------------------------------- tools over MCP (issue 18)
 
 
 @migration
-def m007_tool_steps(db: sqlite_utils.Database) -> None:
+def m008_tool_steps(db: sqlite_utils.Database) -> None:
     """``tool_steps``: for a reply that used tools, JSON of its model calls in order, each with its text, the
     tool calls it asked for (arguments, status, whole result or error, timings) and its own tokens and cost."""
     db["messages"].add_column("tool_steps", str)

@@ -44,6 +44,8 @@ class Capabilities:
     context_window: int | None = None
     max_output: int | None = None
     source: str = "unknown"  # where the reasoning figures came from: provider, configuration, names, unknown
+    image_input: bool | None = None  # reads images (None: unknown, sent and the provider judges)
+    pdf_input: bool | None = None  # reads PDFs as documents (compatible servers get their text instead)
 
 
 @dataclass
@@ -75,7 +77,9 @@ def _anthropic_capabilities(info: Any) -> Capabilities:
                 else "enabled" if _supported(getattr(types, "enabled", None)) else None)
     return Capabilities(reasoning_effort=_supported(effort), efforts=levels, thinking=_supported(thinking),
                         thinking_mode=mode, context_window=getattr(info, "max_input_tokens", None),
-                        max_output=getattr(info, "max_tokens", None), source="provider" if caps else "unknown")
+                        max_output=getattr(info, "max_tokens", None), source="provider" if caps else "unknown",
+                        image_input=_supported(getattr(caps, "image_input", None)) if caps is not None else None,
+                        pdf_input=_supported(getattr(caps, "pdf_input", None)) if caps is not None else None)
 
 
 def discover(endpoint: Endpoint, client: Any, *, timeout: float = LIST_TIMEOUT) -> Listing:
@@ -144,6 +148,17 @@ def openai_reasons(model: str) -> bool | None:
     return None
 
 
+def openai_reads_files(model: str) -> bool | None:
+    """What OpenAI's model names say about images and PDFs: gpt-4o, gpt-4.1, gpt-5 and the o-series (not
+    o1-mini / o3-mini) read both; gpt-3.5 and gpt-4 before 4o neither; anything else is unknown."""
+    name = model.lower().rsplit("/", 1)[-1]
+    if name.startswith(("gpt-3.5", "o1-mini", "o3-mini")) or name in ("gpt-4", "gpt-4-0613", "gpt-4-32k"):
+        return False
+    if name.startswith(("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-4o")):
+        return True
+    return None
+
+
 def capabilities(settings: Settings, provider: str, model: str,
                  listing: Listing | None = None) -> Capabilities:
     """What ``provider:model`` can do, first known wins (see the module docstring)."""
@@ -162,8 +177,14 @@ def capabilities(settings: Settings, provider: str, model: str,
         reasons = openai_reasons(model)
         if reasons is not None:
             found = replace(found, reasoning_effort=reasons, source="names")
+    if provider == "openai" and found.image_input is None:
+        reads = openai_reads_files(model)
+        if reads is not None:
+            found = replace(found, image_input=reads, pdf_input=reads if found.pdf_input is None else found.pdf_input)
     if endpoint is not None and endpoint.kind == "openai" and provider != "openai":
         found = replace(found, thinking=False)  # no thinking switch over Chat Completions
+        if found.pdf_input is None:
+            found = replace(found, pdf_input=True)  # sent as its text: every server reads that
     if endpoint is not None and endpoint.kind == "openai" and found.reasoning_effort is None and provider != "openai":
         found = replace(found, reasoning_effort=False)  # compatible servers: not offered, reasoning still shown
     if not found.efforts:

@@ -25,6 +25,8 @@ class Outgoing:
     conversation_id: str | None = None  # None: a new conversation is created on the way
     saved: bool = False  # the message is in the database; only its reply is still to start
     problem: str | None = None  # the last database fault, one sentence for the page
+    files: tuple = ()  # chat.attachments.Attachment, with their bytes, kept with the message until it is saved
+    held: bool = False  # a file cannot go as it is (``problem`` says why): nothing is saved or sent meanwhile
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _retrying: bool = field(default=False, repr=False, compare=False)
 
@@ -37,7 +39,7 @@ class Outgoing:
                 self.conversation_id = store.create_conversation(user=user, source="chat", settings=settings)
             else:
                 store.update_conversation(self.conversation_id, settings=settings)
-            store.add_user_message(self.conversation_id, self.prompt)
+            store.add_user_message(self.conversation_id, self.prompt, self.files)
             self.saved = True
 
     def save_soon(self, store: Store, *, user: str, settings: dict, every: float = 2.0,

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import tiktoken
 
+from chat import attachments
 from chat.providers.base import Message, Usage
 
 log = logging.getLogger(__name__)
@@ -320,6 +321,9 @@ class Tokenizer:
         total = REPLY_PRIMING
         turns: list[tuple[str, str, str | None]] = [("system", system, None)] if system else []
         turns += [(m.role, m.content, getattr(m, "name", None)) for m in messages]
+        for message in messages:  # attached files: images, PDF pages and text files at the documented rates
+            for item in getattr(message, "attachments", ()):
+                total += attachments.estimate_tokens(item, model, lambda text: self._count(text, encoding_name).tokens)
         for role, content, name in turns:
             total += TOKENS_PER_MESSAGE
             for text in (role, content, name):

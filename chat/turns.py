@@ -25,7 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from chat import limits, tokens
+from chat import attachments, limits, tokens
+from chat.attachments import Attachment
 from chat.config import Endpoint, ModelId
 from chat.display import ending
 from chat.pricing import Pricer
@@ -42,7 +43,7 @@ from chat.providers.base import (
     ToolCall,
     Usage,
 )
-from chat.store import Budget, DatabaseBusy, Store, StoreError
+from chat.store import Budget, DatabaseBusy, NotFound, Store, StoreError
 from chat.tool_loop import CallRecord, StepRecord, ToolRunner, steps_from_json, steps_to_json
 
 DEFAULT_OUTPUT_RESERVE = 4096
@@ -138,6 +139,7 @@ def history_from_rows(rows: list[dict]) -> list[Message]:
     for row in rows:
         if row.get("superseded"):
             continue
+        files = tuple(Attachment.from_meta(meta) for meta in row.get("attachments") or ())
         if row["role"] == "assistant":
             if ending(row).left_out:
                 while out and out[-1].role == "user":
@@ -151,10 +153,38 @@ def history_from_rows(rows: list[dict]) -> list[Message]:
             if not (row.get("content") or "").strip() or not out:
                 continue
         elif out and out[-1].role == "user" and not out[-1].tool_results:
-            out[-1] = Message("user", out[-1].content + "\n\n" + row["content"])
+            out[-1] = Message("user", "\n\n".join(t for t in (out[-1].content, row["content"]) if t),
+                              out[-1].attachments + files)
             continue
-        out.append(Message(row["role"], row["content"]))
+        out.append(Message(row["role"], row["content"], files))
     return out
+
+
+def with_file_data(store: Store, history: list[Message]) -> list[Message]:
+    """``history`` with its attachments' bytes read from the store. A file no longer stored (purged) is
+    left out, and the message says so, so the request still goes."""
+    out = []
+    for message in history:
+        if not message.attachments:
+            out.append(message)
+            continue
+        kept, gone = [], []
+        for item in message.attachments:
+            try:
+                kept.append(item if item.data is not None else dataclasses.replace(item, data=store.blob(item.sha256)))
+            except NotFound:
+                gone.append(item.name)
+        content = message.content + "".join(f"\n\n(The attached file {name} is no longer stored.)" for name in gone)
+        out.append(Message(message.role, content, tuple(kept)))
+    return out
+
+
+def message_tokens(message: Message, model: str) -> int:
+    """≈ tokens of one message in a request: its text, 3 of framing, and its attachments."""
+    total = tokens.count_text(message.content, model).tokens + 3
+    for item in message.attachments:
+        total += attachments.estimate_tokens(item, model, lambda text: tokens.count_text(text, model).tokens)
+    return total
 
 
 def fit_context(history: list[Message], *, model: str, system: str | None, context_window: int | None,
@@ -169,7 +199,7 @@ def fit_context(history: list[Message], *, model: str, system: str | None, conte
     if budget <= 0:
         budget = context_window // 2
     overhead = 3 + (tokens.count_text(system, model).tokens + 3 if system else 0)
-    sizes = [tokens.count_text(m.content, model).tokens + 3 for m in history]
+    sizes = [message_tokens(m, model) for m in history]
     total = overhead + sum(sizes)
     start = 0
     while total > budget and start < len(history) - 1:
@@ -180,8 +210,11 @@ def fit_context(history: list[Message], *, model: str, system: str | None, conte
         total -= sizes[start]
         start += 1
     if total > budget:
+        files = history[-1].attachments
         raise ContextTooLong(
-            f"the newest message needs about {total:,} tokens; this model takes about {budget:,}",
+            f"the newest message needs about {total:,} tokens"
+            + (f" with its {len(files)} attached file{'s' if len(files) != 1 else ''}" if files else "")
+            + f"; this model takes about {budget:,}",
         )
     return history[start:], start
 
@@ -236,6 +269,7 @@ class Turn:
                 reserve=settings.params.max_tokens or DEFAULT_OUTPUT_RESERVE)
         except ContextTooLong as exc:
             self.error = exc
+        self._history = with_file_data(store, self._history)
         if refused is not None:
             self.error = refused
         if self.dropped:
@@ -635,10 +669,11 @@ class Turn:
 def send(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, prompt: str,
          settings: TurnSettings, *, context_window: int | None = None, user: str | None = None,
          daily_limit: float | None = None, idle_timeout: float | None = None,
-         first_output_timeout: float | None = None, tools: ToolRunner | None = None) -> Turn:
-    """Save the user's message (committed before any provider call), then open the reply. Past the
-    user's daily spending limit the reply is refused (recorded as failed, nothing sent)."""
-    store.add_user_message(conversation_id, prompt)
+         first_output_timeout: float | None = None, tools: ToolRunner | None = None,
+         files: tuple[Attachment, ...] = ()) -> Turn:
+    """Save the user's message and its files (committed before any provider call), then open the reply.
+    Past the user's daily spending limit the reply is refused (recorded as failed, nothing sent)."""
+    store.add_user_message(conversation_id, prompt, files)
     return answer(store, provider, pricer, conversation_id, settings, context_window=context_window, user=user,
                   daily_limit=daily_limit, idle_timeout=idle_timeout,
                   first_output_timeout=first_output_timeout, tools=tools)
@@ -683,15 +718,18 @@ def edit_last(store: Store, provider: Provider, pricer: Pricer, conversation_id:
               settings: TurnSettings, *, context_window: int | None = None, user: str | None = None,
               daily_limit: float | None = None, idle_timeout: float | None = None,
               first_output_timeout: float | None = None, tools: ToolRunner | None = None) -> Turn:
-    """Replace the last user message with ``prompt`` and answer it afresh."""
+    """Replace the last user message with ``prompt`` and answer it afresh; its attached files go with the
+    new one."""
     rows = store.messages(conversation_id)
     user_pos = last_position(rows, "user")
     if user_pos is None:
         raise ValueError("there is no message to edit")
+    last_user = next(r for r in rows if r["position"] == user_pos)
+    files = tuple(Attachment.from_meta(meta) for meta in last_user.get("attachments") or ())
     store.supersede_from(conversation_id, user_pos)
     return send(store, provider, pricer, conversation_id, prompt, settings, context_window=context_window,
                 user=user, daily_limit=daily_limit, idle_timeout=idle_timeout,
-                first_output_timeout=first_output_timeout, tools=tools)
+                first_output_timeout=first_output_timeout, tools=tools, files=files)
 
 
 

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from attachment_files import pdf, png
 
-from chat import history
+from chat import attachments, history
 from chat.history import Filters
 from chat.providers.base import Usage
 from chat.store import Store
@@ -25,12 +26,15 @@ def sqlite_store(tmp_path):
 
 
 def fill(store: Store) -> dict:
-    """A little of everything: chats of two users, a compare run, a stopped, a superseded and a deleted reply."""
+    """A little of everything: chats of two users, a compare run, a stopped, a superseded and a deleted reply,
+    attached files (one of them twice, once in the deleted conversation)."""
     made = {}
+    chart = attachments.read("chart.png", png())
+    files = {"ann": [], "bob": [chart, attachments.read("report.pdf", pdf())]}
     for user, question, answer in [("ann", "How do I vacuum a database?", "Run VACUUM."),
                                    ("bob", "Name a kubernetes tool", "kubectl, helm.")]:
         cid = store.create_conversation(user=user, settings={"provider": "openai", "model": "gpt-4o-mini"})
-        store.add_user_message(cid, question)
+        store.add_user_message(cid, question, files[user])
         reply = store.start_reply(cid, provider="openai", model="gpt-4o-mini", settings={"temperature": 0.2})
         store.finish_reply(reply, content=answer, status="complete", usage=Usage(12, 5, input_exact=True),
                            cost=0.0012, ttft=0.3, duration=1.1, tool_calls=["search"],
@@ -49,10 +53,15 @@ def fill(store: Store) -> dict:
         store.finish_reply(store.start_reply(cid, provider="openai", model=model), content=f"{model} is",
                            status="complete", usage=Usage(3, 4), cost=0.0001)
     gone = store.create_conversation(user="bob")
-    store.add_user_message(gone, "delete me later")
+    store.add_user_message(gone, "delete me later", [chart])
     store.soft_delete(gone)
     made["run"] = run
     return made
+
+
+def _hashes(store: Store) -> list[str]:
+    with store.db() as db:
+        return [row[0] for row in db.execute("SELECT sha256 FROM attachments ORDER BY sha256").fetchall()]
 
 
 def views(store: Store) -> dict:
@@ -66,9 +75,10 @@ def views(store: Store) -> dict:
         "search": sorted(r["id"] for r in history.search(store, "vacuum OR kubernetes", Filters()).rows),
         "runs": [r["id"] for r in store.recent_compare_runs("ann")],
         "messages": {c["id"]: [(m["position"], m["role"], m["content"], m["status"], m["superseded"], m["cost"],
-                                m["tool_calls"], m["tool_steps"])
+                                m["tool_calls"], m["attachments"], m["tool_steps"])
                                for m in store.messages(c["id"], include_superseded=True)]
                      for c in history.list_conversations(store, Filters(), limit=None)},
+        "files": {sha: store.blob(sha) for sha in _hashes(store)},
     }
 
 
@@ -76,12 +86,15 @@ def test_a_sqlite_store_copied_into_postgresql_shows_the_same_everywhere(sqlite_
     fill(sqlite_store)
     url = pg_server.new_database()  # empty: the copy migrates it
     counts = {c.table: (c.source, c.added, c.updated, c.target) for c in copy_store(sqlite_store.path, url)}
-    assert counts == {"compare_runs": (1, 1, 0, 1), "conversations": (5, 5, 0, 5), "messages": (11, 11, 0, 11)}
+    assert counts == {"compare_runs": (1, 1, 0, 1), "conversations": (5, 5, 0, 5), "messages": (11, 11, 0, 11),
+                      "blobs": (2, 2, 0, 2), "attachments": (3, 3, 0, 3)}
     copied = Store(url)
     try:
         assert views(copied) == views(sqlite_store)
         new = copied.create_conversation(user="ann")  # new ids and positions follow the copied ones
         assert copied.add_user_message(new, "after the move")["id"] == 12
+        with_file = copied.add_user_message(new, "and a file", [attachments.read("notes.txt", b"new after the move")])
+        assert with_file["attachments"][0]["name"] == "notes.txt"  # attachment ids, too, follow the copied ones
     finally:
         copied.close()
 
@@ -93,7 +106,8 @@ def test_copying_again_adds_only_what_is_new_and_updates_what_changed(sqlite_sto
     sqlite_store.update_conversation(made["bob"], title="Renamed meanwhile")
     sqlite_store.add_user_message(made["bob"], "one more question")
     again = {c.table: (c.added, c.updated, c.target) for c in copy_store(sqlite_store.path, url)}
-    assert again == {"compare_runs": (0, 1, 1), "conversations": (0, 5, 5), "messages": (1, 11, 12)}
+    assert again == {"compare_runs": (0, 1, 1), "conversations": (0, 5, 5), "messages": (1, 11, 12),
+                     "blobs": (0, 0, 2), "attachments": (0, 3, 3)}
     copied = Store(url)
     try:
         assert views(copied) == views(sqlite_store)

@@ -6,11 +6,13 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from chat import attachments
 from chat.display import (
     APPROVAL_QUESTION,
     DENIED_NOTE,
     call_label,
     ending,
+    escape_markdown,
     figures_line,
     inert_markdown,
     plain_sentence,
@@ -93,7 +95,9 @@ class LiveThinking:
             self._body = self._status.empty()
             self._label = label
         elif label != self._label:
-            self._status.update(label=label)  # this redraws the section empty: its body is drawn again below
+            # expanded=True: an update without it sends the section collapsed (Streamlit clears the field),
+            # which hid the reasoning from the first "Thinking for 1 s…" on; its body is drawn again below
+            self._status.update(label=label, expanded=True)
             self._label = label
             self._version = -1
         if turn.reasoning_version != self._version:
@@ -120,6 +124,29 @@ class LiveThinking:
             self._status.update(label=label, expanded=False, state="complete")  # drawn empty: body again
         self._body.markdown(inert_markdown(turn.reasoning) if turn.reasoning
                             else "*The reasoning is hidden by the provider.*")
+
+
+def attached(files: list[dict], load: Callable[[str], bytes] | None = None) -> None:
+    """A message's files: image thumbnails (st.image's enlarge button opens them larger) and a chip per
+    document (name, size, pages). Names are escaped; nothing in a file is rendered as HTML or run."""
+    if not files:
+        return
+    images = [f for f in files if f["media_type"].startswith("image/")]
+    if images and load is not None:
+        cols = st.columns(min(4, len(images)))
+        for i, meta in enumerate(images):
+            with cols[i % len(cols)]:
+                try:
+                    st.image(attachments.preview(meta["sha256"], load), caption=escape_markdown(meta["name"]),
+                             width=160)
+                except Exception:  # a file no longer stored, or unreadable now: its chip still says what it was
+                    st.caption(f":material/image: {escape_markdown(attachments.chip(meta))} (not available)")
+    for meta in files:
+        if meta["media_type"].startswith("image/") and load is not None:
+            continue
+        icon = ":material/picture_as_pdf:" if meta["media_type"] == attachments.PDF else (
+            ":material/image:" if meta["media_type"].startswith("image/") else ":material/description:")
+        st.caption(f"{icon} {escape_markdown(attachments.chip(meta))}")
 
 
 def viewer_timezone() -> str | None:
@@ -173,10 +200,12 @@ def tool_steps(steps: list[dict], *, on_decide: Callable[[str, bool], None] | No
             tool_call(call, on_decide=on_decide)
 
 
-def message(row: dict, *, tz: str | None = None) -> None:
+def message(row: dict, load: Callable[[str], bytes] | None = None, *, tz: str | None = None) -> None:
+    """A stored message; ``load(sha256) -> bytes`` reads attached files for their thumbnails."""
     with st.chat_message(row["role"]):
         if row["role"] == "assistant":
             thinking(row)
+        attached(row.get("attachments") or [], load)
         if row.get("tool_steps"):
             tool_steps(row["tool_steps"])
         elif row["content"]:

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import anthropic
 import httpx2
 
+from chat import attachments
 from chat.providers._common import error_for_status, looks_like_context_too_long, redact, retry_after_seconds
 from chat.providers._sdk import SDKReply, field
 from chat.providers.base import (
@@ -151,7 +152,29 @@ def _wire_message(m: Message) -> dict[str, Any]:
         blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": _arguments(c.arguments)}
                    for c in m.tool_calls]
         return {"role": m.role, "content": blocks}
-    return {"role": m.role, "content": m.content}
+    return {"role": m.role, "content": content(m)}
+
+
+def content(message: Message) -> str | list[dict]:
+    """A message's content: its text as it is, or with attachments a list of blocks: ``image`` and
+    ``document`` (base64 PDF, titled with its name) blocks first, as Anthropic advises, then the words with
+    text files as fenced blocks (no empty text block: the API refuses one)."""
+    if not message.attachments:
+        return message.content
+    blocks: list[dict] = []
+    for item in message.attachments:
+        if item.kind == "image":
+            media_type, data = attachments.image_for(item, "anthropic")
+            blocks.append({"type": "image", "source": {"type": "base64", "media_type": media_type,
+                                                       "data": attachments.b64(data)}})
+        elif item.kind == "pdf":
+            blocks.append({"type": "document", "title": item.name,
+                           "source": {"type": "base64", "media_type": attachments.PDF,
+                                      "data": attachments.b64(item.data)}})
+    text = attachments.with_texts(message.content, message.attachments)
+    if text.strip():
+        blocks.append({"type": "text", "text": text})
+    return blocks
 
 
 class AnthropicReply(SDKReply):

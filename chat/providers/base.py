@@ -58,8 +58,12 @@ class Message:
 
     role: Role
     content: str
-    tool_calls: tuple[ToolCall, ...] = ()
+    attachments: tuple = ()  # chat.attachments.Attachment, with their data, for a user message
+    tool_calls: tuple[ToolCall, ...] = ()  # keyword only in practice: callers pass attachments third
     tool_results: tuple[ToolResult, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "attachments", tuple(self.attachments))
 
 
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")  # every level either provider names

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 import openai
 
+from chat import attachments
 from chat.providers._common import error_for_status, looks_like_context_too_long, redact, retry_after_seconds
 from chat.providers._sdk import SDKReply, field
 from chat.providers.base import (
@@ -141,7 +142,7 @@ def _chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
                 {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
                 for c in m.tool_calls]})
         else:
-            wire.append({"role": m.role, "content": m.content})
+            wire.append({"role": m.role, "content": chat_content(m)})
     return wire
 
 
@@ -156,11 +157,44 @@ def _responses_input(messages: list[Message]) -> list[dict[str, Any]]:
             if m.content:
                 items.append({"role": m.role, "content": m.content})
             continue
-        if m.content or not m.tool_calls:
-            items.append({"role": m.role, "content": m.content})
+        if m.content or m.attachments or not m.tool_calls:
+            items.append({"role": m.role, "content": responses_content(m)})
         items += [{"type": "function_call", "call_id": c.id, "name": c.name, "arguments": c.arguments}
                   for c in m.tool_calls]
     return items
+
+
+def responses_content(message: Message) -> str | list[dict]:
+    """A message's content for the Responses API: its text as it is, or with attachments a list of parts:
+    ``input_text`` (the words, then text files as fenced blocks), ``input_image`` (a data URL, downscaled,
+    no metadata) and ``input_file`` (a PDF as base64 with its filename)."""
+    if not message.attachments:
+        return message.content
+    text = attachments.with_texts(message.content, message.attachments)
+    parts: list[dict] = [{"type": "input_text", "text": text}] if text.strip() else []
+    for item in message.attachments:
+        if item.kind == "image":
+            media_type, data = attachments.image_for(item, "responses")
+            parts.append({"type": "input_image", "image_url": attachments.data_url(media_type, data)})
+        elif item.kind == "pdf":
+            parts.append({"type": "input_file", "filename": item.name,
+                          "file_data": attachments.data_url(attachments.PDF, item.data)})
+    return parts
+
+
+def chat_content(message: Message) -> str | list[dict]:
+    """A message's content for Chat Completions: its text as it is, or with attachments a ``text`` part (the
+    words, then text files and the PDFs' extracted text as fenced blocks: these servers take no files) and
+    an ``image_url`` part per image (a data URL, downscaled, no metadata)."""
+    if not message.attachments:
+        return message.content
+    parts: list[dict] = [{"type": "text", "text": attachments.with_texts(message.content, message.attachments,
+                                                                         pdf_as_text=True)}]
+    for item in message.attachments:
+        if item.kind == "image":
+            media_type, data = attachments.image_for(item, "chat")
+            parts.append({"type": "image_url", "image_url": {"url": attachments.data_url(media_type, data)}})
+    return parts
 
 
 class OpenAIReply(SDKReply):

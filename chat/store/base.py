@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -40,6 +40,7 @@ from chat.store.search import (
 )
 
 if TYPE_CHECKING:
+    from chat.attachments import Attachment
     from chat.providers.base import Usage
 
 __all__ = [
@@ -399,8 +400,9 @@ class Store:
 
     # -- messages
 
-    def add_user_message(self, conversation_id: str, content: str) -> dict:
-        """Store the user's message and commit before returning; names the conversation if unnamed."""
+    def add_user_message(self, conversation_id: str, content: str, attachments: Sequence[Attachment] = ()) -> dict:
+        """Store the user's message (with its attached files) and commit before returning; names the
+        conversation if unnamed. A file's bytes are stored once however often it is attached (sha256)."""
         stamp = now()
         with self._write() as db:
             conversation = self._require(db, conversation_id, lock=True)
@@ -408,11 +410,70 @@ class Store:
                 "role": "user", "content": content, "status": "complete",
                 "created_at": stamp, "updated_at": stamp,
             })
+            self._insert_attachments(db, message_id, attachments, stamp)
             if not conversation["title"].strip():
+                title = content if content.strip() or not attachments else ", ".join(a.name for a in attachments)
                 db.execute("UPDATE conversations SET title = ? WHERE id = ?",
-                           [title_from(content), conversation_id])
+                           [title_from(title), conversation_id])
             self._refresh_totals(db, conversation_id, touch=stamp)
-            return _message(_one(db, "SELECT * FROM messages WHERE id = ?", [message_id]))
+            row = _message(_one(db, "SELECT * FROM messages WHERE id = ?", [message_id]))
+            row["attachments"] = self._attachments_of(db, [message_id]).get(message_id, [])
+            return row
+
+    # -- attachments (content-addressed blobs)
+
+    def _insert_blob(self, db: Any, sha256: str, data: bytes, stamp: str) -> None:
+        """Inside a write: store a file's bytes under their sha256 unless a blob of that hash is there."""
+        raise NotImplementedError
+
+    def _insert_attachments(self, db: Any, message_id: int, attachments: Sequence[Attachment],
+                            stamp: str) -> None:
+        for position, item in enumerate(attachments):
+            if item.data is not None:
+                self._insert_blob(db, item.sha256, item.data, stamp)
+            elif db.execute("SELECT 1 FROM blobs WHERE sha256 = ?", [item.sha256]).fetchone() is None:
+                raise ValueError(f"{item.name}: no data given and none stored")
+            db.execute("INSERT INTO attachments (message_id, position, sha256, name, media_type, size, width, "
+                       "height, pages) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       [message_id, position, item.sha256, item.name, item.media_type, item.size, item.width,
+                        item.height, item.pages])
+
+    @staticmethod
+    def _attachments_of(db: Any, message_ids: list[int]) -> dict[int, list[dict]]:
+        """Each message's attachments (metadata, no bytes), in order."""
+        found: dict[int, list[dict]] = {}
+        for start in range(0, len(message_ids), 500):
+            chunk = message_ids[start:start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for row in _rows(db, "SELECT message_id, sha256, name, media_type, size, width, height, pages "
+                                 f"FROM attachments WHERE message_id IN ({marks}) ORDER BY message_id, position",
+                             chunk):
+                found.setdefault(row.pop("message_id"), []).append(row)
+        return found
+
+    def attachments_of(self, message_ids: list[int]) -> dict[int, list[dict]]:
+        with self.db() as db:
+            return self._attachments_of(db, message_ids)
+
+    def blob(self, sha256: str) -> bytes:
+        """The bytes of a stored file. Raises NotFound when no blob has that hash."""
+        with self.db() as db:
+            row = db.execute("SELECT data FROM blobs WHERE sha256 = ?", [sha256]).fetchone()
+        if row is None:
+            raise NotFound("blob", sha256)
+        return bytes(row[0])
+
+    def purge_blobs(self, *, deleted_conversations: bool = False) -> int:
+        """Remove the stored files no attachment refers to; returns how many. Files of soft-deleted
+        conversations are kept (an undo brings them back with their messages) unless
+        ``deleted_conversations``: then those conversations lose their files for good (their messages say
+        which files they had no more), and a file another conversation still holds stays."""
+        with self._write() as db:
+            if deleted_conversations:
+                db.execute("DELETE FROM attachments WHERE message_id IN (SELECT m.id FROM messages m JOIN "
+                           "conversations c ON c.id = m.conversation_id WHERE c.deleted_at IS NOT NULL)")
+            return db.execute("DELETE FROM blobs WHERE NOT EXISTS "
+                              "(SELECT 1 FROM attachments a WHERE a.sha256 = blobs.sha256)").rowcount
 
     def start_reply(self, conversation_id: str, *, provider: str, model: str,
                     settings: dict | None = None) -> int:
@@ -508,7 +569,11 @@ class Store:
         if not include_superseded:
             sql += " AND superseded = 0"
         with self.db() as db:
-            return [_message(row) for row in _rows(db, sql + " ORDER BY position", [conversation_id])]
+            rows = [_message(row) for row in _rows(db, sql + " ORDER BY position", [conversation_id])]
+            files = self._attachments_of(db, [r["id"] for r in rows if r["role"] == "user"])
+        for row in rows:
+            row["attachments"] = files.get(row["id"], [])
+        return rows
 
     def message(self, message_id: int) -> dict | None:
         """One message by id (a reply another process is writing is followed through this)."""

@@ -16,7 +16,11 @@ from pathlib import Path
 
 from chat.store.base import Store, is_postgres_url
 
-TABLES = ("compare_runs", "conversations", "messages")  # parents first: foreign keys hold at every step
+# parents first: foreign keys hold at every step (a blob before the attachments that name it)
+TABLES = ("compare_runs", "conversations", "messages", "blobs", "attachments")
+KEYS = {"blobs": "sha256"}  # the key a row is matched by; "id" for the others
+IMMUTABLE = {"blobs"}  # content-addressed: a blob already there is the same bytes, left as it is
+IDENTITIES = ("messages", "attachments")  # tables whose ids the copy keeps
 BATCH = 5000
 
 
@@ -34,7 +38,7 @@ class Copied:
 
 
 def copy_store(sqlite_path: str | Path, url: str, *, out=None) -> list[Copied]:
-    """Copy every conversation, message and compare run of the SQLite store at ``sqlite_path`` into the
+    """Copy every conversation, message, compare run and attached file of the SQLite store at ``sqlite_path`` into the
     PostgreSQL database at ``url``; returns (and prints to ``out``) the counts per table."""
     if not is_postgres_url(url):
         raise ValueError(f"the target must be a postgresql:// URL, not {url!r}")
@@ -49,9 +53,10 @@ def copy_store(sqlite_path: str | Path, url: str, *, out=None) -> list[Copied]:
         with target.db() as db, db.conn.transaction():
             for table in TABLES:
                 results.append(_copy_table(source, db.conn, table))
-            # messages keep their ids: the next new one is numbered after them
-            db.conn.execute("SELECT setval(pg_get_serial_sequence('messages', 'id'), "
-                            "GREATEST((SELECT MAX(id) FROM messages), 1))")
+            # messages and attachments keep their ids: the next new one is numbered after them
+            for table in IDENTITIES:
+                db.conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                f"GREATEST((SELECT MAX(id) FROM {table}), 1))")
     finally:
         source.close()
         target.close()
@@ -73,10 +78,12 @@ def _copy_table(source: sqlite3.Connection, conn, table: str) -> Copied:
             for row in rows:
                 copy.write_row(row)
             count += len(rows)
-    updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c != "id")
+    key = KEYS.get(table, "id")
+    updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c != key)
+    action = "DO NOTHING" if table in IMMUTABLE else f"DO UPDATE SET {updates}"
     inserted = conn.execute(
         f"WITH upserted AS (INSERT INTO {table} ({quoted}) SELECT {quoted} FROM stage ORDER BY _n "
-        f"ON CONFLICT (id) DO UPDATE SET {updates} RETURNING (xmax = 0) AS added) "
+        f"ON CONFLICT ({key}) {action} RETURNING (xmax = 0) AS added) "
         "SELECT COUNT(*) FILTER (WHERE added), COUNT(*) FILTER (WHERE NOT added) FROM upserted").fetchone()
     conn.execute("DROP TABLE stage")
     total = conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]

@@ -277,6 +277,11 @@ class PostgresStore(Store):
     def _contains(self, column: str) -> str:
         return f"strpos({column}, ?) > 0"
 
+    def _insert_blob(self, db: PgConnection, sha256: str, data: bytes, stamp: str) -> None:
+        # bytea; a blob a purge is deleting right now is waited for, then stored again
+        db.execute("INSERT INTO blobs (sha256, data, size, created_at) VALUES (?, ?, ?, ?) "
+                   "ON CONFLICT (sha256) DO NOTHING", [sha256, data, len(data), stamp])
+
     # -- search
 
     @contextmanager

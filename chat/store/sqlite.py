@@ -328,6 +328,10 @@ class SqliteStore(Store):
         # CROSS JOIN keeps conversations as the outer loop
         return "conversations c CROSS JOIN messages m ON m.conversation_id = c.id"
 
+    def _insert_blob(self, db: sqlite_utils.Database, sha256: str, data: bytes, stamp: str) -> None:
+        db.execute("INSERT OR IGNORE INTO blobs (sha256, data, size, created_at) VALUES (?, ?, ?, ?)",
+                   [sha256, data, len(data), stamp])
+
     # -- search
 
     def search(self, query: str, *, user: str | None = None, limit: int = 50) -> list[dict]:
