@@ -231,7 +231,7 @@ def test_a_40000_character_reply_is_readable_to_its_last_word_after_a_refresh(st
 
 def test_two_tabs_on_one_conversation_see_the_same_live_reply(stack, page):
     provider, _, browser, db_path = stack
-    provider.set_scenario(None, words=150, tokens_per_second=40)
+    provider.set_scenario(None, words=600, tokens_per_second=40)  # 15 s: time for a second tab to load
     send(page, "watch together")
     provider.wait_for("chunk", timeout=10, count=5)
     other = browser.new_page()
@@ -241,7 +241,7 @@ def test_two_tabs_on_one_conversation_see_the_same_live_reply(stack, page):
         assert "A reply is being written" in other.locator("[data-testid='stChatInput'] textarea").get_attribute(
             "placeholder")
         for tab in (page, other):
-            wait_message(tab, "150 out")
+            tab.locator("[data-testid='stChatMessage']", has_text="600 out").wait_for(timeout=60_000)
         assert reply_text(page) == reply_text(other)
         assert len(provider.events("request")) == 1  # one reply, not two
     finally:
