@@ -238,8 +238,9 @@ def test_two_tabs_on_one_conversation_see_the_same_live_reply(stack, page):
     try:
         other.goto(conversation_url(page))
         stop_button(other).wait_for(timeout=10_000)  # the second tab follows the same reply live
-        assert "A reply is being written" in other.locator("[data-testid='stChatInput'] textarea").get_attribute(
-            "placeholder")
+        other.wait_for_function(  # the pinned input says so (drawn in its own container: allow it to catch up)
+            "() => document.querySelector(\"[data-testid='stChatInput'] textarea\")"
+            "?.placeholder.includes('A reply is being written')", timeout=10_000)
         for tab in (page, other):
             tab.locator("[data-testid='stChatMessage']", has_text="600 out").wait_for(timeout=60_000)
         assert reply_text(page) == reply_text(other)
@@ -279,8 +280,9 @@ def test_a_reply_written_by_another_app_process_is_followed_from_its_checkpoints
         cid = conversation_url(page).split("c=")[1]
         other.goto(f"{second.url}/?c={cid}")
         other.get_by_text("Being written by another app server", exact=False).wait_for(timeout=60_000)
-        assert "A reply is being written" in other.locator("[data-testid='stChatInput'] textarea").get_attribute(
-            "placeholder")
+        other.wait_for_function(
+            "() => document.querySelector(\"[data-testid='stChatInput'] textarea\")"
+            "?.placeholder.includes('A reply is being written')", timeout=10_000)
         other.locator("[data-testid='stChatMessage']", has_text="300 out").wait_for(timeout=60_000)  # settled
         assert "Echo: seen from the other replica" in reply_text(other)
         assert len(provider.events("request")) == 1
