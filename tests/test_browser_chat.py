@@ -231,17 +231,18 @@ def test_a_40000_character_reply_is_readable_to_its_last_word_after_a_refresh(st
 
 def test_two_tabs_on_one_conversation_see_the_same_live_reply(stack, page):
     provider, _, browser, db_path = stack
-    provider.set_scenario(None, words=150, tokens_per_second=40)
+    provider.set_scenario(None, words=600, tokens_per_second=40)  # 15 s: time for a second tab to load
     send(page, "watch together")
     provider.wait_for("chunk", timeout=10, count=5)
     other = browser.new_page()
     try:
         other.goto(conversation_url(page))
         stop_button(other).wait_for(timeout=10_000)  # the second tab follows the same reply live
-        assert "A reply is being written" in other.locator("[data-testid='stChatInput'] textarea").get_attribute(
-            "placeholder")
+        other.wait_for_function(  # the pinned input says so (drawn in its own container: allow it to catch up)
+            "() => document.querySelector(\"[data-testid='stChatInput'] textarea\")"
+            "?.placeholder.includes('A reply is being written')", timeout=10_000)
         for tab in (page, other):
-            wait_message(tab, "150 out")
+            tab.locator("[data-testid='stChatMessage']", has_text="600 out").wait_for(timeout=60_000)
         assert reply_text(page) == reply_text(other)
         assert len(provider.events("request")) == 1  # one reply, not two
     finally:
@@ -279,8 +280,9 @@ def test_a_reply_written_by_another_app_process_is_followed_from_its_checkpoints
         cid = conversation_url(page).split("c=")[1]
         other.goto(f"{second.url}/?c={cid}")
         other.get_by_text("Being written by another app server", exact=False).wait_for(timeout=60_000)
-        assert "A reply is being written" in other.locator("[data-testid='stChatInput'] textarea").get_attribute(
-            "placeholder")
+        other.wait_for_function(
+            "() => document.querySelector(\"[data-testid='stChatInput'] textarea\")"
+            "?.placeholder.includes('A reply is being written')", timeout=10_000)
         other.locator("[data-testid='stChatMessage']", has_text="300 out").wait_for(timeout=60_000)  # settled
         assert "Echo: seen from the other replica" in reply_text(other)
         assert len(provider.events("request")) == 1
