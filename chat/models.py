@@ -126,7 +126,7 @@ def picker_models(settings: Settings, listings: Mapping[str, Listing]) -> list[s
 
 
 @functools.lru_cache(maxsize=256)
-def _listed_context_window(provider: str, model: str) -> int | None:
+def listed_context_window(provider: str, model: str) -> int | None:
     import genai_prices
 
     try:
@@ -171,7 +171,7 @@ def capabilities(settings: Settings, provider: str, model: str,
                         source=found.source if found.source != "unknown" else "configuration")
     if found.context_window is None and endpoint is not None:
         window = endpoint.context_window or (
-            _listed_context_window(provider, model) if provider in ("openai", "anthropic") else None)
+            listed_context_window(provider, model) if provider in ("openai", "anthropic") else None)
         found = replace(found, context_window=window)
     if provider == "openai" and found.reasoning_effort is None:
         reasons = openai_reasons(model)

@@ -17,7 +17,6 @@ reasoning delta restarts that clock (a model may think for minutes, sending noth
 from __future__ import annotations
 
 import dataclasses
-import functools
 import queue
 import threading
 import time
@@ -29,6 +28,7 @@ from chat import attachments, limits, tokens
 from chat.attachments import Attachment
 from chat.config import Endpoint, ModelId
 from chat.display import ending
+from chat.models import listed_context_window
 from chat.pricing import Pricer
 from chat.providers.base import (
     ContextTooLong,
@@ -66,18 +66,6 @@ class TurnSettings:
                 **self.params.as_dict(), **({"tools": list(self.tools)} if self.tools else {})}
 
 
-@functools.lru_cache(maxsize=256)
-def _listed_context_window(provider: str, model: str) -> int | None:
-    import genai_prices
-
-    try:
-        calc = genai_prices.calc_price(genai_prices.Usage(input_tokens=0, output_tokens=0), model,
-                                       provider_id=provider)
-    except LookupError:
-        return None
-    return calc.model.context_window
-
-
 def context_window(endpoint: Endpoint | None, model: str) -> int | None:
     """Tokens the model accepts: the endpoint's configured figure, else genai-prices' listing for the
     built-in providers, else unknown (the request is sent whole and the provider judges)."""
@@ -86,7 +74,7 @@ def context_window(endpoint: Endpoint | None, model: str) -> int | None:
     if endpoint.context_window:
         return endpoint.context_window
     if endpoint.name in ("openai", "anthropic"):
-        return _listed_context_window(endpoint.name, model)
+        return listed_context_window(endpoint.name, model)
     return None
 
 
