@@ -251,3 +251,13 @@ def m008_tool_steps(db: sqlite_utils.Database) -> None:
     """``tool_steps``: for a reply that used tools, JSON of its model calls in order, each with its text, the
     tool calls it asked for (arguments, status, whole result or error, timings) and its own tokens and cost."""
     db["messages"].add_column("tool_steps", str)
+
+
+# ---------------------------------------------------------------- PostgreSQL for several replicas (issue 15)
+
+
+@migration
+def m009_message_owner(db: sqlite_utils.Database) -> None:
+    """Nothing on SQLite. On PostgreSQL each message gets a copy of its conversation's owner and deletion
+    state, kept by triggers, so a search filters inside its index scan (see pg_migrations.m009_message_owner);
+    FTS5 walks its index newest first and stops after the window, so SQLite needs no copy."""

@@ -216,7 +216,8 @@ def _compare_run(row: dict) -> dict:  # Compare page addition
 
 
 def _message(row: dict) -> dict:
-    row.pop("search_vector", None)  # PostgreSQL's full-text column
+    for column in ("search_vector", "owner", "conversation_deleted"):  # PostgreSQL's search columns
+        row.pop(column, None)
     row["settings"] = None if row["settings"] is None else json.loads(row["settings"])
     row["tool_calls"] = json.loads(row["tool_calls"]) if row.get("tool_calls") else []
     if "tool_steps" in row:

@@ -14,6 +14,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -52,6 +53,7 @@ TS_CONFIG = "chat_search"  # the text search configuration of pg_migrations.m001
 USER_LOCKS = 4242  # first key of the per-user advisory locks (the second is the user's hash)
 HEADLINE = (f"StartSel={HIGHLIGHT_START}, StopSel={HIGHLIGHT_END}, MaxWords={SNIPPET_TOKENS}, "
             f"MinWords={SNIPPET_TOKENS // 2}, ShortWord=0")
+FIRST_WINDOW = 20_000  # message ids in the first window a search looks at (see _TsSession.candidates)
 _LAST_LEXEME = re.compile(r"'(?:[^']|'')*'(?!.*')")
 
 
@@ -175,16 +177,46 @@ class _TsSession:
         return None if row is None else row[0]
 
     def candidates(self, expr: str, filters: Filters, *, by: str, limit: int) -> list[tuple[int, str, float]]:
-        where, params = self.store.filter_sql(filters)
-        # the newest matches first (a LIMIT inside: only those are ranked), then their scores
-        score, score_params = ("-ts_rank(search_vector, ?::tsquery, 1)", [expr]) if by == "relevance" else ("-id", [])
-        return self.db.execute(f"""
-            SELECT id, conversation_id, {score}::float8 FROM (
-                SELECT m.id, m.conversation_id, m.search_vector
-                FROM messages m JOIN conversations c ON c.id = m.conversation_id
-                WHERE m.search_vector @@ ?::tsquery AND m.superseded = 0 AND {where}
-                ORDER BY m.id DESC LIMIT ?) AS found
-            ORDER BY id DESC""", [*score_params, expr, *params, limit]).fetchall()
+        """As on SQLite: the newest ``limit`` visible messages matching ``expr`` within ``filters``, newest
+        first, scored (``by`` "relevance": -ts_rank; "recency": -id).
+
+        A GIN index cannot list its matches newest first, so they are looked for in windows of message ids,
+        newest first: each window's matches come from the GIN index ANDed with the id range (or, for a word
+        in most messages, from walking the ids backwards), and the next window is sized from the matches
+        seen per id so far, until ``limit`` are found or the oldest message is reached. A search for one
+        user's live conversations reads only messages (their ``owner`` and ``conversation_deleted`` copies);
+        other filters join each match's conversation."""
+        where, params, source = self._filter(filters)
+        sql = (f"SELECT m.id, m.conversation_id FROM {source} WHERE m.search_vector @@ ?::tsquery "
+               f"AND m.superseded = 0 AND {where} AND m.id >= ? AND m.id < ? ORDER BY m.id DESC LIMIT ?")
+        found: list[tuple[int, str]] = []
+        top = self.last_id() + 1
+        newest, span = top, FIRST_WINDOW
+        while len(found) < limit and top > 0:
+            bottom = max(0, top - span)
+            found += self.db.execute(sql, [expr, *params, bottom, top, limit - len(found)]).fetchall()
+            seen = newest - bottom  # ids searched so far, with len(found) matches among them
+            wanted = (limit - len(found)) * seen / len(found) * 1.25 if found else span * 8
+            span, top = max(2 * span, int(wanted)), bottom
+        if by != "relevance":
+            return [(message_id, conversation_id, -message_id) for message_id, conversation_id in found]
+        scores = dict(self.db.execute("SELECT id, -ts_rank(search_vector, ?::tsquery, 1)::float8 FROM messages "
+                                      "WHERE id = ANY(?)", [expr, [row[0] for row in found]]).fetchall())
+        return [(message_id, conversation_id, scores[message_id]) for message_id, conversation_id in found]
+
+    def _filter(self, filters: Filters) -> tuple[str, list[Any], str]:
+        """The condition on ``messages m`` for ``filters``, its parameters, and what to read: messages alone
+        when only the user and the deletion state are asked for (the messages' own copies), else messages
+        joined to their conversations."""
+        if replace(filters, user=None, deleted=False) == Filters():
+            where = [f"m.conversation_deleted = {1 if filters.deleted else 0}"]
+            params: list[Any] = []
+            if filters.user is not None:
+                where.append("m.owner = ?")
+                params.append(filters.user)
+            return " AND ".join(where), params, "messages m"
+        where_c, params = self.store.filter_sql(filters)
+        return where_c, params, "messages m JOIN conversations c ON c.id = m.conversation_id"
 
 
 class PostgresStore(Store):
@@ -292,6 +324,9 @@ class PostgresStore(Store):
             try:
                 with db.conn.transaction():
                     db.execute(f"SET LOCAL statement_timeout = {max(1, round(time_limit * 1000))}")
+                    # each window's query is planned for its own ids and words (a generic plan of a
+                    # prepared statement would not know whether a word is rare)
+                    db.execute("SET LOCAL plan_cache_mode = force_custom_plan")
                     yield _TsSession(db, self)
             except errors.QueryCanceled:
                 raise SearchTooSlow(time_limit) from None
