@@ -95,6 +95,7 @@ class DatabaseUnavailable(StoreError):
         "cannot_open": "The chat database at {path} cannot be opened ({detail}).",
         "full": "The disk holding the chat database at {path} is full.",
         "io": "The chat database at {path} could not be read or written ({detail}).",
+        "unreachable": "The chat database at {path} cannot be reached.",
     }
 
     def __init__(self, path: object, reason: str, detail: str = ""):

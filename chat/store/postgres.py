@@ -84,7 +84,10 @@ def _translate(exc: psycopg.Error, where: str) -> StoreError | None:
                   | errors.InvalidCatalogName):
         return DatabaseUnavailable(where, "cannot_open", detail)
     if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, errors.QueryCanceled):
-        return DatabaseUnavailable(where, "cannot_open", detail)
+        # no SQLSTATE: the client could not connect, or lost the connection; 08: connection exceptions;
+        # 57P01-57P03: the server is shutting down, crashed or starting
+        lost = exc.sqlstate is None or exc.sqlstate.startswith("08") or exc.sqlstate in ("57P01", "57P02", "57P03")
+        return DatabaseUnavailable(where, "unreachable" if lost else "cannot_open", detail)
     return None
 
 
@@ -258,7 +261,7 @@ class PostgresStore(Store):
         try:
             conn = self._pool.getconn()
         except PoolTimeout as exc:
-            raise DatabaseBusy(str(exc)) from exc
+            raise self._no_connection(exc) from exc
         except psycopg.Error as exc:
             typed = _translate(exc, self.where)
             if typed is None:
@@ -281,6 +284,15 @@ class PostgresStore(Store):
             except psycopg.Error:
                 pass
             self._pool.putconn(conn)  # the pool drops a connection that is broken
+
+    def _no_connection(self, exc: PoolTimeout) -> StoreError:
+        """Why the pool had no connection to give within the busy timeout: every one in use (busy), or the
+        server cannot be reached (the pool could not connect), which a direct attempt tells apart."""
+        try:
+            psycopg.connect(self.url, connect_timeout=2, application_name="chat-workbench").close()
+        except psycopg.Error as failed:
+            return _translate(failed, self.where) or DatabaseUnavailable(self.where, "unreachable", str(failed))
+        return DatabaseBusy(str(exc))
 
     @contextmanager
     def _write(self) -> Iterator[PgConnection]:
