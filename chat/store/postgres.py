@@ -53,7 +53,7 @@ TS_CONFIG = "chat_search"  # the text search configuration of pg_migrations.m001
 USER_LOCKS = 4242  # first key of the per-user advisory locks (the second is the user's hash)
 HEADLINE = (f"StartSel={HIGHLIGHT_START}, StopSel={HIGHLIGHT_END}, MaxWords={SNIPPET_TOKENS}, "
             f"MinWords={SNIPPET_TOKENS // 2}, ShortWord=0")
-FIRST_WINDOW = 20_000  # message ids in the first window a search looks at (see _TsSession.candidates)
+MIN_WINDOW = 1_000  # message ids in the smallest window a search looks at (see _TsSession.candidates)
 _LAST_LEXEME = re.compile(r"'(?:[^']|'')*'(?!.*')")
 
 
@@ -185,27 +185,34 @@ class _TsSession:
 
         A GIN index cannot list its matches newest first, so they are looked for in windows of message ids,
         newest first: each window's matches come from the GIN index ANDed with the id range (or, for a word
-        in most messages, from walking the ids backwards), and the next window is sized from the matches
-        seen per id so far, until ``limit`` are found or the oldest message is reached. A search for one
-        user's live conversations reads only messages (their ``owner`` and ``conversation_deleted`` copies);
-        other filters join each match's conversation."""
+        in most messages, from walking the ids backwards). The first window is sized from the planner's
+        estimate of the matches, each next one from the matches seen per id so far, until ``limit`` are
+        found or the oldest message is reached. A search for one user's live conversations reads only
+        messages (their ``owner`` and ``conversation_deleted`` copies); other filters join each match's
+        conversation."""
         where, params, source = self._filter(filters)
-        sql = (f"SELECT m.id, m.conversation_id FROM {source} WHERE m.search_vector @@ ?::tsquery "
-               f"AND m.superseded = 0 AND {where} AND m.id >= ? AND m.id < ? ORDER BY m.id DESC LIMIT ?")
-        found: list[tuple[int, str]] = []
+        match = f"m.search_vector @@ ?::tsquery AND m.superseded = 0 AND {where}"
+        relevance = by == "relevance"
+        score, score_params = ("-ts_rank(m.search_vector, ?::tsquery, 1)", [expr]) if relevance else ("-m.id", [])
+        sql = (f"SELECT m.id, m.conversation_id, {score}::float8 FROM {source} WHERE {match} "
+               "AND m.id >= ? AND m.id < ? ORDER BY m.id DESC LIMIT ?")
+        found: list[tuple[int, str, float]] = []
         top = self.last_id() + 1
-        newest, span = top, FIRST_WINDOW
+        newest = top
+        expected = self.estimated_rows(f"SELECT 1 FROM {source} WHERE {match}", [expr, *params])
+        span = max(MIN_WINDOW, int(limit * 1.25 * top / max(expected, 1)))
         while len(found) < limit and top > 0:
             bottom = max(0, top - span)
-            found += self.db.execute(sql, [expr, *params, bottom, top, limit - len(found)]).fetchall()
+            found += self.db.execute(sql, [*score_params, expr, *params, bottom, top, limit - len(found)]).fetchall()
             seen = newest - bottom  # ids searched so far, with len(found) matches among them
             wanted = (limit - len(found)) * seen / len(found) * 1.25 if found else span * 8
             span, top = max(2 * span, int(wanted)), bottom
-        if by != "relevance":
-            return [(message_id, conversation_id, -message_id) for message_id, conversation_id in found]
-        scores = dict(self.db.execute("SELECT id, -ts_rank(search_vector, ?::tsquery, 1)::float8 FROM messages "
-                                      "WHERE id = ANY(?)", [expr, [row[0] for row in found]]).fetchall())
-        return [(message_id, conversation_id, scores[message_id]) for message_id, conversation_id in found]
+        return found
+
+    def estimated_rows(self, sql: str, params: list[Any]) -> float:
+        """The planner's estimate of the rows ``sql`` returns (from the column statistics; nothing is run)."""
+        plan = self.db.execute(f"EXPLAIN (FORMAT JSON) {sql}", params).fetchone()[0]
+        return float(plan[0]["Plan"]["Plan Rows"])
 
     def _filter(self, filters: Filters) -> tuple[str, list[Any], str]:
         """The condition on ``messages m`` for ``filters``, its parameters, and what to read: messages alone
