@@ -4,8 +4,8 @@ from contextlib import closing
 import pytest
 import sqlite_utils
 
-from chat.migrations import MIGRATIONS, SchemaTooNew, StoreError, applied, migrate
-from chat.store import Store
+from chat.store import SchemaTooNew, Store, StoreError
+from chat.store.sqlite_migrations import MIGRATIONS, applied, migrate
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The PostgreSQL schema: the same migrations as chat/migrations.py (same names, same order, same resulting
+"""The PostgreSQL schema: the same migrations as sqlite_migrations.py (same names, same order, same resulting
 tables and columns), each in PostgreSQL's terms. A new migration is added to both lists; a test checks that
 the names agree.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chat.migrations import SchemaTooNew, now
+from chat.store.base import SchemaTooNew, now
 
 MIGRATIONS_TABLE = "_migrations"
 MIGRATE_LOCK = 7_263_541  # pg_advisory_xact_lock key held while migrating
