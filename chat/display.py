@@ -4,6 +4,7 @@ rows, used alike by the Chat, Compare and History pages and the exports."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -108,6 +109,12 @@ def tokens_per_second(row: dict) -> float | None:
     if generating <= 0.05:  # a single burst: no meaningful rate
         return None
     return out / generating
+
+
+def estimated(row: Mapping) -> bool:
+    """Whether a reply's cost rests on estimated tokens (a refused call has no tokens: nothing estimated)."""
+    counted = [k for k in ("input", "output") if row.get(f"{k}_tokens") is not None]
+    return any(not row.get(f"{k}_exact") for k in counted)
 
 
 def output_text(row: dict) -> str | None:
@@ -245,6 +252,31 @@ def figures_line(row: dict, *, when: str | None = None) -> str:
     if when:
         parts.append(when)
     return " · ".join(parts)
+
+
+def column_figures(row: Mapping) -> list[str]:
+    """A reply's figures as short lines: timing, tokens, cost and status."""
+    timing = first_token_parts(dict(row))
+    if row.get("duration") is not None:
+        timing.append(f"{row['duration']:.1f} s so far" if row.get("status") == "streaming"
+                      else f"{row['duration']:.2f} s total")
+    rate = tokens_per_second(dict(row))
+    if rate is not None:
+        timing.append(f"{rate:,.0f} tok/s")
+    counts = []
+    if row.get("input_tokens") is not None:
+        counts.append(f"{format_tokens(row['input_tokens'], estimated=not row.get('input_exact'))} in")
+    out = output_text(dict(row))
+    if out:
+        counts.append(out)
+    lines = [" · ".join(timing), " · ".join(counts)]
+    if row.get("status") != "streaming" or "cost" in row:
+        last = [cost_text(dict(row), estimated=estimated(row) or row.get("status") == "streaming")]
+        word = ending(dict(row)).word
+        if word and row.get("status") != "streaming":
+            last.append(word)
+        lines.append(" · ".join(last))
+    return [line for line in lines if line]
 
 
 def sent_note(row: dict, tz: str | None = None) -> str | None:

@@ -661,7 +661,7 @@ class Store:
             })
         return run_id
 
-    # ---- Compare page additions (chat/compare.py uses these) ----------------------------------------
+    # ---- Compare page additions (chat/compare/ uses these) ----------------------------------------
 
     def get_compare_run(self, run_id: str) -> dict | None:
         """A compare run with its settings parsed and ``blind`` as a bool; None if unknown."""
