@@ -15,8 +15,8 @@ import pandas as pd
 import streamlit as st
 
 from chat import charts, filtering
-from chat.display import escape_markdown, totals_line
-from chat.history.analytics import cost_text, summary, usage_by_model_and_day, usage_by_user
+from chat.display import escape_markdown, total_cost_text, totals_line
+from chat.history.analytics import summary, usage_by_model_and_day, usage_by_user
 from chat.history.export import conversation_json, conversation_markdown, settings_lines, table_csv
 from chat.history.listing import (
     PAGE_SIZE,
@@ -111,7 +111,7 @@ def table_frame(rows: list[dict]) -> pd.DataFrame:
         "Source": [r["source"] for r in rows],
         "Messages": [r["message_count"] for r in rows],
         "Tokens": [r["tokens"] for r in rows],
-        "Cost": [cost_text(r["cost"], r["unknown_cost_count"]) for r in rows],
+        "Cost": [total_cost_text(r["cost"], r["unknown_cost_count"]) for r in rows],
         "Stopped or failed": [problems(r) for r in rows],
         "Last activity (UTC)": pd.to_datetime([r["updated_at"] for r in rows], utc=True),
     })
@@ -384,7 +384,7 @@ if analytics_tab.open:
                 cost_help = f"{unknown:,} replies have no known price and are not counted."
             else:
                 cost_help = "Every reply has a known price."
-            st.metric("Cost", cost_text(cards["cost"], unknown), border=True, help=cost_help)
+            st.metric("Cost", total_cost_text(cards["cost"], unknown), border=True, help=cost_help)
         if not cards["conversations"]:
             st.info("No conversations match these filters.")
         else:
@@ -408,7 +408,7 @@ if analytics_tab.open:
                 "Model": [m["model"] for m in by_model],
                 "Replies": [m["replies"] for m in by_model],
                 "Tokens": [m["tokens"] for m in by_model],
-                "Cost": [cost_text(m["cost"], m["unknown_cost"]) for m in by_model],
+                "Cost": [total_cost_text(m["cost"], m["unknown_cost"]) for m in by_model],
                 "Median time to first token (s)": [m["median_ttft"] for m in by_model],
                 "Median tokens/s": [m["median_tokens_per_second"] for m in by_model],
             }), hide_index=True, column_config={
@@ -423,7 +423,7 @@ if analytics_tab.open:
                 "Conversations": [u["conversations"] for u in by_user],
                 "Messages": [u["messages"] for u in by_user],
                 "Tokens": [u["tokens"] for u in by_user],
-                "Cost": [cost_text(u["cost"], u["unknown_cost_count"]) for u in by_user],
+                "Cost": [total_cost_text(u["cost"], u["unknown_cost_count"]) for u in by_user],
             }), hide_index=True, column_config={
                 "Conversations": st.column_config.NumberColumn(format="localized"),
                 "Messages": st.column_config.NumberColumn(format="localized"),

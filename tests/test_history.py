@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from chat.history.analytics import cost_text, summary, usage_by_model_and_day, usage_by_user
+from chat.display import total_cost_text
+from chat.history.analytics import summary, usage_by_model_and_day, usage_by_user
 from chat.history.export import CSV_COLUMNS, EXPORT_FORMAT, conversation_json, conversation_markdown, table_csv
 from chat.history.listing import count_conversations, day_bounds, filter_options, get_conversation, list_conversations
 from chat.history.search import highlight_markdown, rank, search, search_page
@@ -174,13 +175,6 @@ def test_the_cards_add_up_the_filtered_conversations(store):
     assert cards == {"conversations": 2, "messages": 4, "replies": 2, "tokens": 33, "cost": pytest.approx(0.01),
                      "unknown_cost_count": 1}
     assert summary(store, Filters(user="nobody"))["conversations"] == 0
-
-
-def test_an_unknown_cost_is_never_shown_as_zero():
-    assert cost_text(0.0, 2) == "cost unknown"
-    assert cost_text(None, 1) == "cost unknown"
-    assert cost_text(0.5, 1) == "$0.50 + 1 unknown"
-    assert cost_text(0.0, 0) == "$0.00"
 
 
 # ---------------------------------------------------------------- filters, each
@@ -526,7 +520,7 @@ def test_usage_is_split_by_day_and_model_with_medians_per_model(store, db_path):
     assert openai["median_ttft"] == pytest.approx(0.3) and openai["median_tokens_per_second"] == pytest.approx(20)
     ollama = next(m for m in by_model if m["model"] == "ollama:llama3.2")
     assert ollama["median_ttft"] is None and ollama["median_tokens_per_second"] is None
-    assert cost_text(ollama["cost"], ollama["unknown_cost"]) == "cost unknown"
+    assert total_cost_text(ollama["cost"], ollama["unknown_cost"]) == "cost unknown"
 
 
 def test_usage_per_user_adds_up_each_users_conversations(store):

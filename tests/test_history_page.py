@@ -225,7 +225,8 @@ def test_the_analytics_tab_shows_cards_charts_and_tables_for_the_filtered_set(st
     conversation(store, "q3", "a3", source="compare", cost=0.5)
     at = history_page(tab="Analytics", source="chat")
     cards = {m.label: m.value for m in at.metric}
-    assert cards == {"Conversations": "2", "Messages": "4", "Tokens": "2,980", "Cost": "$0.01 + 1 unknown"}
+    assert cards == {"Conversations": "2", "Messages": "4", "Tokens": "2,980",
+                     "Cost": "$0.01 + 1 reply of unknown cost"}
     by_model, by_user = (d.value for d in at.dataframe)
     assert list(by_model["Model"]) == ["ollama:llama3.2", "openai:gpt-4o-mini"]
     assert list(by_model["Cost"]) == ["cost unknown", "$0.01"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from chat import turns
 from chat.compare.targets import LABELS, MAX_TARGETS, CompareError, Target, WindowFor
-from chat.display import csv_cell, ending, estimated, tokens_per_second
+from chat.display import csv_cell, ending, estimated, tokens_per_second, total_cost_text
 from chat.pricing import Pricer, format_cost, format_tokens
 from chat.providers.base import Provider, ProviderError
 from chat.store import Store, StoreError
@@ -247,10 +247,6 @@ def batch_totals(rows: Iterable[BatchRow], targets: Sequence[str] | None = None)
         complete = [r for r in group if r.status == "complete"]
         costs = [r.cost for r in group if r.cost is not None]
         unknown = sum(1 for r in group if r.cost is None and r.status != "streaming")
-        estimated = any(r.estimated for r in group)
-        cost_text = format_cost(sum(costs), estimated=estimated) if costs or not unknown else "cost unknown"
-        if costs and unknown:
-            cost_text += f" + {unknown} unknown"
         out.append({
             "Target": name,
             "Calls": len(group),
@@ -261,7 +257,7 @@ def batch_totals(rows: Iterable[BatchRow], targets: Sequence[str] | None = None)
                                 estimated=any(r.input_tokens is not None and not r.input_exact for r in group)),
             "Out": format_tokens(sum(r.output_tokens or 0 for r in group),
                                  estimated=any(r.output_tokens is not None and not r.output_exact for r in group)),
-            "Cost": cost_text,
+            "Cost": total_cost_text(sum(costs), unknown, estimated=any(r.estimated for r in group)),
             "Mean first token (s)": _mean([r.ttft for r in complete]),
             "Mean total (s)": _mean([r.duration for r in complete]),
         })

@@ -6,7 +6,6 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
-from chat.pricing import format_cost
 from chat.store import Filters, Store
 
 
@@ -56,13 +55,4 @@ def usage_by_model_and_day(store: Store, filters: Filters) -> tuple[list[dict], 
 
 def usage_by_user(store: Store, filters: Filters) -> list[dict]:
     return store.usage_by_user(filters)
-
-
-def cost_text(cost: float | None, unknown: int) -> str:
-    """A total cost that never shows an unknown as $0: "cost unknown" when nothing is priced,
-    "$0.031 + 2 unknown" when part is."""
-    if unknown and not cost:
-        return "cost unknown"
-    text = format_cost(cost or 0.0)
-    return f"{text} + {unknown} unknown" if unknown else text
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from datetime import date
 
+from chat.display import total_tokens
 from chat.store import Filters, Store
 
 PAGE_SIZE = 50
 
 
 def with_tokens(row: dict) -> dict:
-    row["tokens"] = sum(row.get(k) or 0 for k in ("input_tokens", "output_tokens", "cache_read_tokens",
-                                                   "cache_write_tokens"))
+    """``row`` with ``tokens``: every kind of token it counts."""
+    row["tokens"] = total_tokens(row)
     return row
 
 

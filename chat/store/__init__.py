@@ -5,7 +5,6 @@
 from chat.store.base import (
     BUSY_TIMEOUT_MS,
     FINAL_STATUSES,
-    INTERRUPTED_ERROR,
     SOURCES,
     STATUSES,
     TITLE_LENGTH,
@@ -38,7 +37,6 @@ from chat.store.search import (
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "FINAL_STATUSES",
-    "INTERRUPTED_ERROR",
     "SEARCH_MAX_CHARS",
     "SEARCH_MAX_PREFIXES",
     "SEARCH_MAX_TERMS",

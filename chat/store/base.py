@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from chat.display import INTERRUPTED_ERROR
 from chat.migrations import SchemaTooNew, StoreError, now
 from chat.store.search import (
     SEARCH_TIME_LIMIT,
@@ -67,7 +68,6 @@ SOURCES = ("chat", "compare")
 FINAL_STATUSES = ("complete", "unfinished", "stopped", "error", "interrupted")
 TITLE_LENGTH = 60
 BUSY_TIMEOUT_MS = 15000  # how long a write waits for another writer before DatabaseBusy
-INTERRUPTED_ERROR = "The app stopped before this reply finished."
 
 
 def default_busy_timeout_ms() -> int:
