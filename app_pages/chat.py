@@ -35,7 +35,7 @@ def read(fn, *args, default=None, **kwargs):
 
 cid = st.query_params.get("c")
 conversation = read(db.get_conversation, cid) if cid else None
-if conversation is not None and conversation["user"] != user:
+if conversation is not None and not viewer.can_change(conversation["user"]):
     conversation = None
 if cid and conversation is None and not faults:
     st.warning("That conversation was not found. It may have been deleted, or the link is wrong.")

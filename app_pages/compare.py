@@ -79,7 +79,7 @@ def blind_pending() -> bool:
         run = db.get_compare_run(run_id)
     except StoreError:
         return False
-    return bool(run and run["user"] == user and run["blind"] and run["vote"] is None)
+    return bool(run and viewer.can_change(run["user"]) and run["blind"] and run["vote"] is None)
 
 
 # ---------------------------------------------------------------- targets and parameters (sidebar)

@@ -494,7 +494,7 @@ def test_regenerate_keeps_the_earlier_reply_a_click_away_and_the_one_shown_is_se
     send(at, "go on")
     sent = [m["content"] for m in fake_provider.sent_messages()]
     assert [c if isinstance(c, str) else c[0]["text"] for c in sent] == ["hi", "First answer", "go on"]  # shown
-    totals = Store(app_env).conversation_totals(open_cid(at))
+    totals = Store(app_env).get_conversation(open_cid(at))
     assert totals["reply_count"] == 3  # the hidden version still counts in what the chat cost
 
 

@@ -121,7 +121,7 @@ def test_a_run_is_saved_as_one_compare_conversation_per_target_linked_to_the_run
     assert run["prompt"] == "compare me" and run["user"] == "alice" and run["blind"] is False
     assert run["settings"]["synced"] is False
     assert [t["label"] for t in run["settings"]["targets"]] == ["A", "B"]
-    conversations = store.conversations_for_run(live.run_id)
+    conversations = [store.get_conversation(c.conversation_id) for c in load_run(store, live.run_id).columns]
     assert [c["source"] for c in conversations] == ["compare", "compare"]
     assert [c["settings"]["label"] for c in conversations] == ["A", "B"]
     assert {c["id"] for c in conversations} == {c.conversation_id for c in live.columns}
@@ -432,6 +432,6 @@ def test_a_comparison_whose_columns_were_all_deleted_leaves_the_recent_list(stor
     run = start(store, providers)
     stream_all(run)
     assert [r["id"] for r in store.recent_compare_runs("alice")] == [run.run_id]
-    for conversation in store.conversations_for_run(run.run_id):
-        store.soft_delete(conversation["id"])
+    for column in load_run(store, run.run_id).columns:
+        store.soft_delete(column.conversation_id)
     assert store.recent_compare_runs("alice") == []

@@ -206,8 +206,8 @@ def test_a_run_link_restores_the_comparison_unless_it_is_gone(app_env, fake_prov
     missing = compare_page(run="nope")
     assert any("not found" in w.value for w in missing.warning)
     db = Store(app_env)
-    for conversation in db.conversations_for_run(run_id):
-        db.soft_delete(conversation["id"])
+    for column in load_run(db, run_id).columns:
+        db.soft_delete(column.conversation_id)
     deleted = compare_page(run=run_id)
     assert not deleted.exception and any("deleted" in i.value for i in deleted.info)
 

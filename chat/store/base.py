@@ -254,8 +254,6 @@ WHERE conversation_id = ? AND role = 'assistant' AND provider IS NOT NULL AND mo
 GROUP BY 1 ORDER BY MIN(position)
 """
 
-TOTAL_KEYS = ("message_count", "reply_count", "input_tokens", "output_tokens", "cache_read_tokens",
-              "cache_write_tokens", "cost", "unknown_cost_count", "stopped_count", "error_count", "models")
 
 
 # ---------------------------------------------------------------- the store
@@ -390,13 +388,6 @@ class Store:
     def restore(self, conversation_id: str) -> None:
         with self._write() as db:
             self._set(db, "conversations", conversation_id, {"deleted_at": None})
-
-    def conversation_totals(self, conversation_id: str) -> dict:
-        """The kept totals: tokens, cost (known costs only), unknown_cost_count, reply/message counts,
-        stopped/error counts and the ``provider:model`` ids used. Superseded replies are included."""
-        with self.db() as db:
-            row = self._require(db, conversation_id)
-        return {key: row[key] for key in TOTAL_KEYS} | {"models": json.loads(row["models"])}
 
     # -- messages
 
@@ -644,11 +635,6 @@ class Store:
                 self._refresh_totals(db, conversation_id)
         return count
 
-    def search(self, query: str, *, user: str | None = None, limit: int = 50) -> list[dict]:
-        """Visible messages of conversations not deleted whose text holds every word of ``query``
-        (stemmed), best match first; each row also has ``conversation_title``, ``user`` and ``snippet``."""
-        raise NotImplementedError
-
     # -- compare runs
 
     def create_compare_run(self, *, user: str, prompt: str, settings: dict | None = None,
@@ -673,13 +659,6 @@ class Store:
         """Record the run's vote (a label such as ``A``, ``tie`` or ``all_bad``; None clears it)."""
         with self._write() as db:
             self._set(db, "compare_runs", run_id, {"vote": vote})
-
-    def conversations_for_run(self, run_id: str) -> list[dict]:
-        """The conversations (not deleted) of a compare run, in the order they were created."""
-        with self.db() as db:
-            rows = _rows(db, "SELECT * FROM conversations WHERE compare_run_id = ? AND deleted_at IS NULL "
-                             "ORDER BY rowid", [run_id])
-        return [_conversation(row) for row in rows]
 
     def compare_replies(self, run_ids: list[str]) -> list[dict]:
         """For each conversation (not deleted) of these compare runs, its first reply: the compared one,
