@@ -14,8 +14,8 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from chat import charts, filtering
 from chat.display import escape_markdown, total_cost_text, totals_line
+from chat.history import charts, filtering
 from chat.history.analytics import summary, usage_by_model_and_day, usage_by_user
 from chat.history.export import conversation_json, conversation_markdown, settings_lines, table_csv
 from chat.history.listing import (

@@ -1,10 +1,10 @@
-"""chat.filtering: one conversation against the History filters, agreeing with their SQL."""
+"""chat.history.filtering: one conversation against the History filters, agreeing with their SQL."""
 
 from datetime import date
 
 import pytest
 
-from chat.filtering import matches
+from chat.history.filtering import matches
 from chat.history.listing import get_conversation, list_conversations
 from chat.providers.base import Usage
 from chat.store import Filters
