@@ -385,6 +385,8 @@ def test_batch_limits_are_checked(store, providers):
     with pytest.raises(CompareError, match="in flight"):
         BatchRun(store, providers, Pricer(), user="a", prompts=["p"], targets=targets("openai:x"),
                  max_in_flight=0)
+    with pytest.raises(CompareError, match="No provider named nowhere is configured"):
+        BatchRun(store, providers, Pricer(), user="a", prompts=["p"], targets=targets("openai:x", "nowhere:y"))
 
 
 # ---------------------------------------------------------------- CSV in and out

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from chat import turns
-from chat.compare.targets import LABELS, MAX_TARGETS, CompareError, Target, WindowFor
+from chat.compare.targets import LABELS, MAX_TARGETS, CompareError, Target, WindowFor, check_providers
 from chat.display import csv_cell, ending, estimated, tokens_per_second, total_cost_text
 from chat.pricing import Pricer, format_cost, format_tokens
 from chat.providers.base import Provider, ProviderError
@@ -87,9 +87,7 @@ class BatchRun:
             raise CompareError(f"A batch takes at most {MAX_BATCH_PROMPTS} prompts; split the list.")
         if not 1 <= len(targets) <= MAX_TARGETS:
             raise CompareError(f"Choose between 1 and {MAX_TARGETS} targets.")
-        missing = sorted({t.model_id.provider for t in targets} - set(providers))
-        if missing:
-            raise CompareError(f"No provider named {', '.join(missing)} is configured; pick another target.")
+        check_providers(targets, providers)
         if not 1 <= max_in_flight <= MAX_IN_FLIGHT:
             raise CompareError(f"Calls in flight must be between 1 and {MAX_IN_FLIGHT}.")
         self.store = store

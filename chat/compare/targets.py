@@ -61,6 +61,11 @@ def describe_settings(settings: Mapping, *, temperature_supported: bool = True) 
 def check_targets(targets: Sequence[Target], providers: Mapping[str, Provider]) -> None:
     if not MIN_TARGETS <= len(targets) <= MAX_TARGETS:
         raise CompareError(f"Choose between {MIN_TARGETS} and {MAX_TARGETS} targets to compare.")
+    check_providers(targets, providers)
+
+
+def check_providers(targets: Sequence[Target], providers: Mapping[str, Provider]) -> None:
+    """Every target's provider is configured."""
     missing = sorted({t.model_id.provider for t in targets} - set(providers))
     if missing:
         raise CompareError(f"No provider named {', '.join(missing)} is configured; pick another target.")
