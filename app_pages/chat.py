@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from chat import attachments, history, live, outbox, turns
+from chat import attachments, live, outbox, turns
 from chat.config import parse_model_id
 from chat.display import ending, escape_markdown, next_cost_line, plain_sentence, totals_line, version_label
+from chat.history.search import search
 from chat.providers import TAKES_TEMPERATURE, Params
-from chat.store import StoreError, title_from
+from chat.store import Filters, StoreError, title_from
 from chat.tool_loop import ToolRunner
 from ui import render, stream
 from ui.resources import boot, catalog, current_viewer, pricer, providers, signed_in_caption, toolbox
@@ -34,7 +35,7 @@ def read(fn, *args, default=None, **kwargs):
 
 cid = st.query_params.get("c")
 conversation = read(db.get_conversation, cid) if cid else None
-if conversation is not None and conversation["user"] != user:
+if conversation is not None and not viewer.can_change(conversation["user"]):
     conversation = None
 if cid and conversation is None and not faults:
     st.warning("That conversation was not found. It may have been deleted, or the link is wrong.")
@@ -190,10 +191,10 @@ with st.sidebar:
                           on_click=lambda: st.session_state.pop("chat_undo", None))
     elif undone:
         st.session_state.pop("chat_undo", None)
-    search = st.text_input("Search your chats", key="chat_search", placeholder="Search your chats",
-                           label_visibility="collapsed", icon=":material/search:")
-    if search.strip():
-        found = read(history.search, db, search, history.Filters(user=user), limit=15)
+    search_text = st.text_input("Search your chats", key="chat_search", placeholder="Search your chats",
+                                label_visibility="collapsed", icon=":material/search:")
+    if search_text.strip():
+        found = read(search, db, search_text, Filters(user=user), limit=15)
         if found is not None and found.problem:
             st.caption(escape_markdown(found.problem))
         elif found is not None:

@@ -5,11 +5,9 @@ box's text means (search.py). ``Store(path_or_url)`` opens the engine the target
 from chat.store.base import (
     BUSY_TIMEOUT_MS,
     FINAL_STATUSES,
-    INTERRUPTED_ERROR,
     SOURCES,
     STATUSES,
     TITLE_LENGTH,
-    TOTAL_KEYS,
     Budget,
     DatabaseBusy,
     DatabaseUnavailable,
@@ -39,7 +37,6 @@ from chat.store.search import (
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "FINAL_STATUSES",
-    "INTERRUPTED_ERROR",
     "SEARCH_MAX_CHARS",
     "SEARCH_MAX_PREFIXES",
     "SEARCH_MAX_TERMS",
@@ -48,7 +45,6 @@ __all__ = [
     "SOURCES",
     "STATUSES",
     "TITLE_LENGTH",
-    "TOTAL_KEYS",
     "Budget",
     "DatabaseBusy",
     "DatabaseUnavailable",

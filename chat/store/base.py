@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from chat.display import INTERRUPTED_ERROR
 from chat.store.search import (
     SEARCH_TIME_LIMIT,
     SearchError,
@@ -67,7 +68,6 @@ SOURCES = ("chat", "compare")
 FINAL_STATUSES = ("complete", "unfinished", "stopped", "error", "interrupted")
 TITLE_LENGTH = 60
 BUSY_TIMEOUT_MS = 15000  # how long a write waits for another writer before DatabaseBusy
-INTERRUPTED_ERROR = "The app stopped before this reply finished."
 
 
 class StoreError(Exception):
@@ -275,8 +275,6 @@ WHERE conversation_id = ? AND role = 'assistant' AND provider IS NOT NULL AND mo
 GROUP BY 1 ORDER BY MIN(position)
 """
 
-TOTAL_KEYS = ("message_count", "reply_count", "input_tokens", "output_tokens", "cache_read_tokens",
-              "cache_write_tokens", "cost", "unknown_cost_count", "stopped_count", "error_count", "models")
 
 
 # ---------------------------------------------------------------- the store
@@ -411,13 +409,6 @@ class Store:
     def restore(self, conversation_id: str) -> None:
         with self._write() as db:
             self._set(db, "conversations", conversation_id, {"deleted_at": None})
-
-    def conversation_totals(self, conversation_id: str) -> dict:
-        """The kept totals: tokens, cost (known costs only), unknown_cost_count, reply/message counts,
-        stopped/error counts and the ``provider:model`` ids used. Superseded replies are included."""
-        with self.db() as db:
-            row = self._require(db, conversation_id)
-        return {key: row[key] for key in TOTAL_KEYS} | {"models": json.loads(row["models"])}
 
     # -- messages
 
@@ -665,11 +656,6 @@ class Store:
                 self._refresh_totals(db, conversation_id)
         return count
 
-    def search(self, query: str, *, user: str | None = None, limit: int = 50) -> list[dict]:
-        """Visible messages of conversations not deleted whose text holds every word of ``query``
-        (stemmed), best match first; each row also has ``conversation_title``, ``user`` and ``snippet``."""
-        raise NotImplementedError
-
     # -- compare runs
 
     def create_compare_run(self, *, user: str, prompt: str, settings: dict | None = None,
@@ -682,7 +668,7 @@ class Store:
             })
         return run_id
 
-    # ---- Compare page additions (chat/compare.py uses these) ----------------------------------------
+    # ---- Compare page additions (chat/compare/ uses these) ----------------------------------------
 
     def get_compare_run(self, run_id: str) -> dict | None:
         """A compare run with its settings parsed and ``blind`` as a bool; None if unknown."""
@@ -694,13 +680,6 @@ class Store:
         """Record the run's vote (a label such as ``A``, ``tie`` or ``all_bad``; None clears it)."""
         with self._write() as db:
             self._set(db, "compare_runs", run_id, {"vote": vote})
-
-    def conversations_for_run(self, run_id: str) -> list[dict]:
-        """The conversations (not deleted) of a compare run, in the order they were created."""
-        with self.db() as db:
-            rows = _rows(db, "SELECT * FROM conversations WHERE compare_run_id = ? AND deleted_at IS NULL "
-                             "ORDER BY rowid", [run_id])
-        return [_conversation(row) for row in rows]
 
     def compare_replies(self, run_ids: list[str]) -> list[dict]:
         """For each conversation (not deleted) of these compare runs, its first reply: the compared one,

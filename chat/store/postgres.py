@@ -30,8 +30,6 @@ from chat.store.base import (
     Filters,
     Store,
     StoreError,
-    _message,
-    _rows,
     default_busy_timeout_ms,
 )
 from chat.store.search import (
@@ -357,26 +355,3 @@ class PostgresStore(Store):
             return dict(db.execute(
                 f"SELECT id, ts_headline('{TS_CONFIG}', content, ?::tsquery, ?) FROM messages WHERE id = ANY(?)",
                 [expr, HEADLINE, list(message_ids)]).fetchall())
-
-    def search(self, query: str, *, user: str | None = None, limit: int = 50) -> list[dict]:
-        words = query.split()
-        check_search_size(query, words)
-        with self.search_session() as session:
-            parts = [part for part in session.lexemes([("term", word, False) for word in words]) if part]
-            if not parts:
-                return []
-            expr = session.join(tuple(parts))
-            sql = f"""
-                SELECT m.*, c.title AS conversation_title, c."user" AS "user",
-                       ts_headline('{TS_CONFIG}', m.content, ?::tsquery, ?) AS snippet
-                FROM messages m JOIN conversations c ON c.id = m.conversation_id
-                WHERE m.search_vector @@ ?::tsquery AND m.superseded = 0 AND c.deleted_at IS NULL"""
-            params: list[Any] = [expr, HEADLINE, expr]
-            if user is not None:
-                sql += ' AND c."user" = ?'
-                params.append(user)
-            sql += " ORDER BY ts_rank(m.search_vector, ?::tsquery, 1) DESC, m.id DESC LIMIT ?"
-            rows = _rows(session.db, sql, [*params, expr, limit])
-        for row in rows:
-            row["snippet"] = row["snippet"].replace(HIGHLIGHT_START, "").replace(HIGHLIGHT_END, "")
-        return [_message(row) for row in rows]
