@@ -34,12 +34,13 @@ from chat.compare.batch import (
 from chat.compare.batch_input import csv_columns, prompts_from_csv, prompts_from_text
 from chat.compare.ranking import summary_line, summary_rows
 from chat.compare.runs import input_estimate, live_row, start_run
-from chat.compare.targets import MAX_TARGETS, MIN_TARGETS, CompareError, Target, describe_settings
+from chat.compare.targets import MAX_TARGETS, MIN_TARGETS, CompareError, describe_settings
 from chat.compare.views import RunColumn, RunView, anonymise, column_title, load_run
 from chat.compare.votes import cast_vote, vote_choices, vote_text
 from chat.config import ModelId
 from chat.display import BLIND_TARGETS, blind_figures, column_figures, escape_markdown, inert_markdown
 from chat.store import StoreError, title_from
+from chat.turns import TurnSettings
 from ui import render, stream
 from ui.resources import boot, catalog, current_viewer, pricer, providers, signed_in_caption
 
@@ -109,13 +110,13 @@ with st.sidebar:
     st.text_area("System prompt", key="cmp_system", placeholder="You are a helpful assistant.")
     synced = st.toggle("Same parameters for every target", value=True, key="cmp_synced")
     shared_system = (st.session_state.get("cmp_system") or "").strip() or None
-    targets: list[Target] = []
+    targets: list[TurnSettings] = []
     if synced:
         temperature = st.number_input("Temperature", min_value=0.0, max_value=2.0, step=0.1, value=None,
                                       placeholder="model default", key="cmp_temperature")
         max_tokens = st.number_input("Max output tokens", min_value=1, max_value=200_000, step=256, value=None,
                                      placeholder="model default", key="cmp_max_tokens")
-        targets = [Target.parse(m, system=shared_system, temperature=temperature, max_tokens=max_tokens)
+        targets = [TurnSettings.parse(m, system=shared_system, temperature=temperature, max_tokens=max_tokens)
                    for m in models]
     else:
         for i, model in enumerate(models):
@@ -126,7 +127,7 @@ with st.sidebar:
                                              value=None, placeholder="model default", key=f"cmp_max_tokens_{i}")
                 system = st.text_area("System prompt", key=f"cmp_system_{i}",
                                       placeholder="empty: the shared system prompt")
-            targets.append(Target.parse(model, system=(system or "").strip() or shared_system,
+            targets.append(TurnSettings.parse(model, system=(system or "").strip() or shared_system,
                                         temperature=temperature, max_tokens=max_tokens))
     try:
         recent = db.recent_compare_runs(user, limit=8, mode="single")
@@ -205,7 +206,7 @@ def saved_column(view: RunView, column: RunColumn) -> None:
     if running is not None:
         st.button("Stop", key=f"cmp_stop_{column.label}", icon=":material/stop_circle:", type="tertiary",
                   on_click=stop_replies, args=([column.conversation_id],))
-        live_column(running, input_estimate(view.run["prompt"], Target.parse(
+        live_column(running, input_estimate(view.run["prompt"], TurnSettings.parse(
             f"{column.settings.get('provider')}:{column.settings.get('model')}")), not view.revealed)
         return
     render.thinking(reply)

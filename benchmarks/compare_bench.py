@@ -53,7 +53,6 @@ def logic_level(provider: FakeProviderProcess, repeat: int) -> dict:
 
     from chat import turns
     from chat.compare.runs import start_run, stream_all
-    from chat.compare.targets import Target
     from chat.config import ModelId
     from chat.pricing import Pricer
     from chat.providers.base import Params
@@ -82,7 +81,7 @@ def logic_level(provider: FakeProviderProcess, repeat: int) -> dict:
                 provider.reset()
                 set_speeds(provider)
                 live = start_run(store, providers, Pricer(), user="bench", prompt="bench prompt",
-                                 targets=[Target.parse(f"openai:{m}") for m in MODELS[:n]])
+                                 targets=[turns.TurnSettings.parse(f"openai:{m}") for m in MODELS[:n]])
                 stream_all(live)
                 wall, total = wall_of(provider.log())
                 walls.append(wall)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from chat import attachments, limits, tokens
 from chat.attachments import Attachment
-from chat.config import Endpoint, ModelId
+from chat.config import Endpoint, ModelId, parse_model_id
 from chat.display import ending
 from chat.models import listed_context_window
 from chat.pricing import Pricer
@@ -53,13 +53,25 @@ _DONE = object()
 
 @dataclass(frozen=True)
 class TurnSettings:
-    """What produces a reply: recorded on the reply so one can always tell which model, system prompt
-    and parameters produced it."""
+    """What produces a reply: a model, the system prompt and the parameters it answers with. Recorded on the
+    reply so one can always tell what produced it. A chat turn has one; each target of a comparison or a
+    batch is one (the same model may appear twice with different settings)."""
 
     model_id: ModelId
     system: str | None = None
     params: Params = Params()
     tools: tuple[str, ...] = ()  # the MCP servers whose tools the model may use (by name)
+
+    @classmethod
+    def parse(cls, value: str, *, system: str | None = None, temperature: float | None = None,
+              max_tokens: int | None = None) -> TurnSettings:
+        """Settings from a ``provider:model`` id and the parameters a form gives (a blank system prompt: none)."""
+        return cls(parse_model_id(value), (system or "").strip() or None,
+                   Params(temperature=temperature, max_tokens=max_tokens))
+
+    @property
+    def name(self) -> str:
+        return str(self.model_id)
 
     def as_dict(self) -> dict:
         return {"provider": self.model_id.provider, "model": self.model_id.model, "system": self.system or "",

@@ -8,9 +8,9 @@ import json
 from attachment_files import pdf, png
 from streamlit.testing.v1 import AppTest
 
-from chat import attachments
+from chat import attachments, turns
 from chat.compare.runs import start_run
-from chat.compare.targets import CompareError, Target
+from chat.compare.targets import CompareError
 from chat.config import ModelId
 from chat.pricing import Pricer
 from chat.providers.anthropic import AnthropicProvider
@@ -80,8 +80,8 @@ def test_compare_sends_the_same_files_to_every_target_and_stores_them_once(store
                                                                           fake_provider):
     providers = {"openai": OpenAIProvider(name="openai", client=openai_client),
                  "anthropic": AnthropicProvider(name="anthropic", client=anthropic_client)}
-    targets = [Target(ModelId("openai", "gpt-4o-mini")),
-               Target(ModelId("anthropic", "claude-haiku-4-5"))]
+    targets = [turns.TurnSettings(ModelId("openai", "gpt-4o-mini")),
+               turns.TurnSettings(ModelId("anthropic", "claude-haiku-4-5"))]
     files = [attachments.read("shot.png", png())]
     run = start_run(store, providers, Pricer(), user="alice", prompt="Describe", targets=targets, files=files)
     for column in run.columns:
@@ -98,7 +98,8 @@ def test_compare_refuses_files_a_target_cannot_read_before_saving_anything(store
     import pytest
 
     providers = {"openai": OpenAIProvider(name="openai", client=openai_client)}
-    targets = [Target(ModelId("openai", "gpt-4o-mini")), Target(ModelId("openai", "gpt-3.5-turbo"))]
+    targets = [turns.TurnSettings(ModelId("openai", "gpt-4o-mini")),
+               turns.TurnSettings(ModelId("openai", "gpt-3.5-turbo"))]
     with pytest.raises(CompareError, match="gpt-3.5-turbo cannot read images"):
         start_run(store, providers, Pricer(), user="alice", prompt="Describe", targets=targets,
                   files=[attachments.read("shot.png", png())],

@@ -8,7 +8,6 @@ from streamlit.testing.v1 import AppTest
 
 from chat import turns
 from chat.compare.runs import start_run, stream_all
-from chat.compare.targets import Target
 from chat.store import Store
 
 APP = "../app.py"
@@ -431,8 +430,8 @@ def test_a_compare_column_continued_as_a_chat_is_listed_in_recent(app_env, fake_
     store = Store(app_env)
     providers = build_providers(load_settings())
     live = start_run(store, providers, Pricer(), user="local", prompt="compare this prompt",
-                     targets=[Target.parse("openai:gpt-4o-mini"),
-                              Target.parse("anthropic:claude-haiku-4-5")])
+                     targets=[turns.TurnSettings.parse("openai:gpt-4o-mini"),
+                              turns.TurnSettings.parse("anthropic:claude-haiku-4-5")])
     stream_all(live)
     continued = live.columns[0].conversation_id
     at = run_app()

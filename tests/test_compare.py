@@ -10,11 +10,12 @@ import threading
 
 import pytest
 
+from chat import turns
 from chat.compare.batch import CSV_FIELDS, BatchRow, BatchRun, batch_csv, batch_expected_calls, batch_rows, batch_totals
 from chat.compare.batch_input import csv_columns, prompts_from_csv, prompts_from_text
 from chat.compare.ranking import leaders, ranks, summary_line, summary_rows
 from chat.compare.runs import start_run, stream_all, stream_column
-from chat.compare.targets import CompareError, Target, describe_settings
+from chat.compare.targets import CompareError, describe_settings
 from chat.compare.views import anonymise, column_title, load_run
 from chat.compare.votes import cast_vote, vote_choices
 from chat.display import column_figures
@@ -32,7 +33,7 @@ def providers(openai_client, anthropic_client):
 
 
 def targets(*names, **params):
-    return [Target.parse(n, **params) for n in names]
+    return [turns.TurnSettings.parse(n, **params) for n in names]
 
 
 def start(store, providers, prompt="compare me", names=("openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"),
@@ -133,8 +134,8 @@ def test_a_run_is_saved_as_one_compare_conversation_per_target_linked_to_the_run
 
 
 def test_the_same_model_twice_with_different_settings_is_two_targets(store, providers, fake_provider):
-    both = [Target.parse("openai:gpt-4o-mini", temperature=0.0),
-            Target.parse("openai:gpt-4o-mini", temperature=1.5, system="Be terse.")]
+    both = [turns.TurnSettings.parse("openai:gpt-4o-mini", temperature=0.0),
+            turns.TurnSettings.parse("openai:gpt-4o-mini", temperature=1.5, system="Be terse.")]
     live = start_run(store, providers, Pricer(), user="alice", prompt="hi", targets=both)
     stream_all(live)
     bodies = sorted((e["body"] for e in fake_provider.events("request")), key=lambda b: b["temperature"])
@@ -143,6 +144,17 @@ def test_the_same_model_twice_with_different_settings_is_two_targets(store, prov
     view = load_run(store, live.run_id)
     assert [c.settings["temperature"] for c in view.columns] == [0.0, 1.5]
     assert describe_settings(view.columns[1].settings) == "temperature 1.5"
+
+
+def test_a_target_is_stored_with_the_settings_a_chat_reply_records(store, providers, fake_provider):
+    target = turns.TurnSettings.parse("openai:gpt-4o-mini", system="  ", temperature=0.2)
+    live = start_run(store, providers, Pricer(), user="alice", prompt="hi",
+                     targets=[target, turns.TurnSettings.parse("anthropic:claude-haiku-4-5", max_tokens=64)])
+    stream_all(live)
+    recorded = {"provider": "openai", "model": "gpt-4o-mini", "system": "", "temperature": 0.2, "max_tokens": None}
+    assert store.get_conversation(live.columns[0].conversation_id)["settings"] == {**recorded, "label": "A"}
+    assert load_run(store, live.run_id).run["settings"]["targets"][0] == {"label": "A", **recorded}
+    assert store.messages(live.columns[0].conversation_id)[1]["settings"] == recorded
 
 
 @pytest.mark.parametrize("count", [1, 5])
@@ -280,13 +292,12 @@ def test_another_users_run_is_not_loaded(store, providers):
 
 
 def test_a_compare_column_continues_as_an_ordinary_conversation(store, providers, fake_provider):
-    from chat import turns
 
     live = start(store, providers)
     stream_all(live)
     column = live.columns[0]
     follow = turns.send(store, providers["openai"], Pricer(), column.conversation_id, "and then?",
-                        column.target.turn_settings())
+                        column.target)
     "".join(follow.stream())
     assert len(store.messages(column.conversation_id)) == 4
     view = load_run(store, live.run_id)  # the run still shows the compared reply

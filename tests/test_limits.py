@@ -11,7 +11,6 @@ import pytest
 from chat import limits, turns
 from chat.compare.batch import BatchRun
 from chat.compare.runs import start_run, stream_all
-from chat.compare.targets import Target
 from chat.compare.views import load_run
 from chat.config import ModelId
 from chat.pricing import Pricer
@@ -88,7 +87,7 @@ def test_a_four_target_compare_against_a_small_limit_stops_at_the_limit(store, p
     prompt = "compare these"
     one = one_reply(prompt)
     limit = 2.5 * one
-    targets = [Target.parse(MODEL, max_tokens=MAX_TOKENS) for _ in range(4)]
+    targets = [turns.TurnSettings.parse(MODEL, max_tokens=MAX_TOKENS) for _ in range(4)]
     live = start_run(store, {"openai": provider}, Pricer(), user="alice", prompt=prompt, targets=targets,
                      daily_limit=limit)
     stream_all(live)
@@ -106,7 +105,7 @@ def test_a_batch_of_twenty_against_a_small_limit_ends_past_it_by_at_most_one_rep
     one = max(one_reply(p) for p in prompts)
     limit = 5.5 * one
     batch = BatchRun(store, {"openai": provider}, Pricer(), user="alice", prompts=prompts,
-                     targets=[Target.parse(MODEL, max_tokens=MAX_TOKENS)], max_in_flight=4,
+                     targets=[turns.TurnSettings.parse(MODEL, max_tokens=MAX_TOKENS)], max_in_flight=4,
                      daily_limit=limit)
     for _ in batch.run():
         pass

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from chat import turns
-from chat.compare.targets import LABELS, MAX_TARGETS, CompareError, Target, WindowFor, check_providers
+from chat.compare.targets import LABELS, MAX_TARGETS, CompareError, WindowFor, check_providers
 from chat.display import csv_cell, ending, estimated, tokens_per_second, total_cost_text
 from chat.pricing import Pricer, format_cost, format_tokens
 from chat.providers.base import Provider, ProviderError
@@ -77,7 +77,7 @@ class BatchRun:
     are saved as stopped) and skips the ones not started; it returns once every worker has left."""
 
     def __init__(self, store: Store, providers: Mapping[str, Provider], pricer: Pricer, *, user: str,
-                 prompts: Sequence[str], targets: Sequence[Target], max_in_flight: int = 4,
+                 prompts: Sequence[str], targets: Sequence[turns.TurnSettings], max_in_flight: int = 4,
                  window_for: WindowFor | None = None, batch_id: str | None = None,
                  daily_limit: float | None = None):
         prompts = [p.strip() for p in prompts if p and p.strip()]
@@ -163,7 +163,7 @@ class BatchRun:
         cid = self.store.create_conversation(user=self.user, source="compare", compare_run_id=run_id,
                                              settings={**target.as_dict(), "label": label})
         turn = turns.send(self.store, self.providers[target.model_id.provider], self.pricer, cid, prompt,
-                          target.turn_settings(),
+                          target,
                           context_window=self.window_for(target.model_id) if self.window_for else None,
                           user=self.user, daily_limit=self.daily_limit)
         chunks = turn.stream(flush_every=0.25)

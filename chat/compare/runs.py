@@ -17,7 +17,7 @@ from typing import Any
 
 from chat import attachments, tokens, turns
 from chat.attachments import Attachment
-from chat.compare.targets import LABELS, CompareError, Target, WindowFor, check_targets
+from chat.compare.targets import LABELS, CompareError, WindowFor, check_targets
 from chat.config import ModelId
 from chat.pricing import Pricer
 from chat.providers.base import Message, Provider, ProviderError, Usage
@@ -29,7 +29,7 @@ class Column:
     """One target of a live run: its label, conversation and the turn to stream."""
 
     label: str
-    target: Target
+    target: turns.TurnSettings
     conversation_id: str
     turn: turns.Turn
 
@@ -98,7 +98,7 @@ class LiveRun:
 
 
 def start_run(store: Store, providers: Mapping[str, Provider], pricer: Pricer, *, user: str, prompt: str,
-              targets: Sequence[Target], blind: bool = False, window_for: WindowFor | None = None,
+              targets: Sequence[turns.TurnSettings], blind: bool = False, window_for: WindowFor | None = None,
               options: Mapping | None = None, rng: random.Random | None = None,
               daily_limit: float | None = None, files: Sequence[Attachment] = (),
               capabilities_for: Callable[[ModelId], Any] | None = None,
@@ -137,7 +137,7 @@ def start_run(store: Store, providers: Mapping[str, Provider], pricer: Pricer, *
             cid = store.create_conversation(user=user, source="compare", compare_run_id=run_id,
                                             settings={**target.as_dict(), "label": label})
             turn = turns.send(store, providers[target.model_id.provider], pricer, cid, prompt,
-                              target.turn_settings(),
+                              target,
                               context_window=window_for(target.model_id) if window_for else None,
                               user=user, daily_limit=daily_limit, files=tuple(files))
             columns.append(Column(label, target, cid, turn))
@@ -186,7 +186,7 @@ def stream_all(live: LiveRun, *, stop: threading.Event | None = None,
     return live
 
 
-def input_estimate(prompt: str, target: Target) -> int:
+def input_estimate(prompt: str, target: turns.TurnSettings) -> int:
     """The prompt's tokens for ``target`` as estimated locally (until the provider reports them)."""
     return tokens.estimate_input([Message("user", prompt)], target.model_id.model, target.system).tokens
 
