@@ -234,10 +234,14 @@ settings = turns.TurnSettings(
 )
 endpoint = cfg.endpoint(model_id.provider)
 context_window = models.capabilities(model_id.provider, model_id.model).context_window
-turn_options = {"context_window": context_window, "user": user, "daily_limit": cfg.daily_limit_usd,
-                "idle_timeout": cfg.timeout,
-                # one runner per turn (a run starts at most one): the chosen servers' tools, the step limit
-                "tools": ToolRunner(toolbox(), tool_specs, max_steps=cfg.tool_steps) if tool_specs else None}
+# one runner per turn (a run starts at most one): the chosen servers' tools, the step limit
+tool_runner = ToolRunner(toolbox(), tool_specs, max_steps=cfg.tool_steps) if tool_specs else None
+
+
+def turn_context() -> turns.TurnContext:
+    """What a turn started by this run runs with (the provider is built when a turn starts, not on first paint)."""
+    return turns.TurnContext(db, providers()[model_id.provider], pricer(), context_window=context_window,
+                             user=user, daily_limit=cfg.daily_limit_usd, idle_timeout=cfg.timeout, tools=tool_runner)
 
 
 # ---------------------------------------------------------------- starting a reply
@@ -306,7 +310,7 @@ def read_uploads(uploads: list) -> tuple[tuple, list[str]]:
 
 action = st.session_state.pop("action", None)
 if action and cid:  # Regenerate, Retry, Edit, Continue: a new reply, owned by the conversation
-    provider = providers()[model_id.provider]
+    ctx = turn_context()
     try:
         if live.replies.running(cid) is not None:
             raise live.ReplyInProgress()
@@ -319,11 +323,11 @@ if action and cid:  # Regenerate, Retry, Edit, Continue: a new reply, owned by t
         db.update_conversation(cid, settings=settings.as_dict())
         turn = None
         if action[0] == "edit" and action[1].strip():
-            turn = turns.edit_last(db, provider, pricer(), cid, action[1], settings, **turn_options)
+            turn = turns.edit_last(ctx, cid, action[1], settings)
         elif action[0] == "regenerate":
-            turn = turns.regenerate(db, provider, pricer(), cid, settings, **turn_options)
+            turn = turns.regenerate(ctx, cid, settings)
         elif action[0] == "continue":
-            turn = turns.send(db, provider, pricer(), cid, turns.CONTINUE_PROMPT, settings, **turn_options)
+            turn = turns.send(ctx, cid, turns.CONTINUE_PROMPT, settings)
         if turn is not None:
             live.replies.start(turn, grace=live.START_GRACE)
     except StoreError as exc:  # nothing is lost: the edited text stays in its box, the buttons stay
@@ -369,7 +373,7 @@ def take_message(conversation_id: str | None) -> tuple[str | None, bool]:
     try:
         if live.replies.running(out.conversation_id) is not None:
             raise live.ReplyInProgress()
-        new = outbox.deliver(db, out, providers()[model_id.provider], pricer(), settings, **turn_options)
+        new = outbox.deliver(turn_context(), out, settings)
         live.replies.start(new, grace=live.START_GRACE)
         st.session_state.pop("outgoing", None)
     except (StoreError, live.ReplyInProgress) as exc:

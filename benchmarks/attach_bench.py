@@ -54,8 +54,8 @@ def ten_megabyte_photo() -> bytes:
 def first_token(store, provider, model, files=()) -> float:
     conversation = store.create_conversation(user="bench", settings={})
     start = time.perf_counter()
-    turn = turns.send(store, provider, Pricer(), conversation, "Describe it", turns.TurnSettings(model),
-                      files=tuple(files))
+    turn = turns.send(turns.TurnContext(store, provider, Pricer()), conversation, "Describe it",
+                      turns.TurnSettings(model), files=tuple(files))
     stream = turn.stream(flush_every=0.0)
     for chunk in stream:
         if chunk:

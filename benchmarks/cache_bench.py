@@ -40,7 +40,7 @@ def conversation(server: FakeProvider, store: Store, model: str, turn_count: int
     settings = turns.TurnSettings(model_id=parse_model_id(f"anthropic:{model}"))
     cid = store.create_conversation(user="bench")
     for i in range(turn_count):
-        turn = turns.send(store, provider, Pricer(), cid, f"Turn {i + 1}. {QUESTION}", settings)
+        turn = turns.send(turns.TurnContext(store, provider, Pricer()), cid, f"Turn {i + 1}. {QUESTION}", settings)
         for _ in turn.stream():
             pass
         assert turn.record["status"] == "complete", turn.record

@@ -69,7 +69,7 @@ def logic_level(provider: FakeProviderProcess, repeat: int) -> dict:
             provider.reset()
             set_speeds(provider)
             cid = store.create_conversation(user="bench", settings={})
-            turn = turns.send(store, providers["openai"], Pricer(), cid, "bench prompt",
+            turn = turns.send(turns.TurnContext(store, providers["openai"], Pricer()), cid, "bench prompt",
                               turns.TurnSettings(ModelId("openai", "slow"), params=Params()))
             for _ in turn.stream():
                 pass

@@ -14,8 +14,6 @@ import time
 from dataclasses import dataclass, field
 
 from chat import turns
-from chat.pricing import Pricer
-from chat.providers.base import Provider
 from chat.store import Store, StoreError
 
 
@@ -66,13 +64,13 @@ class Outgoing:
         threading.Thread(target=retry, name="outbox-retry", daemon=True).start()
 
 
-def deliver(store: Store, out: Outgoing, provider: Provider, pricer: Pricer, settings: turns.TurnSettings, *,
-            user: str, **turn_options) -> turns.Turn:
-    """Save ``out`` (if not saved yet) and open its reply. On a database fault ``out`` records what was
-    done (the conversation created, the message saved) and the fault, and the error is raised."""
+def deliver(ctx: turns.TurnContext, out: Outgoing, settings: turns.TurnSettings) -> turns.Turn:
+    """Save ``out`` (if not saved yet; a new conversation is ``ctx.user``'s) and open its reply. On a database
+    fault ``out`` records what was done (the conversation created, the message saved) and the fault, and the
+    error is raised."""
     try:
-        out.save(store, user=user, settings=settings.as_dict())
-        return turns.answer(store, provider, pricer, out.conversation_id, settings, user=user, **turn_options)
+        out.save(ctx.store, user=ctx.user, settings=settings.as_dict())
+        return turns.answer(ctx, out.conversation_id, settings)
     except StoreError as exc:
         out.problem = str(exc)
         raise

@@ -1,7 +1,8 @@
 """One chat turn: the user's message saved first, the reply streamed, its usage, cost and status recorded.
 
-The page calls :func:`send` (or :func:`regenerate` / :func:`edit_last`) to get a :class:`Turn`, then feeds
-``turn.stream()`` to ``st.write_stream``. Whatever happens to the stream, the reply row is finished:
+The page builds a :class:`TurnContext` (store, provider, pricer, limits) and calls :func:`send` (or
+:func:`regenerate` / :func:`edit_last`) to get a :class:`Turn`, then feeds ``turn.stream()`` to
+``st.write_stream``. Whatever happens to the stream, the reply row is finished:
 complete (the provider said it finished), unfinished (the stream ended without that), stopped (the consumer
 closed the generator: a Stop click, a rerun, a closed tab), or error (a provider failure, with the partial
 text kept). While streaming, the partial text is checkpointed at
@@ -43,7 +44,7 @@ from chat.providers.base import (
     ToolCall,
     Usage,
 )
-from chat.store import Budget, DatabaseBusy, NotFound, Store, StoreError
+from chat.store import DatabaseBusy, NotFound, Store, StoreError
 from chat.tool_loop import CallRecord, StepRecord, ToolRunner, steps_from_json, steps_to_json
 
 DEFAULT_OUTPUT_RESERVE = 4096
@@ -219,30 +220,50 @@ def fit_context(history: list[Message], *, model: str, system: str | None, conte
     return history[start:], start
 
 
-class Turn:
-    """One assistant reply in a conversation. Create it with :func:`send` and friends."""
+@dataclass(frozen=True)
+class TurnContext:
+    """What a turn runs with besides its conversation and settings: where it is stored, who answers, what it
+    costs, and its limits. A page builds one per turn it starts; a comparison one per target.
 
-    def __init__(self, *, store: Store, provider: Provider, pricer: Pricer, conversation_id: str,
-                 settings: TurnSettings, context_window: int | None = None,
-                 refused: ProviderError | None = None, idle_timeout: float | None = None,
-                 budget: Budget | None = None, first_output_timeout: float | None = None,
-                 tools: ToolRunner | None = None):
+    Unset timeouts come from the provider (build_provider gives it the configured ones). ``daily_limit``
+    (USD) is ``user``'s spending limit; none when unset. ``tools``: the runner of the MCP tools the model
+    may call in this turn (one runner per turn)."""
+
+    store: Store
+    provider: Provider
+    pricer: Pricer
+    context_window: int | None = None
+    user: str | None = None
+    daily_limit: float | None = None
+    idle_timeout: float | None = None
+    first_output_timeout: float | None = None
+    tools: ToolRunner | None = None
+
+
+class Turn:
+    """One assistant reply in a conversation. :meth:`open` (or :func:`send` and friends) starts it; the
+    constructor only sets it up and reads or writes nothing."""
+
+    def __init__(self, ctx: TurnContext, conversation_id: str, settings: TurnSettings):
+        provider = ctx.provider
         if settings.params.temperature is not None and not getattr(provider, "supports_temperature", True):
             # Not sent, so not recorded either: the reply's settings say what produced it.
             settings = dataclasses.replace(settings, params=dataclasses.replace(settings.params, temperature=None))
-        self.store = store
+        self.store = ctx.store
         self.provider = provider
-        self.pricer = pricer
+        self.pricer = ctx.pricer
         self.conversation_id = conversation_id
         self.settings = settings
-        self.context_window = context_window
+        self.context_window = ctx.context_window
+        self.message_id: int | None = None  # the reply row, once opened
         self.reply: Reply | None = None
         self.record: dict | None = None
         self.error: ProviderError | None = None
         self.dropped = 0
         # unset limits come from the provider (build_provider gives it the configured ones)
-        self.idle_timeout = idle_timeout if idle_timeout is not None else getattr(provider, "idle_timeout", None)
-        self.first_output_timeout = (first_output_timeout if first_output_timeout is not None
+        self.idle_timeout = (ctx.idle_timeout if ctx.idle_timeout is not None
+                             else getattr(provider, "idle_timeout", None))
+        self.first_output_timeout = (ctx.first_output_timeout if ctx.first_output_timeout is not None
                                      else getattr(provider, "first_output_timeout", None)) or self.idle_timeout
         self._received: list[str] = []
         self._reasoning: list[str] = []
@@ -250,8 +271,8 @@ class Turn:
         self._history: list[Message] = []
         self._stop_requested = False
         self._finishing = threading.Lock()
-        self.tools = tools
-        self.budget = budget
+        self.tools = ctx.tools
+        self.budget = limits.budget(ctx.user, ctx.daily_limit)
         self.steps: list[StepRecord] = []  # the model calls of a reply that used tools (see chat/tool_loop.py)
         self.steps_version = 0  # grows whenever a step or call changes: a consumer redraws when it changed
         self._step_usages: list[tuple[Usage | None, float | None]] = []
@@ -260,25 +281,36 @@ class Turn:
         self._step_start = 0
         self._steps_end = 0  # where the text after the last closed step begins
         self._separate = False
-        rows = store.messages(conversation_id)
+
+    @classmethod
+    def open(cls, ctx: TurnContext, conversation_id: str, settings: TurnSettings) -> Turn:
+        """The reply to the conversation's messages as they are, started: the history read and fitted to the
+        context window, and the reply row started, checked against the spending budget with its likely cost
+        reserved (one transaction). A reply refused before anything is sent (too long, over budget) is
+        recorded as failed at once; streaming it raises that error."""
+        turn = cls(ctx, conversation_id, settings)
+        turn._open()
+        return turn
+
+    def _open(self) -> None:
+        settings = self.settings
+        rows = self.store.messages(self.conversation_id)
         model = settings.model_id.model
         recorded = settings.as_dict()
         try:
             self._history, self.dropped = fit_context(
-                history_from_rows(rows), model=model, system=settings.system, context_window=context_window,
+                history_from_rows(rows), model=model, system=settings.system, context_window=self.context_window,
                 reserve=settings.params.max_tokens or DEFAULT_OUTPUT_RESERVE)
         except ContextTooLong as exc:
             self.error = exc
-        self._history = with_file_data(store, self._history)
-        if refused is not None:
-            self.error = refused
+        self._history = with_file_data(self.store, self._history)
         if self.dropped:
             recorded["context_dropped"] = self.dropped
         # Checked against the spending budget, with the reply's likely cost reserved, in one transaction
         self.message_id, over = limits.start_reply(
-            store, pricer, conversation_id, provider=settings.model_id.provider, model=model, settings=recorded,
-            messages=self._history, system=settings.system, max_tokens=settings.params.max_tokens,
-            budget=budget if self.error is None else None)
+            self.store, self.pricer, self.conversation_id, provider=settings.model_id.provider, model=model,
+            settings=recorded, messages=self._history, system=settings.system, max_tokens=settings.params.max_tokens,
+            budget=self.budget if self.error is None else None)
         self.error = self.error or over
         if self.error is not None:  # refused before anything was sent: recorded as a failed reply
             self._finish("error", error=self.error)
@@ -666,29 +698,19 @@ class Turn:
                     raise
 
 
-def send(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, prompt: str,
-         settings: TurnSettings, *, context_window: int | None = None, user: str | None = None,
-         daily_limit: float | None = None, idle_timeout: float | None = None,
-         first_output_timeout: float | None = None, tools: ToolRunner | None = None,
+def send(ctx: TurnContext, conversation_id: str, prompt: str, settings: TurnSettings, *,
          files: tuple[Attachment, ...] = ()) -> Turn:
     """Save the user's message and its files (committed before any provider call), then open the reply.
     Past the user's daily spending limit the reply is refused (recorded as failed, nothing sent)."""
-    store.add_user_message(conversation_id, prompt, files)
-    return answer(store, provider, pricer, conversation_id, settings, context_window=context_window, user=user,
-                  daily_limit=daily_limit, idle_timeout=idle_timeout,
-                  first_output_timeout=first_output_timeout, tools=tools)
+    ctx.store.add_user_message(conversation_id, prompt, files)
+    return answer(ctx, conversation_id, settings)
 
 
-def answer(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, settings: TurnSettings, *,
-           context_window: int | None = None, user: str | None = None, daily_limit: float | None = None,
-           idle_timeout: float | None = None,
-           first_output_timeout: float | None = None, tools: ToolRunner | None = None) -> Turn:
+def answer(ctx: TurnContext, conversation_id: str, settings: TurnSettings) -> Turn:
     """Open the reply to the conversation's messages as they are (the user's message already saved).
     Past the user's daily spending limit, counting what replies still streaming have reserved, the reply is
     refused (recorded as failed, nothing sent)."""
-    return Turn(store=store, provider=provider, pricer=pricer, conversation_id=conversation_id,
-                settings=settings, context_window=context_window, idle_timeout=idle_timeout,
-                budget=limits.budget(user, daily_limit), first_output_timeout=first_output_timeout, tools=tools)
+    return Turn.open(ctx, conversation_id, settings)
 
 
 def last_position(rows: list[dict], role: str) -> int | None:
@@ -698,38 +720,28 @@ def last_position(rows: list[dict], role: str) -> int | None:
     return None
 
 
-def regenerate(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, settings: TurnSettings,
-               *, context_window: int | None = None, user: str | None = None,
-               daily_limit: float | None = None, idle_timeout: float | None = None,
-               first_output_timeout: float | None = None, tools: ToolRunner | None = None) -> Turn:
+def regenerate(ctx: TurnContext, conversation_id: str, settings: TurnSettings) -> Turn:
     """Replace the last reply (or retry a failed one): the old reply is superseded, not erased, so what
     it cost stays counted."""
-    rows = store.messages(conversation_id)
+    rows = ctx.store.messages(conversation_id)
     user_pos = last_position(rows, "user")
     if user_pos is None:
         raise ValueError("there is no message to answer")
-    store.supersede_from(conversation_id, user_pos + 1)
-    return answer(store, provider, pricer, conversation_id, settings, context_window=context_window, user=user,
-                  daily_limit=daily_limit, idle_timeout=idle_timeout,
-                  first_output_timeout=first_output_timeout, tools=tools)
+    ctx.store.supersede_from(conversation_id, user_pos + 1)
+    return answer(ctx, conversation_id, settings)
 
 
-def edit_last(store: Store, provider: Provider, pricer: Pricer, conversation_id: str, prompt: str,
-              settings: TurnSettings, *, context_window: int | None = None, user: str | None = None,
-              daily_limit: float | None = None, idle_timeout: float | None = None,
-              first_output_timeout: float | None = None, tools: ToolRunner | None = None) -> Turn:
+def edit_last(ctx: TurnContext, conversation_id: str, prompt: str, settings: TurnSettings) -> Turn:
     """Replace the last user message with ``prompt`` and answer it afresh; its attached files go with the
     new one."""
-    rows = store.messages(conversation_id)
+    rows = ctx.store.messages(conversation_id)
     user_pos = last_position(rows, "user")
     if user_pos is None:
         raise ValueError("there is no message to edit")
     last_user = next(r for r in rows if r["position"] == user_pos)
     files = tuple(Attachment.from_meta(meta) for meta in last_user.get("attachments") or ())
-    store.supersede_from(conversation_id, user_pos)
-    return send(store, provider, pricer, conversation_id, prompt, settings, context_window=context_window,
-                user=user, daily_limit=daily_limit, idle_timeout=idle_timeout,
-                first_output_timeout=first_output_timeout, tools=tools, files=files)
+    ctx.store.supersede_from(conversation_id, user_pos)
+    return send(ctx, conversation_id, prompt, settings, files=files)
 
 
 

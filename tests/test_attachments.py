@@ -31,7 +31,7 @@ def providers(openai_client, anthropic_client, make_openai_client):
 
 def send_turn(store, providers, name, prompt, files, *, conversation=None):
     conversation = conversation or store.create_conversation(user="alice", settings={})
-    turn = turns.send(store, providers[name], Pricer(), conversation, prompt,
+    turn = turns.send(turns.TurnContext(store, providers[name], Pricer()), conversation, prompt,
                       turns.TurnSettings(ModelId(name, MODELS[name])), files=tuple(files))
     "".join(turn.stream(flush_every=0.0))
     return store.messages(conversation)[-1], conversation
@@ -208,10 +208,10 @@ def test_regenerate_and_edit_resend_the_files_of_the_message(store, providers, f
     doc = attachments.read("report.pdf", pdf())
     _, conversation = send_turn(store, providers, "anthropic", "Summarise", [doc])
     settings = turns.TurnSettings(ModelId("anthropic", MODELS["anthropic"]))
-    "".join(turns.regenerate(store, providers["anthropic"], Pricer(), conversation, settings).stream(flush_every=0))
+    ctx = turns.TurnContext(store, providers["anthropic"], Pricer())
+    "".join(turns.regenerate(ctx, conversation, settings).stream(flush_every=0))
     assert [b["type"] for b in fake_provider.sent_messages()[-1]["content"]] == ["document", "text"]
-    "".join(turns.edit_last(store, providers["anthropic"], Pricer(), conversation, "Only page one",
-                            settings).stream(flush_every=0))
+    "".join(turns.edit_last(ctx, conversation, "Only page one", settings).stream(flush_every=0))
     assert [b["type"] for b in fake_provider.sent_messages()[-1]["content"]] == ["document", "text"]
     last_user = [r for r in store.messages(conversation) if r["role"] == "user"][-1]
     assert last_user["content"] == "Only page one" and last_user["attachments"][0]["name"] == "report.pdf"
@@ -245,7 +245,8 @@ def test_a_stopped_replys_input_estimate_includes_its_image(store, providers, fa
     conversation = store.create_conversation(user="alice", settings={})
     settings = turns.TurnSettings(ModelId("openai", "gpt-4o-mini"))
     photo = attachments.read("big.png", png(1024, 1024))
-    turn = turns.send(store, providers["openai"], Pricer(), conversation, "hi", settings, files=(photo,))
+    turn = turns.send(turns.TurnContext(store, providers["openai"], Pricer()), conversation, "hi", settings,
+                      files=(photo,))
     stream = turn.stream(flush_every=0.0)
     next(s for s in stream if s)
     stream.close()
@@ -259,8 +260,8 @@ def test_a_newest_message_too_large_with_its_files_says_so_before_sending(store,
     conversation = store.create_conversation(user="alice", settings={})
     settings = turns.TurnSettings(ModelId("anthropic", MODELS["anthropic"]))
     files = (attachments.read("r.pdf", pdf(pages=5)),)  # ≈ 11,250 tokens
-    turn = turns.send(store, providers["anthropic"], Pricer(), conversation, "read", settings,
-                      context_window=8_000, files=files)
+    turn = turns.send(turns.TurnContext(store, providers["anthropic"], Pricer(), context_window=8_000), conversation,
+                      "read", settings, files=files)
     assert isinstance(turn.error, ContextTooLong)
     assert "with its 1 attached file" in str(turn.error)
     assert fake_provider.requests == []

@@ -296,7 +296,7 @@ def test_a_compare_column_continues_as_an_ordinary_conversation(store, providers
     live = start(store, providers)
     stream_all(live)
     column = live.columns[0]
-    follow = turns.send(store, providers["openai"], Pricer(), column.conversation_id, "and then?",
+    follow = turns.send(turns.TurnContext(store, providers["openai"], Pricer()), column.conversation_id, "and then?",
                         column.target)
     "".join(follow.stream())
     assert len(store.messages(column.conversation_id)) == 4

@@ -73,7 +73,8 @@ def test_a_turn_past_the_daily_limit_is_refused_with_the_days_spend_and_nothing_
     cid = store.create_conversation(user="alice")
     provider = OpenAIProvider(name="openai", client=openai_client)
     settings = turns.TurnSettings(ModelId("openai", "gpt-4o-mini"), params=Params())
-    turn = turns.send(store, provider, Pricer(), cid, "one more?", settings, user="alice", daily_limit=1.0)
+    turn = turns.send(turns.TurnContext(store, provider, Pricer(), user="alice", daily_limit=1.0), cid, "one more?",
+                      settings)
     with pytest.raises(SpendLimitReached):
         list(turn.stream())
     assert not fake_provider.events("request")

@@ -66,7 +66,8 @@ def test_concurrent_turns_against_a_small_limit_end_past_it_by_at_most_one_reply
 
     def user_turn(cid: str) -> None:
         start.wait()
-        turn = turns.send(store, provider, Pricer(), cid, prompt, settings(), user="alice", daily_limit=limit)
+        ctx = turns.TurnContext(store, provider, Pricer(), user="alice", daily_limit=limit)
+        turn = turns.send(ctx, cid, prompt, settings())
         made.append(turn)
         drain(turn)
 
@@ -120,7 +121,8 @@ def test_a_batch_of_twenty_against_a_small_limit_ends_past_it_by_at_most_one_rep
 def test_a_streaming_reply_holds_its_reservation_until_its_real_cost_replaces_it(store, provider, fake_provider):
     fake_provider.set_scenario(tokens_per_second=50)
     cid = store.create_conversation(user="alice")
-    turn = turns.send(store, provider, Pricer(), cid, "reserve for me", settings(), user="alice", daily_limit=1.0)
+    ctx = turns.TurnContext(store, provider, Pricer(), user="alice", daily_limit=1.0)
+    turn = turns.send(ctx, cid, "reserve for me", settings())
     since = limits.start_of_day()
     reserved = store.messages(cid)[-1]["reserved_cost"]
     assert reserved == pytest.approx(one_reply("reserve for me"))
@@ -165,7 +167,7 @@ def test_an_unknown_price_reserves_nothing_but_known_costs_still_count(store):
 
 def test_without_a_limit_nothing_is_reserved(store, provider, fake_provider):
     cid = store.create_conversation(user="alice")
-    turns.send(store, provider, Pricer(), cid, "no limit", settings(), user="alice").stop()
+    turns.send(turns.TurnContext(store, provider, Pricer(), user="alice"), cid, "no limit", settings()).stop()
     assert store.messages(cid)[-1]["reserved_cost"] is None
 
 

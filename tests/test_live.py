@@ -29,7 +29,7 @@ def registry():
 
 def start(store, provider, registry, prompt="hello", conversation=None):
     conversation = conversation or store.create_conversation(user="alice", settings={})
-    turn = turns.send(store, provider, Pricer(), conversation, prompt, SETTINGS)
+    turn = turns.send(turns.TurnContext(store, provider, Pricer()), conversation, prompt, SETTINGS)
     return registry.start(turn), conversation
 
 
@@ -108,7 +108,7 @@ def test_a_stop_while_the_provider_is_silent_hangs_up_at_once(store, provider, r
 def test_one_reply_at_a_time_per_conversation(store, provider, registry, fake_provider):
     fake_provider.set_scenario(None, words=200, tokens_per_second=50)
     reply, conversation = start(store, provider, registry)
-    second = turns.answer(store, provider, Pricer(), conversation, SETTINGS)
+    second = turns.answer(turns.TurnContext(store, provider, Pricer()), conversation, SETTINGS)
     with pytest.raises(live.ReplyInProgress):
         registry.start(second)
     assert store.messages(conversation, include_superseded=True)[-1]["status"] != "streaming"  # not left open
@@ -130,19 +130,21 @@ def test_a_page_started_reply_is_sent_when_followed_or_after_its_grace_if_nobody
                                                                                       fake_provider):
     fake_provider.set_scenario(None, words=5)
     conversation = store.create_conversation(user="alice", settings={})
-    followed = registry.start(turns.send(store, provider, Pricer(), conversation, "one", SETTINGS), grace=30)
+    ctx = turns.TurnContext(store, provider, Pricer())
+    followed = registry.start(turns.send(ctx, conversation, "one", SETTINGS), grace=30)
     time.sleep(0.3)
     assert not fake_provider.requests  # not sent before a follower arrives
     assert "".join(followed.follow()).startswith("Echo: one")
     other = store.create_conversation(user="alice", settings={})
-    unwatched = registry.start(turns.send(store, provider, Pricer(), other, "two", SETTINGS), grace=0.2)
+    unwatched = registry.start(turns.send(ctx, other, "two", SETTINGS), grace=0.2)
     assert unwatched.wait(5)  # nobody came: sent after the grace, and finished
     assert store.messages(other)[-1]["status"] == "complete"
 
 
 def test_a_reply_stopped_before_it_was_sent_sends_nothing(store, provider, registry, fake_provider):
     conversation = store.create_conversation(user="alice", settings={})
-    reply = registry.start(turns.send(store, provider, Pricer(), conversation, "never", SETTINGS), grace=30)
+    reply = registry.start(turns.send(turns.TurnContext(store, provider, Pricer()), conversation, "never", SETTINGS),
+                           grace=30)
     reply.stop()
     assert reply.wait(5)
     assert store.messages(conversation)[-1]["status"] == "stopped" and not fake_provider.requests

@@ -36,7 +36,8 @@ MODELS = {"openai": "gpt-5-mini", "vllm": "qwen3", "anthropic": "claude-sonnet-4
 def start(store, providers, name, prompt="hello", *, conversation=None, params=None, **limits):
     conversation = conversation or store.create_conversation(user="alice", settings={})
     settings = turns.TurnSettings(ModelId(name, MODELS[name]), params=params or Params())
-    return turns.send(store, providers[name], Pricer(), conversation, prompt, settings, **limits), conversation
+    ctx = turns.TurnContext(store, providers[name], Pricer(), **limits)
+    return turns.send(ctx, conversation, prompt, settings), conversation
 
 
 def finish(store, turn, conversation):

@@ -30,7 +30,7 @@ def run_turn(store, providers, name, prompt="hello", *, conversation=None, price
     """One chat turn to the end; returns (the stored reply row, the conversation id)."""
     conversation = conversation or store.create_conversation(user="alice", settings={})
     settings = turns.TurnSettings(ModelId(provider_name or name, MODELS[name]), params=params or Params())
-    turn = turns.send(store, providers[name], pricer or Pricer(), conversation, prompt, settings)
+    turn = turns.send(turns.TurnContext(store, providers[name], pricer or Pricer()), conversation, prompt, settings)
     try:
         "".join(turn.stream(flush_every=0.0))
     except Exception:

@@ -53,7 +53,8 @@ def runner(toolbox, max_steps=10):
 def start(store, providers, fmt, tools, prompt="what colour is the sky?", conversation=None, pricer=None):
     conversation = conversation or store.create_conversation(user="alice", settings={})
     settings = turns.TurnSettings(ModelId(*MODELS[fmt]))
-    turn = turns.send(store, providers[fmt], pricer or Pricer(PRICES), conversation, prompt, settings, tools=tools)
+    ctx = turns.TurnContext(store, providers[fmt], pricer or Pricer(PRICES), tools=tools)
+    turn = turns.send(ctx, conversation, prompt, settings)
     return turn, conversation
 
 

@@ -29,6 +29,10 @@ def settings(provider="openai", model="gpt-4o-mini", system=None):
     return turns.TurnSettings(ModelId(provider, model), system=system, params=Params())
 
 
+def ctx(store, provider, **limits):
+    return turns.TurnContext(store, provider, Pricer(), **limits)
+
+
 def new_conversation(store):
     return store.create_conversation(user="alice", settings={})
 
@@ -39,7 +43,7 @@ def drain(turn):
 
 def test_a_complete_turn_stores_the_reply_with_exact_usage_and_cost(store, openai_provider, fake_provider):
     cid = new_conversation(store)
-    turn = turns.send(store, openai_provider, Pricer(), cid, "hello there", settings())
+    turn = turns.send(ctx(store, openai_provider), cid, "hello there", settings())
     text = drain(turn)
     assert text.startswith("Echo: hello there")
     rows = store.messages(cid)
@@ -53,10 +57,24 @@ def test_a_complete_turn_stores_the_reply_with_exact_usage_and_cost(store, opena
     assert reply["ttft"] is not None and reply["duration"] >= reply["ttft"]
 
 
+def test_a_turn_is_built_without_touching_the_database_and_opening_it_starts_the_reply(store, openai_provider,
+                                                                                       fake_provider):
+    cid = new_conversation(store)
+    store.add_user_message(cid, "hi")
+    built = turns.Turn(ctx(store, openai_provider, user="alice", daily_limit=1.0), cid, settings())
+    assert built.message_id is None and not built.finished
+    assert [r["role"] for r in store.messages(cid)] == ["user"]
+    opened = turns.Turn.open(ctx(store, openai_provider), cid, settings())
+    reply = store.messages(cid)[-1]
+    assert reply["id"] == opened.message_id and reply["status"] == "streaming"
+    assert drain(opened).startswith("Echo: hi")
+    assert store.messages(cid)[-1]["status"] == "complete"
+
+
 def test_the_users_message_is_committed_before_the_provider_is_called(store, openai_provider, fake_provider,
                                                                        tmp_path):
     cid = new_conversation(store)
-    turn = turns.send(store, openai_provider, Pricer(), cid, "saved first", settings())
+    turn = turns.send(ctx(store, openai_provider), cid, "saved first", settings())
     assert not fake_provider.events("request")
     raw = sqlite3.connect(tmp_path / "chat.db")
     assert raw.execute("select content from messages where role='user'").fetchone() == ("saved first",)
@@ -67,8 +85,8 @@ def test_the_users_message_is_committed_before_the_provider_is_called(store, ope
 def test_the_whole_history_and_system_prompt_are_sent_each_turn(store, anthropic_provider, fake_provider):
     cid = new_conversation(store)
     s = settings("anthropic", "claude-haiku-4-5", system="Be brief.")
-    drain(turns.send(store, anthropic_provider, Pricer(), cid, "first", s))
-    drain(turns.send(store, anthropic_provider, Pricer(), cid, "second", s))
+    drain(turns.send(ctx(store, anthropic_provider), cid, "first", s))
+    drain(turns.send(ctx(store, anthropic_provider), cid, "second", s))
     body = fake_provider.events("request")[-1]["body"]
     assert body["system"] == "Be brief."
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
@@ -79,7 +97,7 @@ def test_a_stopped_turn_closes_upstream_and_keeps_the_partial_reply_marked_and_e
         store, openai_provider, fake_provider):
     fake_provider.set_scenario(None, words=400, tokens_per_second=100)
     cid = new_conversation(store)
-    turn = turns.send(store, openai_provider, Pricer(), cid, "go on", settings())
+    turn = turns.send(ctx(store, openai_provider), cid, "go on", settings())
     gen = turn.stream(flush_every=0.0)
     shown = [next(gen) for _ in range(5)]
     closed_at = time.monotonic()
@@ -97,7 +115,7 @@ def test_a_stopped_turn_closes_upstream_and_keeps_the_partial_reply_marked_and_e
 def test_a_stopped_anthropic_turn_keeps_exact_input_tokens(store, anthropic_provider, fake_provider):
     fake_provider.set_scenario(None, words=400, tokens_per_second=100, input_tokens=321)
     cid = new_conversation(store)
-    turn = turns.send(store, anthropic_provider, Pricer(), cid, "go on", settings("anthropic", "claude-haiku-4-5"))
+    turn = turns.send(ctx(store, anthropic_provider), cid, "go on", settings("anthropic", "claude-haiku-4-5"))
     gen = turn.stream(flush_every=0.0)
     next(gen)
     next(gen)
@@ -112,7 +130,7 @@ def test_a_turn_that_fails_before_the_first_token_is_recorded_as_an_error(store,
                                                                           fake_provider):
     fake_provider.set_scenario(None, status=529)
     cid = new_conversation(store)
-    turn = turns.send(store, anthropic_provider, Pricer(), cid, "hi", settings("anthropic", "claude-haiku-4-5"))
+    turn = turns.send(ctx(store, anthropic_provider), cid, "hi", settings("anthropic", "claude-haiku-4-5"))
     with pytest.raises(Overloaded):
         drain(turn)
     rows = store.messages(cid)
@@ -125,7 +143,7 @@ def test_a_turn_that_fails_before_the_first_token_is_recorded_as_an_error(store,
 def test_a_turn_that_fails_after_the_first_token_keeps_the_partial_text(store, openai_provider, fake_provider):
     fake_provider.set_scenario(None, words=50, drop_after=10)
     cid = new_conversation(store)
-    turn = turns.send(store, openai_provider, Pricer(), cid, "hi", settings())
+    turn = turns.send(ctx(store, openai_provider), cid, "hi", settings())
     shown = []
     with pytest.raises((StreamError, ConnectionLost)):
         for chunk in turn.stream(flush_every=0.0):
@@ -139,7 +157,7 @@ def test_a_turn_that_fails_after_the_first_token_keeps_the_partial_text(store, o
 def test_partial_text_is_checkpointed_while_streaming(store, openai_provider, fake_provider, tmp_path):
     fake_provider.set_scenario(None, words=200, tokens_per_second=50)
     cid = new_conversation(store)
-    turn = turns.send(store, openai_provider, Pricer(), cid, "hi", settings())
+    turn = turns.send(ctx(store, openai_provider), cid, "hi", settings())
     gen = turn.stream(flush_every=0.0, checkpoint_every=0.2)
     started = time.monotonic()
     for _ in gen:
@@ -156,8 +174,8 @@ def test_partial_text_is_checkpointed_while_streaming(store, openai_provider, fa
 def test_the_oldest_turns_are_left_out_when_the_context_window_is_full(store, openai_provider, fake_provider):
     cid = new_conversation(store)
     for i in range(6):
-        drain(turns.send(store, openai_provider, Pricer(), cid, f"message {i} " + "word " * 100, settings()))
-    turn = turns.send(store, openai_provider, Pricer(), cid, "last one", settings(), context_window=4096 + 500)
+        drain(turns.send(ctx(store, openai_provider), cid, f"message {i} " + "word " * 100, settings()))
+    turn = turns.send(ctx(store, openai_provider, context_window=4096 + 500), cid, "last one", settings())
     drain(turn)
     assert turn.dropped > 0
     sent = fake_provider.sent_messages()
@@ -170,7 +188,7 @@ def test_the_oldest_turns_are_left_out_when_the_context_window_is_full(store, op
 def test_a_message_too_long_for_the_model_is_refused_before_anything_is_sent(store, openai_provider,
                                                                              fake_provider):
     cid = new_conversation(store)
-    turn = turns.send(store, openai_provider, Pricer(), cid, "word " * 20_000, settings(), context_window=8000)
+    turn = turns.send(ctx(store, openai_provider, context_window=8000), cid, "word " * 20_000, settings())
     with pytest.raises(ContextTooLong):
         drain(turn)
     assert not fake_provider.events("request")
@@ -180,9 +198,9 @@ def test_a_message_too_long_for_the_model_is_refused_before_anything_is_sent(sto
 
 def test_regenerate_supersedes_the_last_reply_and_keeps_its_cost_counted(store, openai_provider, fake_provider):
     cid = new_conversation(store)
-    drain(turns.send(store, openai_provider, Pricer(), cid, "hi", settings()))
+    drain(turns.send(ctx(store, openai_provider), cid, "hi", settings()))
     cost_before = store.get_conversation(cid)["cost"]
-    drain(turns.regenerate(store, openai_provider, Pricer(), cid, settings()))
+    drain(turns.regenerate(ctx(store, openai_provider), cid, settings()))
     visible = store.messages(cid)
     assert [r["role"] for r in visible] == ["user", "assistant"]
     assert len(store.messages(cid, include_superseded=True)) == 3
@@ -191,8 +209,8 @@ def test_regenerate_supersedes_the_last_reply_and_keeps_its_cost_counted(store, 
 
 def test_editing_the_last_message_resends_it_in_place(store, openai_provider, fake_provider):
     cid = new_conversation(store)
-    drain(turns.send(store, openai_provider, Pricer(), cid, "helo", settings()))
-    drain(turns.edit_last(store, openai_provider, Pricer(), cid, "hello", settings()))
+    drain(turns.send(ctx(store, openai_provider), cid, "helo", settings()))
+    drain(turns.edit_last(ctx(store, openai_provider), cid, "hello", settings()))
     visible = store.messages(cid)
     assert [r["content"] for r in visible if r["role"] == "user"] == ["hello"]
     assert visible[-1]["content"].startswith("Echo: hello")
@@ -210,7 +228,7 @@ def test_a_failed_reply_before_any_text_is_left_out_and_the_messages_around_it_g
 def test_figures_are_stored_for_a_model_with_unknown_price_as_unknown(store, fake_provider, openai_client):
     provider = OpenAIProvider(name="ollama", client=openai_client, label="ollama")
     cid = new_conversation(store)
-    drain(turns.send(store, provider, Pricer(), cid, "hi", settings("ollama", "llama3.2")))
+    drain(turns.send(ctx(store, provider), cid, "hi", settings("ollama", "llama3.2")))
     reply = store.messages(cid)[-1]
     assert reply["cost"] is None
     assert store.get_conversation(cid)["unknown_cost_count"] == 1
@@ -220,7 +238,7 @@ def test_a_temperature_the_provider_does_not_take_is_neither_sent_nor_recorded(s
                                                                               fake_provider):
     cid = new_conversation(store)
     s = turns.TurnSettings(ModelId("anthropic", "claude-haiku-4-5"), params=Params(temperature=0.7))
-    drain(turns.send(store, anthropic_provider, Pricer(), cid, "hi", s))
+    drain(turns.send(ctx(store, anthropic_provider), cid, "hi", s))
     assert "temperature" not in fake_provider.events("request")[-1]["body"]
     assert store.messages(cid)[-1]["settings"]["temperature"] is None
 
@@ -228,7 +246,7 @@ def test_a_temperature_the_provider_does_not_take_is_neither_sent_nor_recorded(s
 def test_a_turn_abandoned_before_it_streams_still_leaves_streaming_and_costs_nothing(store, openai_provider,
                                                                                      fake_provider):
     cid = new_conversation(store)
-    turn = turns.send(store, openai_provider, Pricer(), cid, "hi", settings())
+    turn = turns.send(ctx(store, openai_provider), cid, "hi", settings())
     with pytest.raises(KeyboardInterrupt), turn.running():
         raise KeyboardInterrupt  # e.g. a Stop landing while the page draws the history
     reply = store.messages(cid)[-1]
@@ -241,8 +259,8 @@ def test_a_reply_that_brings_no_text_fails_as_timed_out_even_if_the_connection_s
                                                                                           fake_provider):
     fake_provider.set_scenario(None, words=30, stall_after=3)  # the SDK's own read timeout here is 5 s
     cid = new_conversation(store)
-    turn = turns.send(store, anthropic_provider, Pricer(), cid, "hi", settings("anthropic", "claude-haiku-4-5"),
-                      idle_timeout=0.5)
+    turn = turns.send(ctx(store, anthropic_provider, idle_timeout=0.5), cid, "hi",
+                      settings("anthropic", "claude-haiku-4-5"))
     started = time.monotonic()
     with pytest.raises(StreamError, match="no text for"):
         drain(turn)
@@ -256,7 +274,7 @@ def test_a_silent_reply_keeps_its_row_fresh_so_it_is_not_taken_for_a_crashed_one
                                                                                  fake_provider, tmp_path):
     fake_provider.set_scenario(None, first_token_delay=1.5)
     cid = new_conversation(store)
-    turn = turns.send(store, openai_provider, Pricer(), cid, "hi", settings())
+    turn = turns.send(ctx(store, openai_provider), cid, "hi", settings())
     gen = turn.stream(checkpoint_every=0.2)
     before = store.messages(cid)[-1]["updated_at"]
     deadline = time.monotonic() + 1.0
@@ -274,7 +292,7 @@ def test_a_stop_while_the_provider_is_silent_hangs_up_at_once(store, request, fa
     fake_provider.set_scenario(None, **knobs)
     cid = new_conversation(store)
     model = "gpt-4o-mini" if provider_name == "openai" else "claude-haiku-4-5"
-    turn = turns.send(store, provider, Pricer(), cid, "hi", settings(provider_name, model))
+    turn = turns.send(ctx(store, provider), cid, "hi", settings(provider_name, model))
     gen = turn.stream(flush_every=0.0)
     deadline = time.monotonic() + 0.6
     while time.monotonic() < deadline:

@@ -162,10 +162,10 @@ class BatchRun:
         run_id = self._run_for(p)
         cid = self.store.create_conversation(user=self.user, source="compare", compare_run_id=run_id,
                                              settings={**target.as_dict(), "label": label})
-        turn = turns.send(self.store, self.providers[target.model_id.provider], self.pricer, cid, prompt,
-                          target,
-                          context_window=self.window_for(target.model_id) if self.window_for else None,
-                          user=self.user, daily_limit=self.daily_limit)
+        ctx = turns.TurnContext(self.store, self.providers[target.model_id.provider], self.pricer,
+                                context_window=self.window_for(target.model_id) if self.window_for else None,
+                                user=self.user, daily_limit=self.daily_limit)
+        turn = turns.send(ctx, cid, prompt, target)
         chunks = turn.stream(flush_every=0.25)
         try:
             for _ in chunks:

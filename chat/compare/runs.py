@@ -136,10 +136,10 @@ def start_run(store: Store, providers: Mapping[str, Provider], pricer: Pricer, *
             label = LABELS[pos]
             cid = store.create_conversation(user=user, source="compare", compare_run_id=run_id,
                                             settings={**target.as_dict(), "label": label})
-            turn = turns.send(store, providers[target.model_id.provider], pricer, cid, prompt,
-                              target,
-                              context_window=window_for(target.model_id) if window_for else None,
-                              user=user, daily_limit=daily_limit, files=tuple(files))
+            ctx = turns.TurnContext(store, providers[target.model_id.provider], pricer,
+                                    context_window=window_for(target.model_id) if window_for else None,
+                                    user=user, daily_limit=daily_limit)
+            turn = turns.send(ctx, cid, prompt, target, files=tuple(files))
             columns.append(Column(label, target, cid, turn))
     except StoreError:
         # the database failed midway: the columns already opened end as stopped (nothing was sent), so
