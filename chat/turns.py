@@ -347,6 +347,16 @@ class Turn:
         if self._stop_requested:  # stopped before it was sent: nothing reaches the provider
             self._finish("stopped")
             return
+        try:
+            while self.tools is not None and not self.tools.ready():  # a chosen tool server is still being listed
+                if self._stop_requested:
+                    self._finish("stopped")
+                    return
+                time.sleep(min(heartbeat, 0.05))
+                yield ""
+        except BaseException:  # closed while waiting (Stop, rerun): nothing was sent
+            self._finish("stopped")
+            raise
         while True:
             ended = yield from self._stream_reply(flush_every=flush_every, checkpoint_every=checkpoint_every,
                                                   heartbeat=heartbeat)

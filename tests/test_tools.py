@@ -45,7 +45,7 @@ def toolbox(tmp_path):
 
 
 def runner(toolbox, max_steps=10):
-    tools, errors = toolbox.tools(["test"])
+    tools, errors, _ = toolbox.tools(["test"])
     assert not errors
     return ToolRunner(toolbox, tools, max_steps=max_steps)
 
@@ -200,7 +200,7 @@ def test_stop_during_a_tool_call_cancels_it_and_keeps_the_reply_stopped(store, p
 def test_a_server_that_fails_to_start_says_so_and_the_chat_works_without_it(store, providers, fake_provider):
     box = Toolbox([McpServer(name="gone", label="gone", command=sys.executable,
                              args=("-c", "import sys; sys.exit(3)"), env={"TOKEN": "hunter2-very-secret"})])
-    tools, errors = box.tools(["gone"])
+    tools, errors, _ = box.tools(["gone"])
     assert tools == [] and len(errors) == 1
     assert "could not be reached" in errors[0].hint and "hunter2" not in errors[0].hint
     _, row, _ = run(store, providers, "chat", ToolRunner(box, tools))

@@ -97,6 +97,10 @@ def _follow_steps(reply: LiveReply, steps_area, thinking: LiveThinking, retries:
         if not text and not turn.steps:
             if retries():  # the SDK retries before streaming: say so while it waits
                 thinking.note = f"The provider is busy; retrying (attempt {retries() + 1})…"
+            elif turn.reply is None and not turn.tools.ready():
+                thinking.note = "Connecting to the tool servers…"
+            else:
+                thinking.note = None
             thinking.update()
             continue
         if text != drawn:
@@ -112,7 +116,7 @@ def follow_reply(reply: LiveReply, *, on_stop: Callable[[str], None]) -> None:
     stop_key = f"stop-{reply.message_id}"
     with st.chat_message("assistant"):
         thinking = LiveThinking(reply.turn)  # "Thinking…", the reasoning as it comes, collapsed at the answer
-        with_tools = reply.turn.tools is not None and bool(reply.turn.tools.defs)
+        with_tools = reply.turn.tools is not None  # (its tools may still be being listed)
         steps_area = st.container() if with_tools else None
         body = st.container()
         st.button("Stop", key=stop_key, icon=":material/stop_circle:", type="secondary",
