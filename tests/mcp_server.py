@@ -8,6 +8,9 @@ appends to the file named by MCP_NOTES when set), ``broken`` (read-only, always 
 sleeps ``seconds`` then answers; writes MCP_STARTED's file first, so a test knows the call is running).
 MCP_SECRET in the environment is echoed nowhere: a test checks that it never reaches the page or a log.
 
+With MCP_HOLD set, the server says nothing until that file exists (a server slow to start, or, when the file
+never comes, one that never answers); it writes MCP_STARTED's file first.
+
 Over HTTP, with MCP_TOKEN set, every request must carry ``Authorization: Bearer <MCP_TOKEN>`` (else 401), and
 each request's Authorization header is appended to the file named by MCP_SEEN (so a test knows what arrived).
 """
@@ -83,6 +86,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--http", type=int, help="serve streamable HTTP on this loopback port instead of stdio")
     port = parser.parse_args().http
+    hold = os.environ.get("MCP_HOLD")
+    if hold and os.environ.get("MCP_STARTED"):
+        Path(os.environ["MCP_STARTED"]).write_text("started")
+    while hold and not os.path.exists(hold):
+        time.sleep(0.05)
     if port is None:
         server.run("stdio")
     else:

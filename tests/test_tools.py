@@ -230,3 +230,83 @@ def test_the_steps_are_stored_at_each_checkpoint_not_only_at_the_finish(store, p
     turn.decide(turn.waiting_calls[0].id, False)
     done.wait()
     assert store.messages(conversation)[-1]["tool_steps"][0]["calls"][0]["status"] == "denied"
+
+
+# ---------------------------------------------------------------- listing in the background
+
+
+def held(tmp_path, hold: Path, name: str = "held") -> McpServer:
+    """The test server over stdio, silent until ``hold`` exists (never, if the test never makes it)."""
+    return McpServer(name=name, label=name, command=sys.executable, args=(SERVER_SCRIPT,),
+                     env={"MCP_HOLD": str(hold), "MCP_STARTED": str(tmp_path / "started")})
+
+
+@pytest.fixture
+def silent_port():
+    """A loopback port that accepts connections and never answers (nobody calls accept)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("kind", ["stdio", "http"])
+def test_a_server_that_never_answers_is_listed_in_the_background_and_shown_pending(tmp_path, silent_port, kind):
+    server = (held(tmp_path, tmp_path / "never") if kind == "stdio" else
+              McpServer(name="held", label="held", url=f"http://127.0.0.1:{silent_port}/mcp"))
+    box = Toolbox([server], wait=0)  # a page's wait, at its shortest
+    try:
+        listing = box.listing("held")
+        assert listing.pending and listing.tools == [] and listing.error is None
+        assert box.tools(["held"]) == ([], [], ["held"])  # asked again: still under way, no error made up
+        runner = ToolRunner(box, servers=("held",))
+        assert not runner.ready() and runner.defs == []
+    finally:
+        box.refresh()  # the listing under way is cancelled (its server stopped)
+
+
+def test_a_reply_waits_on_its_own_thread_for_a_server_still_being_listed_then_offers_its_tools(
+        store, providers, fake_provider, tmp_path):
+    hold = tmp_path / "go"
+    box = Toolbox([held(tmp_path, hold)], wait=0)
+    fake_provider.set_scenario(None, tool_calls=[{"name": "held__lookup", "arguments": {"key": "sky"}}])
+    turn, conversation = start(store, providers, "chat", ToolRunner(box, servers=("held",)))
+    done = _in_thread(turn)
+    _wait_for(lambda: (tmp_path / "started").exists())  # the reply's thread asked for the listing
+    assert box.tools(["held"], wait=0)[2] == ["held"]
+    assert fake_provider.requests == []  # nothing sent while its tools are unknown
+    hold.touch()
+    done.wait()
+    row = store.messages(conversation)[-1]
+    assert fake_provider.requests[0]["body"]["tools"]
+    assert row["status"] == "complete" and row["tool_steps"][0]["calls"][0]["result"] == "sky is blue"
+
+
+def test_stop_while_a_reply_waits_for_a_tool_server_ends_it_stopped_with_nothing_sent(store, providers,
+                                                                                     fake_provider, tmp_path):
+    box = Toolbox([held(tmp_path, tmp_path / "never")], wait=0)
+    try:
+        turn, conversation = start(store, providers, "anthropic", ToolRunner(box, servers=("held",)))
+        done = _in_thread(turn)
+        _wait_for(lambda: (tmp_path / "started").exists())
+        turn.request_stop()
+        done.wait()
+        row = store.messages(conversation)[-1]
+        assert row["status"] == "stopped" and fake_provider.requests == []
+    finally:
+        box.refresh()
+
+
+def test_refresh_forgets_a_listing_and_the_next_ask_lists_again(tmp_path):
+    hold = tmp_path / "go"
+    box = Toolbox([held(tmp_path, hold)], wait=0)
+    assert box.listing("held").pending
+    box.refresh()
+    hold.touch()
+    listing = box.listing("held", wait=60)
+    assert not listing.pending and "lookup" in [t.name for t in listing.tools]
+    box.refresh("held")
+    assert box.listing("held", wait=0).pending  # listed afresh, not the cached one
+    box.refresh()

@@ -160,3 +160,35 @@ def test_a_long_result_is_shown_truncated_with_the_whole_kept(tools_env, fake_pr
     assert block.code[-1].value == whole[:SHOWN_CHARS] + "…"  # as code: inert, never HTML
     assert any("whole result is kept" in c.value for c in block.caption)
     assert store.messages(cid)[-1]["tool_steps"][0]["calls"][0]["result"] == whole
+
+
+def test_servers_that_never_answer_are_shown_connecting_and_the_page_run_returns(app_env, monkeypatch, tmp_path):
+    import socket
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".streamlit").mkdir()
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        (tmp_path / ".streamlit" / "secrets.toml").write_text(
+            f'[mcp.mute]\ncommand = {json.dumps(sys.executable)}\nargs = [{json.dumps(SERVER_SCRIPT)}]\n'
+            f'label = "Mute tools"\nenv = {{ MCP_HOLD = {json.dumps(str(tmp_path / "never"))} }}\n\n'
+            f'[mcp.silent]\nurl = "http://127.0.0.1:{silent.getsockname()[1]}/mcp"\nlabel = "Silent tools"\n')
+        st.cache_resource.clear()
+        try:
+            at = run_app()
+            tools_box(at).select("mute").select("silent").run()
+            assert not at.exception, at.exception
+            captions = [c.value for c in at.sidebar.caption]
+            assert any("Mute tools: connecting…" in c for c in captions)
+            assert any("Silent tools: connecting…" in c for c in captions)
+            assert not at.sidebar.warning  # not failed: still being listed
+            assert tools_box(at).value == ["mute", "silent"] and not at.chat_input[0].disabled
+        finally:
+            from ui.resources import toolbox
+
+            toolbox().refresh()  # the listings under way are cancelled
+            st.cache_resource.clear()
