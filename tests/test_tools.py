@@ -310,3 +310,41 @@ def test_refresh_forgets_a_listing_and_the_next_ask_lists_again(tmp_path):
     box.refresh("held")
     assert box.listing("held", wait=0).pending  # listed afresh, not the cached one
     box.refresh()
+
+
+def test_a_checkpoint_after_tool_steps_holds_the_answer_so_far_as_a_step_of_its_own(store, providers,
+                                                                                   fake_provider, toolbox):
+    answer = "one two three four five six seven eight"
+    fake_provider.set_scenario(None, text=answer, tokens_per_second=4, tool_calls=[
+        {"name": "test__lookup", "arguments": {"key": "sky"}}])
+    turn, conversation = start(store, providers, "chat", runner(toolbox))
+    done = _in_thread(turn)
+    seen = None
+    while seen is None and not done.is_set():  # what another app process following the reply reads
+        row = store.messages(conversation)[-1]
+        steps = row.get("tool_steps") or []
+        if row["status"] == "streaming" and len(steps) == 2 and steps[1]["text"]:
+            seen = row
+        time.sleep(0.05)
+    done.wait()
+    assert seen is not None, "no checkpoint held the answer after the steps"
+    first, partial = seen["tool_steps"]
+    assert first["calls"][0]["status"] == "done" and not partial["calls"]
+    assert answer.startswith(partial["text"]) and partial["text"] != answer
+    final = store.messages(conversation)[-1]["tool_steps"]
+    assert len(final) == 2 and final[1]["text"] == answer and final[1]["input_tokens"] is not None
+
+
+def test_a_reply_waiting_for_approval_is_kept_fresh_and_never_taken_for_a_crashed_one(store, providers,
+                                                                                      fake_provider, toolbox):
+    fake_provider.set_scenario(None, tool_calls=[{"name": "test__write_note", "arguments": {"text": "later"}}])
+    turn, conversation = start(store, providers, "chat", runner(toolbox))
+    done = _in_thread(turn)
+    try:
+        _wait_for(lambda: turn.waiting_calls)
+        time.sleep(2.5)  # the user takes their time
+        assert store.mark_interrupted_replies(stale_after=2.0) == 0  # what any page run does, in any process
+        assert store.messages(conversation)[-1]["status"] == "streaming"
+    finally:
+        turn.request_stop()
+        done.wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -9,7 +10,7 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from chat import live
-from chat.display import InertStream, inert_markdown
+from chat.display import APPROVAL_ELSEWHERE, InertStream, inert_markdown
 from chat.live import HEARTBEAT, LiveReply
 from chat.store import Store, StoreError
 from chat.tool_loop import steps_to_json
@@ -147,18 +148,32 @@ def _silent_for(row: dict) -> float:
 def follow_stored(store: Store, row: dict) -> None:
     """Draw a reply another app process is writing, from the checkpoints it saves, until it leaves
     'streaming' (finished there, or marked interrupted when that process died: the follower marks it
-    itself once no checkpoint has come for STALE_AFTER seconds, as any page run would)."""
+    itself once no checkpoint has come for STALE_AFTER seconds, as any page run would). A reply that uses
+    tools shows its steps as they are checkpointed (a call waiting for approval is approved in the tab that
+    started the reply)."""
     from ui.resources import STALE_AFTER
 
-    def chunks() -> Iterator[str]:
-        sent = 0
+    with st.chat_message("assistant"):
+        steps_slot = st.empty()
+        body = st.empty()
+        st.caption("Being written by another app server; it can be stopped there.")
+        drawn = None
         while True:
             current = store.message(row["id"])
             if current is None:
                 return
-            text = current["content"] or ""
-            yield text[sent:]
-            sent = len(text)
+            steps = current.get("tool_steps")
+            shown = (json.dumps(steps, sort_keys=True, default=str) if steps else None, current["content"] or "")
+            if shown != drawn:
+                drawn = shown
+                if steps:
+                    with steps_slot.container():
+                        render.tool_steps(steps)
+                        if any(c.get("status") == "waiting" for s in steps for c in s.get("calls") or []):
+                            st.caption(APPROVAL_ELSEWHERE)
+                    body.empty()
+                elif shown[1]:
+                    body.markdown(inert_markdown(shown[1]))
             if current["status"] != "streaming":
                 return
             if _silent_for(current) > STALE_AFTER:  # the process writing it died
@@ -169,11 +184,4 @@ def follow_stored(store: Store, row: dict) -> None:
             deadline = time.monotonic() + STORED_POLL
             while time.monotonic() < deadline:
                 time.sleep(HEARTBEAT)
-                yield ""
-
-    with st.chat_message("assistant"):
-        status = st.empty()
-        body = st.container()
-        st.caption("Being written by another app server; it can be stopped there.")
-        with body:
-            st.write_stream(_shown(chunks(), status))
+                st.session_state["_heartbeat"] = True  # where a rerun of this page interrupts the following
