@@ -347,11 +347,15 @@ class Turn:
         if self._stop_requested:  # stopped before it was sent: nothing reaches the provider
             self._finish("stopped")
             return
+        last_checkpoint = time.monotonic()
         try:
             while self.tools is not None and not self.tools.ready():  # a chosen tool server is still being listed
                 if self._stop_requested:
                     self._finish("stopped")
                     return
+                if time.monotonic() - last_checkpoint >= checkpoint_every:  # alive, not crashed
+                    self._checkpoint()
+                    last_checkpoint = time.monotonic()
                 time.sleep(min(heartbeat, 0.05))
                 yield ""
         except BaseException:  # closed while waiting (Stop, rerun): nothing was sent

@@ -276,6 +276,8 @@ def test_a_reply_waits_on_its_own_thread_for_a_server_still_being_listed_then_of
     done = _in_thread(turn)
     _wait_for(lambda: (tmp_path / "started").exists())  # the reply's thread asked for the listing
     assert box.tools(["held"], wait=0)[2] == ["held"]
+    time.sleep(2.5)
+    assert store.mark_interrupted_replies(stale_after=2.0) == 0  # kept fresh meanwhile: not taken for a crash
     assert fake_provider.requests == []  # nothing sent while its tools are unknown
     hold.touch()
     done.wait()

@@ -16,6 +16,7 @@ import pytest
 import streamlit as st
 import test_tools
 from streamlit.testing.v1 import AppTest
+from test_tools_pages import listed
 
 from chat import history
 from chat.config import McpServer
@@ -131,8 +132,10 @@ def http_page(app_env, monkeypatch, tmp_path, http_server):
         f'headers = {{ Authorization = "Bearer {TOKEN}" }}\n\n'
         f'[mcp.refused]\nurl = {json.dumps(url)}\nheaders = {{ Authorization = "Bearer wrong-token-5678" }}\n')
     st.cache_resource.clear()
+    st.secrets._reset()  # st.secrets keeps the first file it parsed for the process: this test's file, then none
     yield app_env
     st.cache_resource.clear()
+    st.secrets._reset()
 
 
 def test_an_http_servers_header_never_reaches_the_page_the_logs_or_the_exports(http_page, fake_provider, caplog):
@@ -143,6 +146,7 @@ def test_an_http_servers_header_never_reaches_the_page_the_logs_or_the_exports(h
     box.select("web").select("refused").run()
     at.chat_input[0].set_value("what colour is the sky?").run()
     assert not at.exception, at.exception
+    listed(at)
     warnings = [w.value for w in at.sidebar.warning]
     assert len(warnings) == 1 and "'refused' could not be reached" in warnings[0] and "HTTP 401" in warnings[0]
 
