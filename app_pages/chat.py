@@ -400,7 +400,8 @@ if out is not None and not out.held and ((prompt and prompt.strip()) or uploads 
 tz = render.viewer_timezone()
 all_rows = (read(db.messages, cid, include_superseded=True, default=[]) if cid else [])  # with earlier versions
 rows = [r for r in all_rows if not r["superseded"]]
-if faults:
+said = out.problem if out is not None and not out.saved else None  # the unsent message below says it
+if faults and faults[0] != said:
     st.error(faults[0], icon=":material/error:")
 running = live.replies.running(cid)
 # a reply another app process is writing (several replicas share the store): followed from its checkpoints

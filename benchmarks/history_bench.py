@@ -325,10 +325,16 @@ def load_postgres(server, sqlite_path: Path) -> str:
             conn.execute(f"DROP INDEX {name}")
         for table in ("compare_runs", "conversations", "messages"):
             columns = [row[1] for row in source.execute(f"PRAGMA table_info({table})")]
+            selected = [f"t.{c}" for c in columns]
+            joined = ""
+            if table == "messages":  # the copies PostgreSQL's triggers keep (off while loading)
+                columns += ["owner", "conversation_deleted"]
+                selected += ["c.user", "c.deleted_at IS NOT NULL"]
+                joined = " JOIN conversations c ON c.id = t.conversation_id"
             quoted = ", ".join(f'"{c}"' for c in columns)
             conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER ALL")
             with conn.cursor().copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:
-                cursor = source.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY rowid")
+                cursor = source.execute(f"SELECT {', '.join(selected)} FROM {table} t{joined} ORDER BY t.rowid")
                 while rows := cursor.fetchmany(20_000):
                     for row in rows:
                         copy.write_row(row)

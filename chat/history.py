@@ -43,9 +43,8 @@ from chat.display import (
     thinking_label,
     totals_line,
 )
-from chat.migrations import now
 from chat.pricing import format_cost
-from chat.store import SEARCH_TIME_LIMIT, STATUSES, Filters, SearchError, Store
+from chat.store import SEARCH_TIME_LIMIT, STATUSES, Filters, SearchError, Store, now
 from chat.store.search import HIGHLIGHT_END, HIGHLIGHT_START, SNIPPET_TOKENS, plain_words
 from chat.tool_loop import CallRecord
 

@@ -16,7 +16,7 @@ import pytest
 from chat import history
 from chat.history import Filters
 from chat.providers.base import Usage
-from chat.store import Store
+from chat.store import Store, postgres
 from engines import raw
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -362,6 +362,28 @@ def test_search_ranks_only_the_newest_window_of_matching_messages(store, monkeyp
     page = history.search(store, "otter", EVERYONE)
     assert page.windowed and page.total == 3
     assert made[0] not in ids(page.rows)  # the oldest is outside the window
+
+
+def test_search_finds_the_newest_matches_however_far_apart_they_lie(store, monkeypatch):
+    """PostgreSQL looks for matches newest first in windows of message ids that grow until the window of
+    matches is full; starting from a window one id wide (as when the planner expects a word everywhere), it
+    still finds exactly the newest matches of the filters."""
+    monkeypatch.setattr(postgres, "MIN_WINDOW", 1)
+    monkeypatch.setattr(postgres._TsSession, "estimated_rows", lambda self, sql, params: 1e9)
+    monkeypatch.setattr(history, "WINDOW", 3)
+    mine, theirs = [], []
+    for i in range(5):
+        mine.append(chat(store, f"question {i}", "heron"))
+        for _ in range(3):
+            chat(store, "filler", "nothing to see", user="ann")
+        theirs.append(chat(store, "another", "a heron", user="ann"))
+    gone = chat(store, "deleted", "heron")
+    store.soft_delete(gone)
+    page = history.search(store, "heron", Filters(user="local"))
+    assert page.windowed and set(ids(page.rows)) == set(mine[-3:])
+    assert set(found(store, "heron")) == {mine[-1], theirs[-2], theirs[-1]}
+    assert found(store, "heron", Filters(deleted=True)) == [gone]
+    assert set(found(store, "heron", Filters(user="ann", source="chat"))) == set(theirs[-3:])
 
 
 def test_a_word_in_most_recent_messages_is_ignored_when_the_search_has_rarer_words(store, monkeypatch):

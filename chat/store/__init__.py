@@ -1,6 +1,6 @@
 """The only place with SQL: the Store interface and the logic both engines share (base.py), the SQLite engine
-(sqlite.py), the PostgreSQL engine (postgres.py, pg_migrations.py) and what a search box's text means
-(search.py). ``Store(path_or_url)`` opens the engine the target names."""
+(sqlite.py, sqlite_migrations.py), the PostgreSQL engine (postgres.py, pg_migrations.py) and what a search
+box's text means (search.py). ``Store(path_or_url)`` opens the engine the target names."""
 
 from chat.store.base import (
     BUSY_TIMEOUT_MS,
@@ -20,6 +20,7 @@ from chat.store.base import (
     Store,
     StoreError,
     is_postgres_url,
+    now,
     title_from,
 )
 from chat.store.search import (
@@ -63,5 +64,6 @@ __all__ = [
     "StoreError",
     "check_search_size",
     "is_postgres_url",
+    "now",
     "title_from",
 ]

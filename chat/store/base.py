@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from chat.migrations import SchemaTooNew, StoreError, now
 from chat.store.search import (
     SEARCH_TIME_LIMIT,
     SearchError,
@@ -60,6 +59,7 @@ __all__ = [
     "StoreError",
     "check_search_size",
     "is_postgres_url",
+    "now",
     "title_from",
 ]
 
@@ -68,6 +68,25 @@ FINAL_STATUSES = ("complete", "unfinished", "stopped", "error", "interrupted")
 TITLE_LENGTH = 60
 BUSY_TIMEOUT_MS = 15000  # how long a write waits for another writer before DatabaseBusy
 INTERRUPTED_ERROR = "The app stopped before this reply finished."
+
+
+class StoreError(Exception):
+    """Base of every error the store raises. ``str(error)`` is one sentence a UI can show as it is."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was migrated by a newer version of this code; it is left untouched."""
+
+    def __init__(self, unknown: list[str]):
+        self.unknown = unknown
+        super().__init__(
+            "The chat database was written by a newer version of this app; upgrade the app to open it."
+        )
+
+
+def now() -> str:
+    """ISO-8601 UTC to the microsecond, with 'Z': fixed width, so it sorts as text."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def default_busy_timeout_ms() -> int:
@@ -95,6 +114,7 @@ class DatabaseUnavailable(StoreError):
         "cannot_open": "The chat database at {path} cannot be opened ({detail}).",
         "full": "The disk holding the chat database at {path} is full.",
         "io": "The chat database at {path} could not be read or written ({detail}).",
+        "unreachable": "The chat database at {path} cannot be reached.",
     }
 
     def __init__(self, path: object, reason: str, detail: str = ""):
@@ -216,7 +236,8 @@ def _compare_run(row: dict) -> dict:  # Compare page addition
 
 
 def _message(row: dict) -> dict:
-    row.pop("search_vector", None)  # PostgreSQL's full-text column
+    for column in ("search_vector", "owner", "conversation_deleted"):  # PostgreSQL's search columns
+        row.pop(column, None)
     row["settings"] = None if row["settings"] is None else json.loads(row["settings"])
     row["tool_calls"] = json.loads(row["tool_calls"]) if row.get("tool_calls") else []
     if "tool_steps" in row:

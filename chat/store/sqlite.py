@@ -21,7 +21,6 @@ from typing import Any
 
 import sqlite_utils
 
-from chat.migrations import migrate
 from chat.store.base import (
     DatabaseBusy,
     DatabaseUnavailable,
@@ -47,6 +46,7 @@ from chat.store.search import (
     plain_words,
     terms,
 )
+from chat.store.sqlite_migrations import migrate
 
 _PROGRESS_STEPS = 1000  # SQLite virtual-machine steps between two looks at the clock
 
