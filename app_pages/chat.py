@@ -8,6 +8,7 @@ from chat import attachments, live, outbox, turns
 from chat.config import parse_model_id
 from chat.display import ending, escape_markdown, next_cost_line, plain_sentence, totals_line, version_label
 from chat.history.search import search
+from chat.mcp_servers import LIST_TIMEOUT
 from chat.providers import TAKES_TEMPERATURE, Params
 from chat.store import Filters, StoreError, title_from
 from chat.tool_loop import ToolRunner
@@ -116,6 +117,21 @@ def chat_button(conv: dict, key: str) -> None:
               on_click=lambda c=conv["id"]: st.query_params.update(c=c))
 
 
+@st.fragment(run_every=1.0)
+def tools_connecting(names: list[str]) -> None:
+    """Chosen tool servers still being listed, said so under the picker (the chat works meanwhile: a reply
+    waits for them on its own thread); once they are all listed or failed, the page is drawn again with their
+    tools or the reason."""
+    still = toolbox().tools(names, wait=0)[2]
+    if not still:
+        st.rerun()
+    for name in still:
+        server = cfg.mcp_server(name)
+        st.caption(f":material/hourglass_top: {escape_markdown(server.label if server else name)}: connecting…",
+                   help="Its tools are being listed; a server that does not answer within "
+                        f"{LIST_TIMEOUT:.0f} s is reported. Refresh tools asks again.")
+
+
 # ---------------------------------------------------------------- sidebar
 with st.sidebar:
     signed_in_caption(viewer)
@@ -149,7 +165,6 @@ with st.sidebar:
                     "Thinking", [DEFAULT, "on", "off"], key="thinking",
                     help="On: the model thinks before it answers, and you see its thinking above the reply.")
             st.text_area("System prompt", key="system", placeholder="You are a helpful assistant.")
-        tool_specs, tool_errors = [], []
         if cfg.mcp_servers:
             servers = {s.name: s for s in cfg.mcp_servers}
             st.session_state.tools = [n for n in st.session_state.get("tools") or [] if n in servers]
@@ -157,10 +172,12 @@ with st.sidebar:
                            placeholder="none", on_change=save_tools, args=(cid,),
                            help="The MCP servers whose tools the model may use in this chat. Tools a server does "
                                 "not mark read-only ask you before they run.")
-            if st.session_state.tools:
-                tool_specs, tool_errors = toolbox().tools(st.session_state.tools)
+            if st.session_state.tools:  # listed in the background: a server still connecting is said so
+                _, tool_errors, connecting = toolbox().tools(st.session_state.tools)
                 for problem in tool_errors:
                     st.warning(plain_sentence(problem.hint), icon=":material/build:")
+                if connecting:
+                    tools_connecting(connecting)
             st.button("Refresh tools", icon=":material/sync:", type="tertiary", on_click=toolbox().refresh,
                       help="Ask the tool servers again which tools they offer (and try again those that failed).")
         failed = models.failures()
@@ -234,8 +251,9 @@ settings = turns.TurnSettings(
 )
 endpoint = cfg.endpoint(model_id.provider)
 context_window = models.capabilities(model_id.provider, model_id.model).context_window
-# one runner per turn (a run starts at most one): the chosen servers' tools, the step limit
-tool_runner = ToolRunner(toolbox(), tool_specs, max_steps=cfg.tool_steps) if tool_specs else None
+# one runner per turn (a run starts at most one): the chosen servers' tools (the reply waits for a listing still
+# under way, not the page), the step limit
+tool_runner = ToolRunner(toolbox(), servers=settings.tools, max_steps=cfg.tool_steps) if settings.tools else None
 
 
 def turn_context() -> turns.TurnContext:

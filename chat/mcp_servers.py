@@ -1,9 +1,10 @@
 """The team's MCP servers: connected with the official ``mcp`` SDK, their tools listed (cached) and called.
 
-Every call here is synchronous for its caller and runs on one background event loop (a daemon thread), so a
-page or a reply's thread can wait for it, and a Stop can cancel it from any thread (:meth:`Call.cancel`).
-A tool call opens its own connection (a stdio server is started for it and ended after it); the listing is
-cached per server until refreshed.
+Every call here runs on one background event loop (a daemon thread), so a page or a reply's thread can wait
+for it, and a Stop can cancel it from any thread (:meth:`Call.cancel`). A tool call opens its own connection (a
+stdio server is started for it and ended after it). A server's tools are listed in the background, at most
+LIST_TIMEOUT, and cached until refreshed; whoever asks waits only as long as it chooses (a page a moment, then
+shows the server as still connecting), so a server that never answers never holds a page run.
 
 What a server says is data: a tool's result comes back as text (non-text content is described, never
 fetched), and errors are typed (:class:`ServerUnavailable` when a server cannot start or answer, with a
@@ -24,7 +25,7 @@ from typing import Any
 
 from chat.config import McpServer
 
-LIST_TIMEOUT = 20.0  # seconds to start a server and list its tools
+LIST_TIMEOUT = 20.0  # seconds a server may take to start and list its tools (in the background)
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -83,9 +84,12 @@ class ToolOutput:
 
 @dataclass
 class Listing:
+    """A server's tools, or why it has none (``error``), or ``pending``: still being listed."""
+
     tools: list[ToolSpec] = field(default_factory=list)
     error: ServerUnavailable | None = None
     at: float = 0.0
+    pending: bool = False
 
 
 def _scrub(text: str, server: McpServer) -> str:
@@ -96,10 +100,25 @@ def _scrub(text: str, server: McpServer) -> str:
     return text
 
 
+class _HttpStatus(Exception):
+    """A streamable-HTTP server answered with an error status (the SDK keeps only "an error response")."""
+
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+    def __str__(self) -> str:
+        why = {401: "not authorised: check its headers", 403: "forbidden: check its headers",
+               404: "nothing at that url"}.get(self.status)
+        return f"it answered HTTP {self.status}" + (f", {why}" if why else "")
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup):
         inner = exc.exceptions[0] if exc.exceptions else exc
         return _describe(inner)
+    if isinstance(exc, _HttpStatus):
+        return str(exc)
     if isinstance(exc, FileNotFoundError):
         return "its command was not found"
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
@@ -147,7 +166,8 @@ class _Loop:
 _loop = _Loop()
 
 
-def _client(server: McpServer):
+def _client(server: McpServer, statuses: list[int]):
+    """A client for ``server``; an HTTP one notes each error status it receives in ``statuses``."""
     from mcp import Client, StdioServerParameters
 
     if server.command:
@@ -159,34 +179,51 @@ def _client(server: McpServer):
     from mcp.client.streamable_http import streamable_http_client
     from mcp.shared._httpx_utils import create_mcp_http_client
 
+    async def note(response) -> None:
+        if response.status_code >= 400:
+            statuses.append(response.status_code)
+
     http = create_mcp_http_client(headers=dict(server.headers) or None)
+    http.event_hooks = {"request": [], "response": [note]}
     return Client(streamable_http_client(server.url, http_client=http), mode="legacy",
                   read_timeout_seconds=server.timeout)
 
 
 async def _list(server: McpServer) -> list[ToolSpec]:
-    async with _client(server) as client:
-        tools: list[ToolSpec] = []
-        cursor = None
-        while True:
-            page = await client.list_tools(cursor=cursor)
-            for tool in page.tools:
-                annotations = getattr(tool, "annotations", None)
-                read_only = bool(getattr(annotations, "read_only_hint", None) or getattr(annotations, "readOnlyHint",
-                                                                                         None))
-                tools.append(ToolSpec(server=server.name, name=tool.name, description=tool.description or "",
-                                      input_schema=dict(getattr(tool, "input_schema", None)
-                                                        or getattr(tool, "inputSchema", None)
-                                                        or {"type": "object", "properties": {}}),
-                                      read_only=read_only))
-            cursor = getattr(page, "next_cursor", None) or getattr(page, "nextCursor", None)
-            if not cursor:
-                return tools
+    statuses: list[int] = []
+    try:
+        async with _client(server, statuses) as client:
+            tools: list[ToolSpec] = []
+            cursor = None
+            while True:
+                page = await client.list_tools(cursor=cursor)
+                for tool in page.tools:
+                    annotations = getattr(tool, "annotations", None)
+                    read_only = bool(getattr(annotations, "read_only_hint", None)
+                                     or getattr(annotations, "readOnlyHint", None))
+                    tools.append(ToolSpec(server=server.name, name=tool.name, description=tool.description or "",
+                                          input_schema=dict(getattr(tool, "input_schema", None)
+                                                            or getattr(tool, "inputSchema", None)
+                                                            or {"type": "object", "properties": {}}),
+                                          read_only=read_only))
+                cursor = getattr(page, "next_cursor", None) or getattr(page, "nextCursor", None)
+                if not cursor:
+                    return tools
+    except Exception as exc:
+        if statuses:
+            raise _HttpStatus(statuses[-1]) from exc
+        raise
 
 
 async def _call(server: McpServer, tool: str, arguments: dict) -> ToolOutput:
-    async with _client(server) as client:
-        return _output(await client.call_tool(tool, arguments))
+    statuses: list[int] = []
+    try:
+        async with _client(server, statuses) as client:
+            return _output(await client.call_tool(tool, arguments))
+    except Exception as exc:
+        if statuses:
+            raise _HttpStatus(statuses[-1]) from exc
+        raise
 
 
 class Call:
@@ -216,49 +253,83 @@ class Call:
 
 
 class Toolbox:
-    """The configured servers, their tool listings (cached until :meth:`refresh`), and calls to them."""
+    """The configured servers, their tool listings (made in the background, cached until :meth:`refresh`), and
+    calls to them. ``wait``: how long :meth:`listing` and :meth:`tools` wait for a listing under way by default
+    (a page passes a moment; the default waits for the listing to settle)."""
 
-    def __init__(self, servers: tuple[McpServer, ...] | list[McpServer]):
+    def __init__(self, servers: tuple[McpServer, ...] | list[McpServer], *, wait: float = LIST_TIMEOUT + 5):
         self.servers = {s.name: s for s in servers}
+        self.wait = wait
         self._listings: dict[str, Listing] = {}
-        self._lock = threading.Lock()
+        self._pending: dict[str, concurrent.futures.Future] = {}
+        self._lock = threading.RLock()  # a listing that settles at once calls back under it
 
-    def listing(self, name: str, *, refresh: bool = False) -> Listing:
-        """The server's tools, listed once and cached; a failure is cached too (refresh to try again)."""
+    def _settle(self, name: str, future: concurrent.futures.Future) -> None:
+        """Keep what a finished listing gave, unless a refresh replaced it meanwhile."""
+        if future.cancelled():
+            listing = None
+        elif (exc := future.exception()) is not None:
+            listing = Listing(error=ServerUnavailable(self.servers[name], _describe(exc)), at=time.time())
+        else:
+            listing = Listing(tools=future.result(), at=time.time())
+        with self._lock:
+            if self._pending.get(name) is future:
+                del self._pending[name]
+                if listing is not None:
+                    self._listings[name] = listing
+
+    def listing(self, name: str, *, refresh: bool = False, wait: float | None = None) -> Listing:
+        """The server's tools, listed once and cached; a failure is cached too (refresh to try again). A
+        listing not done within ``wait`` seconds goes on in the background: a pending Listing is returned."""
+        if refresh:
+            self.refresh(name)
         server = self.servers[name]
         with self._lock:
             cached = self._listings.get(name)
-        if cached is not None and not refresh:
-            return cached
-        future = _loop.submit(asyncio.wait_for(_list(server), LIST_TIMEOUT))
+            if cached is not None:
+                return cached
+            future = self._pending.get(name)
+            if future is None:
+                future = self._pending[name] = _loop.submit(asyncio.wait_for(_list(server), LIST_TIMEOUT))
+                future.add_done_callback(lambda f: self._settle(name, f))
         try:
-            listing = Listing(tools=future.result(LIST_TIMEOUT + 5), at=time.time())
-        except Exception as exc:
-            future.cancel()
-            listing = Listing(error=ServerUnavailable(server, _describe(exc)), at=time.time())
+            future.result(self.wait if wait is None else wait)
+        except BaseException:  # still under way, failed or cancelled: told apart below
+            pass
+        if not future.done():
+            return Listing(pending=True)
+        self._settle(name, future)  # its callback may not have run yet
         with self._lock:
-            self._listings[name] = listing
-        return listing
+            return self._listings.get(name) or Listing(pending=True)
 
     def refresh(self, name: str | None = None) -> None:
+        """Forget the listings (all, or ``name``'s), also those under way: the next ask lists again."""
         with self._lock:
-            if name is None:
-                self._listings.clear()
-            else:
-                self._listings.pop(name, None)
+            names = [name] if name is not None else [*self._listings, *self._pending]
+            for each in names:
+                self._listings.pop(each, None)
+                future = self._pending.pop(each, None)
+                if future is not None:
+                    future.cancel()
 
-    def tools(self, names: list[str] | tuple[str, ...]) -> tuple[list[ToolSpec], list[ServerUnavailable]]:
-        """The tools of the chosen servers, and the errors of those that could not be listed."""
+    def tools(self, names: list[str] | tuple[str, ...], *, wait: float | None = None
+              ) -> tuple[list[ToolSpec], list[ServerUnavailable], list[str]]:
+        """The tools of the chosen servers, the errors of those that could not be listed, and the names of
+        those still being listed (each waited for at most ``wait``, all together)."""
         tools: list[ToolSpec] = []
         errors: list[ServerUnavailable] = []
+        pending: list[str] = []
+        deadline = time.monotonic() + (self.wait if wait is None else wait)
         for name in names:
             if name not in self.servers:
                 continue
-            listing = self.listing(name)
+            listing = self.listing(name, wait=max(0.0, deadline - time.monotonic()))
             tools += listing.tools
             if listing.error is not None:
                 errors.append(listing.error)
-        return tools, errors
+            if listing.pending:
+                pending.append(name)
+        return tools, errors, pending
 
     def needs_approval(self, spec: ToolSpec) -> bool:
         server = self.servers.get(spec.server)

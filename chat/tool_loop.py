@@ -90,15 +90,36 @@ def tool_defs(specs: list[ToolSpec]) -> list[ToolDef]:
 class ToolRunner:
     """Runs one step's calls for a turn (see the module docstring)."""
 
-    def __init__(self, toolbox: Toolbox, specs: list[ToolSpec], *, max_steps: int = 10):
+    def __init__(self, toolbox: Toolbox, specs: list[ToolSpec] | None = None, *, servers: tuple[str, ...] = (),
+                 max_steps: int = 10):
+        """With ``specs``, these tools; else the tools of the ``servers`` chosen, known once their listings
+        settle (:meth:`ready`: the turn waits for it on its own thread, so a page never does)."""
         self.toolbox = toolbox
-        self.specs = {s.wire_name: s for s in specs}
+        self.servers = tuple(servers)
         self.max_steps = max_steps
-        self.defs = tool_defs(specs)
+        self.specs: dict[str, ToolSpec] = {}
+        self.defs: list[ToolDef] = []
+        self._ready = False
+        if specs is not None:
+            self._use(specs)
         self._lock = threading.Lock()
         self._decisions: dict[str, bool] = {}
         self._running: dict[str, Call] = {}
         self._records: list[CallRecord] = []
+
+    def _use(self, specs: list[ToolSpec]) -> None:
+        self.specs = {s.wire_name: s for s in specs}
+        self.defs = tool_defs(specs)
+        self._ready = True
+
+    def ready(self) -> bool:
+        """Whether the tools are known: every chosen server listed, or failed (its tools are then left out).
+        Never waits."""
+        if not self._ready:
+            tools, _errors, pending = self.toolbox.tools(self.servers, wait=0)
+            if not pending:
+                self._use(tools)
+        return self._ready
 
     def start(self, calls: list[ToolCall]) -> list[CallRecord]:
         records = []

@@ -391,12 +391,26 @@ class Turn:
         if self._stop_requested:  # stopped before it was sent: nothing reaches the provider
             self._finish("stopped")
             return
+        last_checkpoint = time.monotonic()
+        try:
+            while self.tools is not None and not self.tools.ready():  # a chosen tool server is still being listed
+                if self._stop_requested:
+                    self._finish("stopped")
+                    return
+                if time.monotonic() - last_checkpoint >= checkpoint_every:  # alive, not crashed
+                    self._checkpoint()
+                    last_checkpoint = time.monotonic()
+                time.sleep(min(heartbeat, 0.05))
+                yield ""
+        except BaseException:  # closed while waiting (Stop, rerun): nothing was sent
+            self._finish("stopped")
+            raise
         while True:
             ended = yield from self._stream_reply(flush_every=flush_every, checkpoint_every=checkpoint_every,
                                                   heartbeat=heartbeat)
             if ended:
                 return
-            yield from self._tool_step(heartbeat)
+            yield from self._tool_step(heartbeat, checkpoint_every)
             if self.finished:
                 return
 
@@ -534,9 +548,11 @@ class Turn:
     def _spent_so_far(self) -> float:
         return sum(cost or 0.0 for _, cost in self._step_usages)
 
-    def _tool_step(self, heartbeat: float):
+    def _tool_step(self, heartbeat: float, checkpoint_every: float = 1.0):
         """Run the calls the last model call asked for (approval, in parallel), then hand the results back to
-        the history for the next call. Finishes the turn at the step limit, at the spend limit or on a Stop."""
+        the history for the next call. Finishes the turn at the step limit, at the spend limit or on a Stop.
+        While calls wait for the user or run, the row is still checkpointed every ``checkpoint_every``
+        seconds: a row left unwritten looks like a crashed reply (any process marks it interrupted)."""
         reply = self.reply
         runner = self.tools
         step = self._close_step(reply)
@@ -551,12 +567,16 @@ class Turn:
         step.calls = runner.start(reply.calls)
         self.steps_version += 1
         self._checkpoint()
+        last_checkpoint = time.monotonic()
         try:
             while not runner.poll():
                 if self._stop_requested:
                     runner.cancel()
                     break
                 self.steps_version += 1
+                if time.monotonic() - last_checkpoint >= checkpoint_every:
+                    self._checkpoint()
+                    last_checkpoint = time.monotonic()
                 time.sleep(min(heartbeat, 0.05))
                 yield ""
         except BaseException:
@@ -599,9 +619,17 @@ class Turn:
         return self.tools.waiting if self.tools is not None else []
 
     def _checkpoint(self) -> None:
+        """The reply so far into its row. After tool steps, the text of the model call under way goes with
+        them as a step of its own, so whoever reads the row (another app process following it, a transcript
+        of a crashed reply) sees every step and the answer as far as it got; the finish replaces it."""
+        steps = None
+        if self.steps:
+            steps = list(self.steps)
+            if self.text_after_steps:
+                steps.append(StepRecord(text=self.text_after_steps))
         try:
             self.store.checkpoint_reply(self.message_id, self.text, self.reasoning or None,
-                                        steps_to_json(self.steps) if self.steps else None)
+                                        steps_to_json(steps) if steps else None)
         except StoreError:
             pass  # the database is busy or gone for a moment: the next checkpoint (or the finish) retries
 

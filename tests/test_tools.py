@@ -45,7 +45,7 @@ def toolbox(tmp_path):
 
 
 def runner(toolbox, max_steps=10):
-    tools, errors = toolbox.tools(["test"])
+    tools, errors, _ = toolbox.tools(["test"])
     assert not errors
     return ToolRunner(toolbox, tools, max_steps=max_steps)
 
@@ -201,7 +201,7 @@ def test_stop_during_a_tool_call_cancels_it_and_keeps_the_reply_stopped(store, p
 def test_a_server_that_fails_to_start_says_so_and_the_chat_works_without_it(store, providers, fake_provider):
     box = Toolbox([McpServer(name="gone", label="gone", command=sys.executable,
                              args=("-c", "import sys; sys.exit(3)"), env={"TOKEN": "hunter2-very-secret"})])
-    tools, errors = box.tools(["gone"])
+    tools, errors, _ = box.tools(["gone"])
     assert tools == [] and len(errors) == 1
     assert "could not be reached" in errors[0].hint and "hunter2" not in errors[0].hint
     _, row, _ = run(store, providers, "chat", ToolRunner(box, tools))
@@ -231,3 +231,123 @@ def test_the_steps_are_stored_at_each_checkpoint_not_only_at_the_finish(store, p
     turn.decide(turn.waiting_calls[0].id, False)
     done.wait()
     assert store.messages(conversation)[-1]["tool_steps"][0]["calls"][0]["status"] == "denied"
+
+
+# ---------------------------------------------------------------- listing in the background
+
+
+def held(tmp_path, hold: Path, name: str = "held") -> McpServer:
+    """The test server over stdio, silent until ``hold`` exists (never, if the test never makes it)."""
+    return McpServer(name=name, label=name, command=sys.executable, args=(SERVER_SCRIPT,),
+                     env={"MCP_HOLD": str(hold), "MCP_STARTED": str(tmp_path / "started")})
+
+
+@pytest.fixture
+def silent_port():
+    """A loopback port that accepts connections and never answers (nobody calls accept)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("kind", ["stdio", "http"])
+def test_a_server_that_never_answers_is_listed_in_the_background_and_shown_pending(tmp_path, silent_port, kind):
+    server = (held(tmp_path, tmp_path / "never") if kind == "stdio" else
+              McpServer(name="held", label="held", url=f"http://127.0.0.1:{silent_port}/mcp"))
+    box = Toolbox([server], wait=0)  # a page's wait, at its shortest
+    try:
+        listing = box.listing("held")
+        assert listing.pending and listing.tools == [] and listing.error is None
+        assert box.tools(["held"]) == ([], [], ["held"])  # asked again: still under way, no error made up
+        runner = ToolRunner(box, servers=("held",))
+        assert not runner.ready() and runner.defs == []
+    finally:
+        box.refresh()  # the listing under way is cancelled (its server stopped)
+
+
+def test_a_reply_waits_on_its_own_thread_for_a_server_still_being_listed_then_offers_its_tools(
+        store, providers, fake_provider, tmp_path):
+    hold = tmp_path / "go"
+    box = Toolbox([held(tmp_path, hold)], wait=0)
+    fake_provider.set_scenario(None, tool_calls=[{"name": "held__lookup", "arguments": {"key": "sky"}}])
+    turn, conversation = start(store, providers, "chat", ToolRunner(box, servers=("held",)))
+    done = _in_thread(turn)
+    _wait_for(lambda: (tmp_path / "started").exists())  # the reply's thread asked for the listing
+    assert box.tools(["held"], wait=0)[2] == ["held"]
+    time.sleep(2.5)
+    assert store.mark_interrupted_replies(stale_after=2.0) == 0  # kept fresh meanwhile: not taken for a crash
+    assert fake_provider.requests == []  # nothing sent while its tools are unknown
+    hold.touch()
+    done.wait()
+    row = store.messages(conversation)[-1]
+    assert fake_provider.requests[0]["body"]["tools"]
+    assert row["status"] == "complete" and row["tool_steps"][0]["calls"][0]["result"] == "sky is blue"
+
+
+def test_stop_while_a_reply_waits_for_a_tool_server_ends_it_stopped_with_nothing_sent(store, providers,
+                                                                                     fake_provider, tmp_path):
+    box = Toolbox([held(tmp_path, tmp_path / "never")], wait=0)
+    try:
+        turn, conversation = start(store, providers, "anthropic", ToolRunner(box, servers=("held",)))
+        done = _in_thread(turn)
+        _wait_for(lambda: (tmp_path / "started").exists())
+        turn.request_stop()
+        done.wait()
+        row = store.messages(conversation)[-1]
+        assert row["status"] == "stopped" and fake_provider.requests == []
+    finally:
+        box.refresh()
+
+
+def test_refresh_forgets_a_listing_and_the_next_ask_lists_again(tmp_path):
+    hold = tmp_path / "go"
+    box = Toolbox([held(tmp_path, hold)], wait=0)
+    assert box.listing("held").pending
+    box.refresh()
+    hold.touch()
+    listing = box.listing("held", wait=60)
+    assert not listing.pending and "lookup" in [t.name for t in listing.tools]
+    box.refresh("held")
+    assert box.listing("held", wait=0).pending  # listed afresh, not the cached one
+    box.refresh()
+
+
+def test_a_checkpoint_after_tool_steps_holds_the_answer_so_far_as_a_step_of_its_own(store, providers,
+                                                                                   fake_provider, toolbox):
+    answer = "one two three four five six seven eight"
+    fake_provider.set_scenario(None, text=answer, tokens_per_second=4, tool_calls=[
+        {"name": "test__lookup", "arguments": {"key": "sky"}}])
+    turn, conversation = start(store, providers, "chat", runner(toolbox))
+    done = _in_thread(turn)
+    seen = None
+    while seen is None and not done.is_set():  # what another app process following the reply reads
+        row = store.messages(conversation)[-1]
+        steps = row.get("tool_steps") or []
+        if row["status"] == "streaming" and len(steps) == 2 and steps[1]["text"]:
+            seen = row
+        time.sleep(0.05)
+    done.wait()
+    assert seen is not None, "no checkpoint held the answer after the steps"
+    first, partial = seen["tool_steps"]
+    assert first["calls"][0]["status"] == "done" and not partial["calls"]
+    assert answer.startswith(partial["text"]) and partial["text"] != answer
+    final = store.messages(conversation)[-1]["tool_steps"]
+    assert len(final) == 2 and final[1]["text"] == answer and final[1]["input_tokens"] is not None
+
+
+def test_a_reply_waiting_for_approval_is_kept_fresh_and_never_taken_for_a_crashed_one(store, providers,
+                                                                                      fake_provider, toolbox):
+    fake_provider.set_scenario(None, tool_calls=[{"name": "test__write_note", "arguments": {"text": "later"}}])
+    turn, conversation = start(store, providers, "chat", runner(toolbox))
+    done = _in_thread(turn)
+    try:
+        _wait_for(lambda: turn.waiting_calls)
+        time.sleep(2.5)  # the user takes their time
+        assert store.mark_interrupted_replies(stale_after=2.0) == 0  # what any page run does, in any process
+        assert store.messages(conversation)[-1]["status"] == "streaming"
+    finally:
+        turn.request_stop()
+        done.wait()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,8 +41,10 @@ def tools_env(app_env, monkeypatch, tmp_path):
     (tmp_path / ".streamlit").mkdir()
     (tmp_path / ".streamlit" / "secrets.toml").write_text(secrets_toml(tmp_path, broken=True))
     st.cache_resource.clear()
+    st.secrets._reset()  # st.secrets keeps the first file it parsed for the process: this test's file, then none
     yield app_env
     st.cache_resource.clear()
+    st.secrets._reset()
 
 
 def run_app(**query) -> AppTest:
@@ -60,12 +63,22 @@ def tools_box(at: AppTest):
     return next(m for m in at.sidebar.multiselect if m.label == "Tools")
 
 
+def listed(at: AppTest, timeout: float = 60.0) -> AppTest:
+    """The page run again until no chosen tool server is still connecting (their listings run in the background;
+    in a browser the page redraws itself when they are done)."""
+    deadline = time.monotonic() + timeout
+    while any("connecting…" in c.value for c in at.sidebar.caption) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        at.run()
+    return at
+
+
 def test_no_tools_by_default_and_a_server_that_cannot_start_is_explained_in_one_message(tools_env, fake_provider):
     at = run_app()
     box = tools_box(at)
     assert box.value == [] and set(box.options) == {"Test tools", "gone"}
     assert not at.sidebar.warning
-    box.select("gone").run()
+    listed(box.select("gone").run())
     warnings = [w.value for w in at.sidebar.warning]
     assert len(warnings) == 1 and "could not be reached" in warnings[0] and SECRET not in warnings[0]
     at.chat_input[0].set_value("still works").run()  # the chat works without the server's tools
@@ -160,3 +173,35 @@ def test_a_long_result_is_shown_truncated_with_the_whole_kept(tools_env, fake_pr
     assert block.code[-1].value == whole[:SHOWN_CHARS] + "…"  # as code: inert, never HTML
     assert any("whole result is kept" in c.value for c in block.caption)
     assert store.messages(cid)[-1]["tool_steps"][0]["calls"][0]["result"] == whole
+
+
+def test_servers_that_never_answer_are_shown_connecting_and_the_page_run_returns(app_env, monkeypatch, tmp_path):
+    import socket
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".streamlit").mkdir()
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        (tmp_path / ".streamlit" / "secrets.toml").write_text(
+            f'[mcp.mute]\ncommand = {json.dumps(sys.executable)}\nargs = [{json.dumps(SERVER_SCRIPT)}]\n'
+            f'label = "Mute tools"\nenv = {{ MCP_HOLD = {json.dumps(str(tmp_path / "never"))} }}\n\n'
+            f'[mcp.silent]\nurl = "http://127.0.0.1:{silent.getsockname()[1]}/mcp"\nlabel = "Silent tools"\n')
+        st.cache_resource.clear()
+        st.secrets._reset()
+        try:
+            at = run_app()
+            tools_box(at).select("mute").select("silent").run()
+            assert not at.exception, at.exception
+            captions = [c.value for c in at.sidebar.caption]
+            assert any("Mute tools: connecting…" in c for c in captions)
+            assert any("Silent tools: connecting…" in c for c in captions)
+            assert not at.sidebar.warning  # not failed: still being listed
+            assert tools_box(at).value == ["mute", "silent"] and not at.chat_input[0].disabled
+        finally:
+            (tmp_path / "never").touch()  # the held server goes on (and ends with its client), whatever the page did
+            st.cache_resource.clear()
+            st.secrets._reset()

@@ -107,10 +107,14 @@ def _start_preload() -> None:
     threading.Thread(target=_preload, name="preload", daemon=True).start()
 
 
+TOOLS_WAIT = 0.5  # seconds a page run waits for a tool server's listing before showing it as connecting
+
+
 @st.cache_resource(show_spinner=False)
 def toolbox() -> Toolbox:
-    """The configured MCP servers; their tool listings are cached in it until Refresh tools."""
-    return Toolbox(settings().mcp_servers)
+    """The configured MCP servers; their tool listings are made in the background (a page run waits for one at
+    most TOOLS_WAIT) and cached in it until Refresh tools."""
+    return Toolbox(settings().mcp_servers, wait=TOOLS_WAIT)
 
 
 @st.cache_resource(show_spinner=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestTy
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from chat import live
-from chat.display import InertStream, inert_markdown
+from chat.display import APPROVAL_ELSEWHERE, InertStream, inert_markdown
 from chat.live import HEARTBEAT, LiveReply
 from chat.store import Store, StoreError
 from chat.tool_loop import steps_to_json
@@ -117,6 +118,10 @@ def _follow_steps(reply: LiveReply, steps_area, thinking: LiveThinking, retries:
         if not text and not turn.steps:
             if retries():  # the SDK retries before streaming: say so while it waits
                 thinking.note = f"The provider is busy; retrying (attempt {retries() + 1})…"
+            elif turn.reply is None and not turn.tools.ready():
+                thinking.note = "Connecting to the tool servers…"
+            else:
+                thinking.note = None
             thinking.update()
             continue
         if text != drawn:
@@ -140,12 +145,14 @@ def follow_reply(reply: LiveReply, *, on_stop: Callable[[str], None]) -> bool:
             return False
         if _clicked_in(waiting, stop_key):
             reply.stop()
+        if getattr(waiting, "is_auto_rerun", False):
+            return False  # a fragment's timed rerun (a status line) can wait for this one
         handed.append(True)
         return True
 
     with st.chat_message("assistant"):
         thinking = LiveThinking(reply.turn)  # "Thinking…", the reasoning as it comes, collapsed at the answer
-        with_tools = reply.turn.tools is not None and bool(reply.turn.tools.defs)
+        with_tools = reply.turn.tools is not None  # (its tools may still be being listed)
         steps_area = st.container() if with_tools else None
         body = st.container()
         st.button("Stop", key=stop_key, icon=":material/stop_circle:", type="secondary",
@@ -177,18 +184,32 @@ def _silent_for(row: dict) -> float:
 def follow_stored(store: Store, row: dict) -> None:
     """Draw a reply another app process is writing, from the checkpoints it saves, until it leaves
     'streaming' (finished there, or marked interrupted when that process died: the follower marks it
-    itself once no checkpoint has come for STALE_AFTER seconds, as any page run would)."""
+    itself once no checkpoint has come for STALE_AFTER seconds, as any page run would). A reply that uses
+    tools shows its steps as they are checkpointed (a call waiting for approval is approved in the tab that
+    started the reply)."""
     from ui.resources import STALE_AFTER
 
-    def chunks() -> Iterator[str]:
-        sent = 0
+    with st.chat_message("assistant"):
+        steps_slot = st.empty()
+        body = st.empty()
+        st.caption("Being written by another app server; it can be stopped there.")
+        drawn = None
         while True:
             current = store.message(row["id"])
             if current is None:
                 return
-            text = current["content"] or ""
-            yield text[sent:]
-            sent = len(text)
+            steps = current.get("tool_steps")
+            shown = (json.dumps(steps, sort_keys=True, default=str) if steps else None, current["content"] or "")
+            if shown != drawn:
+                drawn = shown
+                if steps:
+                    with steps_slot.container():
+                        render.tool_steps(steps)
+                        if any(c.get("status") == "waiting" for s in steps for c in s.get("calls") or []):
+                            st.caption(APPROVAL_ELSEWHERE)
+                    body.empty()
+                elif shown[1]:
+                    body.markdown(inert_markdown(shown[1]))
             if current["status"] != "streaming":
                 return
             if _silent_for(current) > STALE_AFTER:  # the process writing it died
@@ -199,11 +220,4 @@ def follow_stored(store: Store, row: dict) -> None:
             deadline = time.monotonic() + STORED_POLL
             while time.monotonic() < deadline:
                 time.sleep(HEARTBEAT)
-                yield ""
-
-    with st.chat_message("assistant"):
-        status = st.empty()
-        body = st.container()
-        st.caption("Being written by another app server; it can be stopped there.")
-        with body:
-            st.write_stream(_shown(chunks(), status))
+                st.session_state["_heartbeat"] = True  # where a rerun of this page interrupts the following
