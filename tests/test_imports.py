@@ -1,0 +1,54 @@
+"""What the modules import: no cycles among the providers' modules, and nothing heavy before the first paint."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PROVIDERS = Path(__file__).resolve().parent.parent / "chat" / "providers"
+
+
+def provider_imports() -> dict[str, set[str]]:
+    """Each module of chat/providers/ with the modules of chat/providers/ it imports, anywhere in its code
+    (inside functions too: a lazy import still closes a cycle)."""
+    names = {p.stem for p in PROVIDERS.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for path in PROVIDERS.glob("*.py"):
+        edges = graph.setdefault(path.stem, set())
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "chat.providers":
+                edges.update(a.name if a.name in names else "__init__" for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("chat.providers."):
+                edges.add(node.module.split(".")[2])
+            elif isinstance(node, ast.Import):
+                edges.update(a.name.split(".")[2] for a in node.names if a.name.startswith("chat.providers."))
+        edges.discard(path.stem)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    found, done = [], set()
+
+    def visit(node: str, path: list[str]) -> None:
+        if node in path:
+            found.append(path[path.index(node):] + [node])
+            return
+        if node in done:
+            return
+        for nxt in sorted(graph.get(node, ())):
+            visit(nxt, path + [node])
+        done.add(node)
+
+    for start in sorted(graph):
+        visit(start, [])
+    return found
+
+
+def test_the_providers_modules_import_each_other_without_a_cycle():
+    graph = provider_imports()
+    assert {"base", "transport", "_common", "_sdk"} <= graph.keys()  # the walk saw the package
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
