@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import sqlite_utils
+from chat.lean_imports import sqlite_utils
 
 MIGRATIONS_TABLE = "_migrations"
 

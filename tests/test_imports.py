@@ -52,3 +52,28 @@ def test_the_providers_modules_import_each_other_without_a_cycle():
 
 def test_the_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+
+
+FIRST_PAINT = ("chat.history", "chat.live", "chat.outbox", "chat.turns", "chat.tool_loop", "chat.store",
+               "ui.render", "ui.stream", "ui.resources")
+HEAVY = ("pandas", "numpy", "openai", "anthropic", "genai_prices")
+
+
+def test_the_modules_the_chat_page_imports_leave_the_heavy_libraries_for_later():
+    import json
+    import subprocess
+    import sys
+
+    code = (f"import json, sys; import {', '.join(FIRST_PAINT)}; "
+            f"print(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROVIDERS.parent.parent, capture_output=True, text=True,
+                         check=True).stdout
+    assert json.loads(out) == dict.fromkeys(HEAVY, False)
+
+
+def test_sqlite_utils_left_without_pandas_still_stores_and_reads_rows(tmp_path):
+    from chat.lean_imports import sqlite_utils
+
+    db = sqlite_utils.Database(tmp_path / "t.db")
+    db["rows"].insert_all([{"id": 1, "text": "héllo", "n": 2.5}], pk="id")
+    assert list(db["rows"].rows) == [{"id": 1, "text": "héllo", "n": 2.5}]

@@ -19,8 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
+from chat.lean_imports import sqlite_utils
 from chat.migrations import migrate
 from chat.store.base import (
     DatabaseBusy,
