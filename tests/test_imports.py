@@ -55,7 +55,7 @@ def test_the_cycle_finder_finds_a_cycle():
 
 
 FIRST_PAINT = ("chat.history", "chat.live", "chat.outbox", "chat.turns", "chat.tool_loop", "chat.store",
-               "ui.render", "ui.stream", "ui.resources")
+               "ui.render", "ui.stream", "ui.resources", "server.startup")
 HEAVY = ("pandas", "numpy", "openai", "anthropic", "genai_prices")
 
 

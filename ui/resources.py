@@ -6,19 +6,17 @@ Settings are read-only."""
 from __future__ import annotations
 
 import os
-import threading
 
 import streamlit as st
 
-from chat import tokens
 from chat.config import ConfigError, PriceConfigError, Settings, load_settings, read_secrets
 from chat.identity import NotSignedIn, Viewer, resolve_viewer
 from chat.mcp_servers import Toolbox
 from chat.models import Catalog
 from chat.pricing import Pricer
-from chat.providers import Provider, Usage, build_providers
+from chat.providers import Provider, build_providers
 from chat.store import Store, StoreError
-from ui import tuning
+from server import startup
 
 STALE_AFTER = 5.0  # seconds without a write after which a 'streaming' reply is taken for a crashed one
 
@@ -72,39 +70,6 @@ def catalog() -> Catalog:
     """What each endpoint serves and what its models can do, asked in the background and kept (Refresh asks
     again); a page run waits for it at most LISTING_WAIT."""
     return Catalog(settings(), providers, wait=LISTING_WAIT)
-
-
-_preloading = threading.Lock()
-_preloaded = False
-
-
-def _preload() -> None:
-    """What the first Send needs but the first paint does not: the SDKs (~3 s of imports, with their
-    lazily imported resource modules), the token encodings and the price data. Run once per process, in
-    the background, so the page is drawn meanwhile (an import still in flight is simply waited for)."""
-    import anthropic.resources.messages  # noqa: F401
-    import openai.resources.chat  # noqa: F401
-
-    import chat.providers.anthropic  # noqa: F401
-    import chat.providers.openai
-
-    try:
-        chat.providers.openai.warm_up()  # the Responses event parser, built on first use (~1 s)
-    except Exception:  # an optimisation only: the first reply then builds it
-        pass
-    tokens.warm_up()
-    Pricer().cost("openai", "gpt-4o-mini", Usage(input_tokens=1, output_tokens=1))
-    tuning.freeze_startup_heap()
-
-
-def _start_preload() -> None:
-    global _preloaded
-    with _preloading:
-        if _preloaded:
-            return
-        _preloaded = True
-    tuning.disable_nagle(st.get_option("server.port"))
-    threading.Thread(target=_preload, name="preload", daemon=True).start()
 
 
 @st.cache_resource(show_spinner=False)
@@ -162,7 +127,7 @@ def boot() -> tuple[Settings, Store]:
     except ConfigError as exc:
         st.error(f"The configuration has a problem: {exc}")
         st.stop()
-    _start_preload()
+    startup.once(st.get_option("server.port"))
     try:
         pricer()
     except ValueError as exc:  # a malformed [prices] entry (load_settings checks them first, with Pricer)
