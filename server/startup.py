@@ -24,23 +24,26 @@ def once(port: int) -> None:
 
 
 def preload() -> None:
-    """The SDKs (with their lazily imported resource modules), pandas (Streamlit's first `st.write_stream`
-    imports it), the token encodings and the price data, loaded while the first page is drawn and read (an
-    import still in flight is simply waited for); then the start-up heap is frozen (see tuning)."""
-    import anthropic.resources.messages  # noqa: F401
-    import openai.resources.chat  # noqa: F401
-    import pandas  # noqa: F401
+    """What the first reply needs, loaded while the first page is drawn and read (an import still in flight is
+    simply waited for): OpenAI's SDK and adapter with its Responses parser, pandas (Streamlit's first
+    `st.write_stream` imports it), then Anthropic's, the token encodings and the price data; then the
+    start-up heap is frozen (see tuning)."""
+    import importlib
 
-    import chat.providers.anthropic  # noqa: F401
+    import openai.resources.chat  # noqa: F401
+
     import chat.providers.openai
-    from chat import tokens
-    from chat.pricing import Pricer
-    from chat.providers import Usage
 
     try:
         chat.providers.openai.warm_up()  # the Responses event parser, built on first use
     except Exception:  # an optimisation only: the first reply then builds it
         pass
+    for name in ("pandas", "anthropic.resources.messages", "chat.providers.anthropic"):  # in this order
+        importlib.import_module(name)
+    from chat import tokens
+    from chat.pricing import Pricer
+    from chat.providers import Usage
+
     tokens.warm_up()
     Pricer().cost("openai", "gpt-4o-mini", Usage(input_tokens=1, output_tokens=1))
     tuning.freeze_startup_heap()

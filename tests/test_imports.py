@@ -77,3 +77,29 @@ def test_sqlite_utils_left_without_pandas_still_stores_and_reads_rows(tmp_path):
     db = sqlite_utils.Database(tmp_path / "t.db")
     db["rows"].insert_all([{"id": 1, "text": "héllo", "n": 2.5}], pk="id")
     assert list(db["rows"].rows) == [{"id": 1, "text": "héllo", "n": 2.5}]
+
+
+def test_a_providers_sdk_is_imported_when_that_provider_is_first_used():
+    import json
+    import subprocess
+    import sys
+
+    code = """
+import json, os, sys
+os.environ.update(OPENAI_API_KEY="k", ANTHROPIC_API_KEY="k")
+from chat.config import load_settings
+from chat.providers import build_providers
+built = []
+providers = build_providers(load_settings(os.environ, {}), then=lambda name, provider: built.append(name))
+sdks = lambda: [m in sys.modules for m in ("openai", "anthropic")]
+seen = {"listed": sorted(providers), "has": "anthropic" in providers, "before": sdks()}
+first = providers["openai"]
+seen.update(after=sdks(), same=providers["openai"] is first, built=built)
+print(json.dumps(seen))
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROVIDERS.parent.parent, capture_output=True, text=True,
+                         check=True).stdout
+    seen = json.loads(out)
+    assert seen["listed"] == ["anthropic", "openai"] and seen["has"]
+    assert seen["before"] == [False, False]
+    assert seen["after"] == [True, False] and seen["same"] and seen["built"] == ["openai"]

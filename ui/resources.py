@@ -14,7 +14,7 @@ from chat.identity import NotSignedIn, Viewer, resolve_viewer
 from chat.mcp_servers import Toolbox
 from chat.models import Catalog
 from chat.pricing import Pricer
-from chat.providers import Provider, build_providers
+from chat.providers import Provider, Providers, build_providers
 from chat.store import Store, StoreError
 from server import startup
 
@@ -54,12 +54,13 @@ def store() -> Store:
 
 
 @st.cache_resource(show_spinner=False)
-def providers() -> dict[str, Provider]:
-    built = build_providers(settings())
-    for name, provider in built.items():
+def providers() -> Providers:
+    """Each endpoint's provider, built (its SDK imported) when first used."""
+    def listed_thinking(name: str, provider: Provider) -> None:
         if hasattr(provider, "thinking_mode"):  # Anthropic: adaptive thinking or a budget, as its models API says
-            provider.thinking_mode = lambda model, name=name: catalog().capabilities(name, model).thinking_mode
-    return built
+            provider.thinking_mode = lambda model: catalog().capabilities(name, model).thinking_mode
+
+    return build_providers(settings(), then=listed_thinking)
 
 
 LISTING_WAIT = 1.0  # seconds a page run waits for a model listing before showing the configured list
