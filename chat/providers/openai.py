@@ -418,7 +418,7 @@ _warm = False
 def warm_up() -> None:
     """Read one Responses event through the SDK over an in-memory transport, once per process (a second
     caller waits for the first). The SDK builds its parser for the union of ~80 stream event types on first
-    use (~1 s on this machine): done in the app's background preload, and waited for before a comparison
+    use (about a second): done in the app's background preload, and waited for before a comparison
     starts its columns, no reply's timing carries it (a column paying it would rank unfairly)."""
     global _warm
     with _warming:
