@@ -3,43 +3,45 @@ what the first reply needs but the first paint does not."""
 
 from __future__ import annotations
 
+import importlib
 import threading
 
 from server import tuning
+
+first_reply_loaded = threading.Event()
+"""Set once what a first reply needs is loaded (or failed to load): other loading waits for it rather than
+compete with that reply for the CPU."""
 
 _starting = threading.Lock()
 _started = False
 
 
-def once(port: int) -> None:
-    """Turn Nagle's algorithm off on the server's sockets and start the background loading; later calls do
-    nothing. ``port``: the port Streamlit serves on."""
+def once(port: int, *, first_kind: str = "openai") -> None:
+    """Turn Nagle's algorithm off on the server's sockets and start the background loading, the SDK of
+    ``first_kind`` (the default model's wire format) first; later calls do nothing. ``port``: the port
+    Streamlit serves on."""
     global _started
     with _starting:
         if _started:
             return
         _started = True
     tuning.disable_nagle(port)
-    threading.Thread(target=preload, name="preload", daemon=True).start()
+    threading.Thread(target=preload, args=(first_kind,), name="preload", daemon=True).start()
 
 
-def preload() -> None:
-    """What the first reply needs, loaded while the first page is drawn and read (an import still in flight is
-    simply waited for): OpenAI's SDK and adapter with its Responses parser, pandas (Streamlit's first
-    `st.write_stream` imports it), then Anthropic's, the token encodings and the price data; then the
-    start-up heap is frozen (see tuning)."""
-    import importlib
-
-    import openai.resources.chat  # noqa: F401
-
-    import chat.providers.openai
-
+def preload(first_kind: str = "openai") -> None:
+    """Load, while the first page is drawn and read (an import still in flight is simply waited for): what a
+    first reply on ``first_kind`` needs (its SDK and adapter, OpenAI's Responses parser, and pandas, which
+    Streamlit's first `st.write_stream` imports), then the other SDK, the token encodings and the price data;
+    then freeze the start-up heap (see tuning)."""
+    kinds = ["anthropic", "openai"] if first_kind == "anthropic" else ["openai", "anthropic"]
     try:
-        chat.providers.openai.warm_up()  # the Responses event parser, built on first use
-    except Exception:  # an optimisation only: the first reply then builds it
-        pass
-    for name in ("pandas", "anthropic.resources.messages", "chat.providers.anthropic"):  # in this order
-        importlib.import_module(name)
+        _load(kinds[0])
+        for name in ("pandas", "pyarrow"):
+            importlib.import_module(name)
+    finally:
+        first_reply_loaded.set()
+    _load(kinds[1])
     from chat import tokens
     from chat.pricing import Pricer
     from chat.providers import Usage
@@ -47,3 +49,18 @@ def preload() -> None:
     tokens.warm_up()
     Pricer().cost("openai", "gpt-4o-mini", Usage(input_tokens=1, output_tokens=1))
     tuning.freeze_startup_heap()
+
+
+def _load(kind: str) -> None:
+    """One SDK with the resource modules it imports on first use, and its adapter."""
+    if kind == "anthropic":
+        importlib.import_module("anthropic.resources.messages")
+        importlib.import_module("chat.providers.anthropic")
+        return
+    importlib.import_module("openai.resources.chat")
+    importlib.import_module("openai.resources.responses")
+    openai_adapter = importlib.import_module("chat.providers.openai")
+    try:
+        openai_adapter.warm_up()  # the Responses event parser, built on first use
+    except Exception:  # an optimisation only: the first reply then builds it
+        pass

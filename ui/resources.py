@@ -70,7 +70,14 @@ LISTING_WAIT = 1.0  # seconds a page run waits for a model listing before showin
 def catalog() -> Catalog:
     """What each endpoint serves and what its models can do, asked in the background and kept (Refresh asks
     again); a page run waits for it at most LISTING_WAIT."""
-    return Catalog(settings(), providers, wait=LISTING_WAIT)
+    return Catalog(settings(), _listing_clients, wait=LISTING_WAIT)
+
+
+def _listing_clients() -> Providers:
+    """The providers, for the model listings, once a first reply's needs are loaded: a listing imports its
+    SDK, which would otherwise compete with that reply for the CPU."""
+    startup.first_reply_loaded.wait(timeout=60)
+    return providers()
 
 
 @st.cache_resource(show_spinner=False)
@@ -128,7 +135,9 @@ def boot() -> tuple[Settings, Store]:
     except ConfigError as exc:
         st.error(f"The configuration has a problem: {exc}")
         st.stop()
-    startup.once(st.get_option("server.port"))
+    first = cfg.initial_model()
+    endpoint = cfg.endpoint(first.partition(":")[0]) if first else None
+    startup.once(st.get_option("server.port"), first_kind=endpoint.kind if endpoint is not None else "openai")
     try:
         pricer()
     except ValueError as exc:  # a malformed [prices] entry (load_settings checks them first, with Pricer)
