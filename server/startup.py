@@ -31,23 +31,23 @@ def once(port: int, *, first_kind: str = "openai") -> None:
 
 def preload(first_kind: str = "openai") -> None:
     """Load, while the first page is drawn and read (an import still in flight is simply waited for): what a
-    first reply on ``first_kind`` needs (pandas, which Streamlit's first `st.write_stream` imports, then the
-    SDK and its adapter, with OpenAI's Responses parser), then the other SDK, the token encodings and the
-    price data; then freeze the start-up heap (see tuning)."""
+    first reply on ``first_kind`` needs (pandas, which Streamlit's first `st.write_stream` imports, the SDK and
+    its adapter with OpenAI's Responses parser, the token encodings and the price data), then the other SDK;
+    then freeze the start-up heap (see tuning)."""
     kinds = ["anthropic", "openai"] if first_kind == "anthropic" else ["openai", "anthropic"]
     try:
         for name in ("pandas", "pyarrow"):  # first: a reply waits for its SDK before any text, the page not
             importlib.import_module(name)  # for pandas once the text flows
         _load(kinds[0])
+        from chat import tokens
+        from chat.pricing import Pricer
+        from chat.providers import Usage
+
+        tokens.warm_up()  # a stopped reply's tokens are estimated
+        Pricer().cost("openai", "gpt-4o-mini", Usage(input_tokens=1, output_tokens=1))  # every reply's cost
     finally:
         first_reply_loaded.set()
     _load(kinds[1])
-    from chat import tokens
-    from chat.pricing import Pricer
-    from chat.providers import Usage
-
-    tokens.warm_up()
-    Pricer().cost("openai", "gpt-4o-mini", Usage(input_tokens=1, output_tokens=1))
     tuning.freeze_startup_heap()
 
 
