@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from chat import attachments, history, live, outbox, turns
+from chat import attachments, live, outbox, turns
 from chat.config import parse_model_id
 from chat.display import ending, escape_markdown, next_cost_line, plain_sentence, totals_line, version_label
+from chat.history.search import search
 from chat.providers import TAKES_TEMPERATURE, Params
-from chat.store import StoreError, title_from
+from chat.store import Filters, StoreError, title_from
 from chat.tool_loop import ToolRunner
 from ui import render, stream
 from ui.resources import boot, catalog, current_viewer, pricer, providers, signed_in_caption, toolbox
@@ -34,7 +35,7 @@ def read(fn, *args, default=None, **kwargs):
 
 cid = st.query_params.get("c")
 conversation = read(db.get_conversation, cid) if cid else None
-if conversation is not None and conversation["user"] != user:
+if conversation is not None and not viewer.can_change(conversation["user"]):
     conversation = None
 if cid and conversation is None and not faults:
     st.warning("That conversation was not found. It may have been deleted, or the link is wrong.")
@@ -190,10 +191,10 @@ with st.sidebar:
                           on_click=lambda: st.session_state.pop("chat_undo", None))
     elif undone:
         st.session_state.pop("chat_undo", None)
-    search = st.text_input("Search your chats", key="chat_search", placeholder="Search your chats",
-                           label_visibility="collapsed", icon=":material/search:")
-    if search.strip():
-        found = read(history.search, db, search, history.Filters(user=user), limit=15)
+    search_text = st.text_input("Search your chats", key="chat_search", placeholder="Search your chats",
+                                label_visibility="collapsed", icon=":material/search:")
+    if search_text.strip():
+        found = read(search, db, search_text, Filters(user=user), limit=15)
         if found is not None and found.problem:
             st.caption(escape_markdown(found.problem))
         elif found is not None:
@@ -332,56 +333,62 @@ if action and cid:  # Regenerate, Retry, Edit, Continue: a new reply, owned by t
     except attachments.AttachmentError as exc:
         faults.append(f"{exc.hint} Nothing was sent.")
 
-# A new message. The database takes it before any provider call; a message it refuses stays in this tab
-# (never lost) until Send again delivers it, saved once.
-submitted = st.session_state.pop("pending_prompt", None)
-prompt = getattr(submitted, "text", submitted)  # with files, the chat input gives its text and files together
-uploads = list(getattr(submitted, "files", None) or [])
-out: outbox.Outgoing | None = st.session_state.get("outgoing")
-resend = st.session_state.pop("resend", False) and out is not None
-if resend and st.session_state.pop("drop_files", False):
-    out.files = ()
-if resend and out.held:  # held for its files: checked again (another model may read them now)
-    out.problem = files_problem(out.files) if out.prompt.strip() or out.files else "There is nothing left to send."
-    out.held = out.problem is not None
-    resend = not out.held
-if (prompt and prompt.strip()) or uploads:
-    files, problems = read_uploads(uploads)
-    out = outbox.Outgoing(prompt or "", cid, files=files)
-    if problems:
-        left = "the message" + (" and the other files" if files else "") if out.prompt.strip() else "the other files"
-        out.problem = " ".join(problems) + (f" Send again sends {left} without it." if out.prompt.strip() or files
-                                            else "")
-    else:
-        out.problem = files_problem(files)
-    out.held = out.problem is not None
-    if out.held:  # nothing saved or sent: the words and the files that could be read stay for Send again
-        st.session_state.outgoing = out
-if out is not None and not out.held and ((prompt and prompt.strip()) or uploads or resend):
+def take_message(conversation_id: str | None) -> tuple[str | None, bool]:
+    """The message the chat input just gave (or Send again): saved before any provider call and its reply
+    started, or kept in this tab (never lost) until Send again delivers it, saved once. Returns the
+    conversation it went to (a new one for a new chat) and whether the page needs a full run to show what
+    happened (a message kept back, a database fault)."""
+    submitted = st.session_state.pop("pending_prompt", None)
+    prompt = getattr(submitted, "text", submitted)  # with files, the chat input gives text and files together
+    uploads = list(getattr(submitted, "files", None) or [])
+    out: outbox.Outgoing | None = st.session_state.get("outgoing")
+    resend = st.session_state.pop("resend", False) and out is not None
+    if resend and st.session_state.pop("drop_files", False):
+        out.files = ()
+    if resend and out.held:  # held for its files: checked again (another model may read them now)
+        out.problem = files_problem(out.files) if out.prompt.strip() or out.files else "There is nothing left to send."
+        out.held = out.problem is not None
+        resend = not out.held
+    if (prompt and prompt.strip()) or uploads:
+        files, problems = read_uploads(uploads)
+        out = outbox.Outgoing(prompt or "", conversation_id, files=files)
+        if problems:
+            left = ("the message" + (" and the other files" if files else "") if out.prompt.strip()
+                    else "the other files")
+            out.problem = " ".join(problems) + (f" Send again sends {left} without it." if out.prompt.strip() or files
+                                                else "")
+        else:
+            out.problem = files_problem(files)
+        out.held = out.problem is not None
+        if out.held:  # nothing saved or sent: the words and the files that could be read stay for Send again
+            st.session_state.outgoing = out
+            return conversation_id, True
+    if out is None or out.held or not ((prompt and prompt.strip()) or uploads or resend):
+        return conversation_id, False
+    new = None
     try:
         if live.replies.running(out.conversation_id) is not None:
             raise live.ReplyInProgress()
         new = outbox.deliver(db, out, providers()[model_id.provider], pricer(), settings, **turn_options)
         live.replies.start(new, grace=live.START_GRACE)
-        out = None
+        st.session_state.pop("outgoing", None)
     except (StoreError, live.ReplyInProgress) as exc:
         out.problem = out.problem if isinstance(exc, StoreError) else str(exc)
-    if out is None:
-        st.session_state.pop("outgoing", None)
-    else:
         st.session_state.outgoing = out
         out.save_soon(db, user=user, settings=settings.as_dict())  # saved as soon as the database takes it
-    conversation_id = (out or new).conversation_id
-    if conversation_id is not None and conversation_id != cid:  # a new conversation: it is in the URL now
-        cid = st.session_state.open_cid = conversation_id
-        st.query_params["c"] = cid
+    went_to = (out if new is None else new).conversation_id
+    if went_to is not None and went_to != conversation_id:  # a new conversation: it is in the URL now
+        st.session_state.open_cid = went_to
+        st.query_params["c"] = went_to
+    return went_to, new is None
 
 
 # ---------------------------------------------------------------- the conversation
 tz = render.viewer_timezone()
 all_rows = (read(db.messages, cid, include_superseded=True, default=[]) if cid else [])  # with earlier versions
 rows = [r for r in all_rows if not r["superseded"]]
-if faults:
+said = out.problem if out is not None and not out.saved else None  # the unsent message below says it
+if faults and faults[0] != said:
     st.error(faults[0], icon=":material/error:")
 running = live.replies.running(cid)
 # a reply another app process is writing (several replicas share the store): followed from its checkpoints
@@ -398,8 +405,17 @@ out = st.session_state.get("outgoing")
 if out is not None:
     unsent(out)
 
-visible = [r for r in rows if not r.get("superseded")]
-if visible and streaming_id is None:
+def show_version(message_id: int) -> None:
+    change(turns.show_version, db, cid, message_id)
+    st.session_state["_redraw"] = True
+
+
+def reply_actions() -> None:
+    """Under the last message: Regenerate (or Retry), Edit, Continue and the reply's versions. Their clicks
+    are handled by a full run (``action``, ``_redraw``)."""
+    visible = [r for r in rows if not r.get("superseded")]
+    if not visible:
+        return
     last = visible[-1]
     last_user = next((r for r in reversed(visible) if r["role"] == "user"), None)
     end = ending(last) if last["role"] == "assistant" else None
@@ -426,31 +442,78 @@ if visible and streaming_id is None:
             earlier, later = versions[max(now_shown - 1, 0)], versions[min(now_shown + 1, len(versions) - 1)]
             st.button("", icon=":material/chevron_left:", type="tertiary", key="version_previous",
                       disabled=now_shown == 0, help="Show the earlier version of this reply",
-                      on_click=change, args=(turns.show_version, db, cid, earlier["id"]))
+                      on_click=show_version, args=(earlier["id"],))
             st.caption(version_label(now_shown, len(versions)), width="content")
             st.button("", icon=":material/chevron_right:", type="tertiary", key="version_next",
                       disabled=now_shown == len(versions) - 1, help="Show the later version of this reply",
-                      on_click=change, args=(turns.show_version, db, cid, later["id"]))
+                      on_click=show_version, args=(later["id"],))
 
-# The input is pinned to the window's bottom (drawn at the top level, before any wait); while a reply is
-# being written it says so rather than taking a second message.
-st.chat_input("A reply is being written…" if streaming_id else "Ask anything, or attach files", key="prompt",
-              disabled=streaming_id is not None, accept_file="multiple", file_type=attachments.FILE_TYPES,
-              on_submit=lambda: st.session_state.update(pending_prompt=st.session_state.prompt))
 
-if not faults:  # what the next send would cost, under the input (drawn after it, so the input is painted
-    # first: the first estimate after a start waits for the price data and token encodings, ~1 s). Counting the
-    # history takes ~25 ms at 100 messages: done again only when the chat or the settings change.
-    asked = (cid, len(all_rows), rows[-1]["id"] if rows else None, rows[-1]["updated_at"] if rows else None,
-             settings)
-    held = st.session_state.get("_next_cost")
-    if held is None or held[0] != asked:
-        held = st.session_state["_next_cost"] = (asked, turns.next_cost(pricer(), settings, rows))
-    st.bottom.caption(next_cost_line(held[1]))
 
-if running is not None:
-    stream.follow_reply(running, on_stop=stop_reply)
-    st.rerun()  # done: drawn settled, with its figures
-elif elsewhere is not None:
+actions_area = st.empty()  # the actions under the last message: drawn by the composer below
+turn_area = st.empty()  # the turn being written: drawn by the composer below
+drawn = {r["id"] for r in rows}
+st.session_state.pop("_followed", None)  # this full run draws every reply that has settled
+
+
+@st.fragment
+def composer() -> None:
+    """The pinned input and the turn it starts. Sending runs only this fragment: the new message and its
+    reply are drawn under the conversation without drawing the conversation again (that costs the browser
+    most of a second at 60 messages). Anything else the send changes is drawn by a full run once the reply
+    has settled, or at once when the message was kept back."""
+    if st.session_state.get("action") or st.session_state.pop("_redraw", False):
+        st.rerun()  # a click under the last message: handled (and drawn) by a full run
+    conversation_id, full_run = take_message(cid)
+    if full_run:
+        st.rerun()  # a message kept back (its sentence and Send again) or a new chat whose reply did not start
+    running = live.replies.running(conversation_id)
+    busy = running is not None or elsewhere is not None
+    # pinned to the window's bottom; while a reply is being written it says so rather than taking a second one
+    st.chat_input("A reply is being written…" if busy else "Ask anything, or attach files", key="prompt",
+                  disabled=busy, accept_file="multiple", file_type=attachments.FILE_TYPES,
+                  on_submit=lambda: st.session_state.update(pending_prompt=st.session_state.prompt))
+    if not faults and not busy:
+        # what the next send would cost (drawn after the input, so the input is painted first: the first
+        # estimate after a start waits for the price data and token encodings). Counted again only when the
+        # chat or the settings change.
+        asked = (cid, len(all_rows), rows[-1]["id"] if rows else None, rows[-1]["updated_at"] if rows else None,
+                 settings)
+        held = st.session_state.get("_next_cost")
+        if held is None or held[0] != asked:
+            held = st.session_state["_next_cost"] = (asked, turns.next_cost(pricer(), settings, rows))
+        st.caption(next_cost_line(held[1]))
+    if busy:
+        actions_area.empty()
+    else:
+        with actions_area.container():
+            reply_actions()
+    if running is None:
+        turn_area.empty()
+        if st.session_state.pop("_followed", None):
+            st.rerun()  # the reply this fragment followed has ended (a Stop): drawn settled by a full run
+        return
+    st.session_state["_followed"] = True
+    with turn_area.container():
+        sent = st.empty()  # the reply keeps its place whether or not a full run has drawn these since
+        new_rows = [row for row in read(db.messages, conversation_id, default=[])  # sent since the last full run
+                    if row["id"] not in drawn and row["id"] != running.message_id]
+        if new_rows:
+            with sent.container():
+                for row in new_rows:
+                    render.message(row, db.blob, tz=tz)
+        else:
+            sent.empty()
+        if not stream.follow_reply(running, on_stop=stop_reply):
+            return  # a click in this fragment (Stop, Approve…) waits for this run to end: it runs next
+    st.rerun()  # done: the whole page drawn settled, with its figures and totals
+
+
+with st.bottom:
+    composer()
+with st.sidebar:
+    render.follow_bottom(cid)
+
+if elsewhere is not None:
     stream.follow_stored(db, elsewhere)
     st.rerun()

@@ -9,7 +9,7 @@ Any rerun (a widget, leaving the page) ends only the drawing: the replies go on,
 again from where they are. Each column has its own Stop, and the Stop beside Run stops them all; each
 closes its upstream at once and saves the partial reply as stopped, and the click's run draws it settled.
 
-Batch mode runs in the main thread: :class:`chat.compare.BatchRun` keeps at most N calls in flight on its
+Batch mode runs in the main thread: :class:`chat.compare.batch.BatchRun` keeps at most N calls in flight on its
 own thread pool, and the progress bar's updates are where a Stop lands; closing the batch generator then
 stops the calls in flight (saved as stopped) and skips the rest.
 """
@@ -20,9 +20,25 @@ import time
 
 import streamlit as st
 
-from chat import attachments, compare, live
+from chat import attachments, live
+from chat.compare.batch import (
+    MAX_IN_FLIGHT,
+    BatchRun,
+    batch_csv,
+    batch_expected_calls,
+    batch_rows,
+    batch_rows_settled,
+    batch_table,
+    batch_totals,
+)
+from chat.compare.batch_input import csv_columns, prompts_from_csv, prompts_from_text
+from chat.compare.ranking import summary_line, summary_rows
+from chat.compare.runs import input_estimate, live_row, start_run
+from chat.compare.targets import MAX_TARGETS, MIN_TARGETS, CompareError, Target, describe_settings
+from chat.compare.views import RunColumn, RunView, anonymise, column_title, load_run
+from chat.compare.votes import cast_vote, vote_choices, vote_text
 from chat.config import ModelId
-from chat.display import BLIND_TARGETS, blind_figures, escape_markdown, inert_markdown
+from chat.display import BLIND_TARGETS, blind_figures, column_figures, escape_markdown, inert_markdown
 from chat.store import StoreError, title_from
 from ui import render, stream
 from ui.resources import boot, catalog, current_viewer, pricer, providers, signed_in_caption
@@ -63,14 +79,14 @@ def blind_pending() -> bool:
         run = db.get_compare_run(run_id)
     except StoreError:
         return False
-    return bool(run and run["user"] == user and run["blind"] and run["vote"] is None)
+    return bool(run and viewer.can_change(run["user"]) and run["blind"] and run["vote"] is None)
 
 
 # ---------------------------------------------------------------- targets and parameters (sidebar)
 with st.sidebar:
     signed_in_caption(viewer)
     st.subheader("Targets", divider=False)
-    count = st.radio("How many", list(range(compare.MIN_TARGETS, compare.MAX_TARGETS + 1)), horizontal=True,
+    count = st.radio("How many", list(range(MIN_TARGETS, MAX_TARGETS + 1)), horizontal=True,
                      key="cmp_count")
     first = cfg.initial_model()
     defaults = [first] + [m for m in available if m != first] if first in available else available
@@ -93,13 +109,13 @@ with st.sidebar:
     st.text_area("System prompt", key="cmp_system", placeholder="You are a helpful assistant.")
     synced = st.toggle("Same parameters for every target", value=True, key="cmp_synced")
     shared_system = (st.session_state.get("cmp_system") or "").strip() or None
-    targets: list[compare.Target] = []
+    targets: list[Target] = []
     if synced:
         temperature = st.number_input("Temperature", min_value=0.0, max_value=2.0, step=0.1, value=None,
                                       placeholder="model default", key="cmp_temperature")
         max_tokens = st.number_input("Max output tokens", min_value=1, max_value=200_000, step=256, value=None,
                                      placeholder="model default", key="cmp_max_tokens")
-        targets = [compare.Target.parse(m, system=shared_system, temperature=temperature, max_tokens=max_tokens)
+        targets = [Target.parse(m, system=shared_system, temperature=temperature, max_tokens=max_tokens)
                    for m in models]
     else:
         for i, model in enumerate(models):
@@ -110,8 +126,8 @@ with st.sidebar:
                                              value=None, placeholder="model default", key=f"cmp_max_tokens_{i}")
                 system = st.text_area("System prompt", key=f"cmp_system_{i}",
                                       placeholder="empty: the shared system prompt")
-            targets.append(compare.Target.parse(model, system=(system or "").strip() or shared_system,
-                                                temperature=temperature, max_tokens=max_tokens))
+            targets.append(Target.parse(model, system=(system or "").strip() or shared_system,
+                                        temperature=temperature, max_tokens=max_tokens))
     try:
         recent = db.recent_compare_runs(user, limit=8, mode="single")
     except StoreError:
@@ -148,8 +164,8 @@ def live_column(reply: live.LiveReply, prompt_tokens: int, blind: bool = False) 
             if not text and sdk_reply is not None and sdk_reply.failed_attempts:
                 # the SDK retries before streaming: say so, as the chat page does
                 thinking.note = f"Busy; retrying (attempt {sdk_reply.failed_attempts + 1})…"
-            row = compare.live_row(reply.turn, input_tokens=prompt_tokens, pricer=prices)
-            figures_slot.caption("  \n".join(blind_figures(row) if blind else compare.figures(row)) or "…")
+            row = live_row(reply.turn, input_tokens=prompt_tokens, pricer=prices)
+            figures_slot.caption("  \n".join(blind_figures(row) if blind else column_figures(row)) or "…")
             figures_drawn = now
     thinking.finish()
     if text:
@@ -175,35 +191,35 @@ def column_header(title: str, settings: dict, show_settings: bool) -> None:
     st.markdown(f"**{title}**")  # label and model id, both from the configuration
     if show_settings:
         provider = providers().get(settings.get("provider") or "")
-        detail = compare.describe_settings(
+        detail = describe_settings(
             settings, temperature_supported=getattr(provider, "supports_temperature", True))
         if settings.get("system"):
             detail = " · ".join(filter(None, [detail, "system prompt set"]))
         st.caption(detail or "model defaults")
 
 
-def saved_column(view: compare.RunView, column: compare.RunColumn) -> None:
+def saved_column(view: RunView, column: RunColumn) -> None:
     reply = column.reply
-    column_header(compare.column_title(view, column), column.settings, view.revealed)
+    column_header(column_title(view, column), column.settings, view.revealed)
     running = live.replies.running(column.conversation_id)
     if running is not None:
         st.button("Stop", key=f"cmp_stop_{column.label}", icon=":material/stop_circle:", type="tertiary",
                   on_click=stop_replies, args=([column.conversation_id],))
-        live_column(running, compare.input_estimate(view.run["prompt"], compare.Target.parse(
+        live_column(running, input_estimate(view.run["prompt"], Target.parse(
             f"{column.settings.get('provider')}:{column.settings.get('model')}")), not view.revealed)
         return
     render.thinking(reply)
     if reply.get("content"):
         render.message_body(reply["content"])
     names = provider_names(column.settings.get("provider") or "")
-    render.ending_notice(reply, anonymise=None if view.revealed else lambda text: compare.anonymise(text, names))
-    st.caption("  \n".join(compare.figures(reply) if view.revealed else blind_figures(reply)))
+    render.ending_notice(reply, anonymise=None if view.revealed else lambda text: anonymise(text, names))
+    st.caption("  \n".join(column_figures(reply) if view.revealed else blind_figures(reply)))
     if view.revealed and st.button("Continue as chat", key=f"cmp_continue_{column.conversation_id}",
                                    icon=":material/chat:", type="tertiary"):
         st.switch_page("app_pages/chat.py", query_params={"c": column.conversation_id})
 
 
-def saved_run(view: compare.RunView) -> None:
+def saved_run(view: RunView) -> None:
     st.caption(f"Prompt: {escape_markdown(title_from(view.run['prompt'], 120))}")
     if not view.columns:
         st.info("The replies of this comparison were deleted.")
@@ -220,19 +236,19 @@ def saved_run(view: compare.RunView) -> None:
                     "them finish.")
         return
     if view.revealed:  # a blind run's ranking would tell the models apart: shown once voted
-        line = compare.summary_line({c.label: c.reply for c in view.columns})
+        line = summary_line({c.label: c.reply for c in view.columns})
         if line:
             st.markdown(line)
-        st.dataframe(compare.summary_rows(view), hide_index=True, width="stretch",
+        st.dataframe(summary_rows(view), hide_index=True, width="stretch",
                      column_config={"Model": st.column_config.TextColumn(width="medium")})
-    choices = compare.vote_choices(view.labels)
+    choices = vote_choices(view.labels)
     st.caption("Your vote" + ("" if view.revealed else " (the models are revealed once you vote)"))
     for slot, (value, text) in zip(st.columns(len(choices)), choices, strict=True):
         slot.button(text, key=f"cmp_vote_{value}", width="stretch",
                     type="primary" if view.vote == value else "secondary",
-                    on_click=compare.cast_vote, args=(db, view.id, value))
+                    on_click=cast_vote, args=(db, view.id, value))
     if view.vote:
-        st.caption(f"You voted: {compare.vote_text(view.vote, view.labels)}.")
+        st.caption(f"You voted: {vote_text(view.vote, view.labels)}.")
 
 
 # ---------------------------------------------------------------- the Compare tab
@@ -252,8 +268,8 @@ def compare_tab(work: dict) -> None:
                 try:
                     files.append(attachments.read(upload.name, upload.getvalue()))
                 except attachments.AttachmentError as exc:
-                    raise compare.CompareError(exc.hint) from None
-            started = compare.start_run(
+                    raise CompareError(exc.hint) from None
+            started = start_run(
                 db, providers(), pricer(), user=user, prompt=st.session_state.cmp_prompt, targets=targets,
                 blind=blind, window_for=window_for, options={"synced": synced}, daily_limit=cfg.daily_limit_usd,
                 files=files, capabilities_for=lambda m: catalog().capabilities(m.provider, m.model),
@@ -265,13 +281,13 @@ def compare_tab(work: dict) -> None:
             for column in started.columns:  # each column's reply belongs to its conversation from here on
                 live.replies.start(column.turn, grace=live.START_GRACE)
             open_run(started.run_id)
-        except compare.CompareError as exc:
+        except CompareError as exc:
             st.warning(str(exc))
         except StoreError as exc:  # the prompt stays in its box, ready to run again
             st.error(str(exc), icon=":material/error:")
     run_id = st.query_params.get("run")
     try:
-        view = compare.load_run(db, run_id, user=user) if run_id else None
+        view = load_run(db, run_id, user=user) if run_id else None
     except StoreError as exc:
         st.error(str(exc), icon=":material/error:")
         return
@@ -296,17 +312,17 @@ def compare_tab(work: dict) -> None:
 def batch_prompts() -> list[str]:
     source = st.radio("Prompts", ["Paste, one per line", "CSV file"], horizontal=True, key="batch_source")
     if source != "CSV file":
-        return compare.prompts_from_text(st.text_area("Prompts, one per line", key="batch_text", height=150))
+        return prompts_from_text(st.text_area("Prompts, one per line", key="batch_text", height=150))
     upload = st.file_uploader("CSV file with a header row", type=["csv"], key="batch_file")
     if upload is None:
         return []
     data = upload.getvalue()
     try:
-        names = compare.csv_columns(data)
+        names = csv_columns(data)
         if not names:
             return []
-        return compare.prompts_from_csv(data, st.selectbox("Column holding the prompts", names, key="batch_column"))
-    except compare.CompareError as exc:
+        return prompts_from_csv(data, st.selectbox("Column holding the prompts", names, key="batch_column"))
+    except CompareError as exc:
         st.warning(str(exc))
         return []
 
@@ -315,25 +331,25 @@ def batch_results(batch_id: str) -> None:
     if st.session_state.pop("batch_streamed", None) == batch_id:
         # just interrupted (as for a comparison): the old run is still stopping its calls
         with st.spinner("Stopping…"):
-            rows = compare.batch_rows_settled(db, batch_id, user=user, timeout=3.0)
+            rows = batch_rows_settled(db, batch_id, user=user, timeout=3.0)
     else:
-        rows = compare.batch_rows(db, batch_id, user=user)
+        rows = batch_rows(db, batch_id, user=user)
     if not rows:
         return
-    expected = compare.batch_expected_calls(db, batch_id)
+    expected = batch_expected_calls(db, batch_id)
     st.caption(f"{len(rows):,} of {expected:,} calls ran." if expected > len(rows) else f"All {len(rows):,} calls ran.")
     st.markdown("**Totals per target**")
-    st.dataframe(compare.batch_totals(rows), hide_index=True, width="stretch")
+    st.dataframe(batch_totals(rows), hide_index=True, width="stretch")
     st.markdown("**Results**")
-    st.dataframe(compare.batch_table(rows), hide_index=True, width="stretch",
+    st.dataframe(batch_table(rows), hide_index=True, width="stretch",
                  column_config={"Reply": st.column_config.TextColumn(width="large")})
-    st.download_button("Download CSV", compare.batch_csv(rows), file_name=f"compare-batch-{batch_id[:8]}.csv",
+    st.download_button("Download CSV", batch_csv(rows), file_name=f"compare-batch-{batch_id[:8]}.csv",
                        mime="text/csv", icon=":material/download:", key="batch_download")
 
 
 def batch_tab(work: dict) -> None:
     prompts = batch_prompts()
-    in_flight = st.number_input("Calls in flight at most", min_value=1, max_value=compare.MAX_IN_FLIGHT, value=4,
+    in_flight = st.number_input("Calls in flight at most", min_value=1, max_value=MAX_IN_FLIGHT, value=4,
                                 key="batch_in_flight")
     st.caption(f"{len(prompts):,} prompt{'s' if len(prompts) != 1 else ''} × {len(targets)} targets = "
                f"{len(prompts) * len(targets):,} calls, each saved as a conversation.")
@@ -341,10 +357,10 @@ def batch_tab(work: dict) -> None:
     batch = None
     if go_col.button("Run batch", type="primary", icon=":material/play_arrow:", key="batch_run", width="stretch"):
         try:
-            batch = work["batch"] = compare.BatchRun(db, providers(), pricer(), user=user, prompts=prompts,
-                                                     targets=targets, max_in_flight=int(in_flight),
-                                                     window_for=window_for, daily_limit=cfg.daily_limit_usd)
-        except compare.CompareError as exc:
+            batch = work["batch"] = BatchRun(db, providers(), pricer(), user=user, prompts=prompts,
+                                             targets=targets, max_in_flight=int(in_flight),
+                                             window_for=window_for, daily_limit=cfg.daily_limit_usd)
+        except CompareError as exc:
             st.warning(str(exc))
     halt_col.button("Stop", icon=":material/stop:", key="batch_stop", disabled=batch is None, width="stretch")
     work["progress"] = st.empty()
@@ -376,7 +392,7 @@ def wait_for_columns(columns: dict[str, str], clock) -> None:
     st.rerun()  # every column has finished: the saved run, with its summary and votes
 
 
-def run_batch(batch: compare.BatchRun, progress_slot, table_slot) -> None:
+def run_batch(batch: BatchRun, progress_slot, table_slot) -> None:
     started = time.monotonic()
     progress = progress_slot.progress(0.0, text=f"0 of {batch.total:,} calls")
     shown = 0.0
@@ -387,7 +403,7 @@ def run_batch(batch: compare.BatchRun, progress_slot, table_slot) -> None:
             progress.progress(done / batch.total,
                               text=f"{done:,} of {batch.total:,} calls · {time.monotonic() - started:.1f} s")
             if row is not None and time.monotonic() - shown > 0.5:
-                table_slot.dataframe(compare.batch_table(batch.rows), hide_index=True, width="stretch")
+                table_slot.dataframe(batch_table(batch.rows), hide_index=True, width="stretch")
                 shown = time.monotonic()
     finally:
         results.close()  # a Stop lands here: stops the calls in flight (saved as stopped), skips the rest

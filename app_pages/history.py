@@ -14,11 +14,21 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from chat import charts, filtering, history
-from chat.display import escape_markdown, totals_line
-from chat.history import Filters
+from chat.display import escape_markdown, total_cost_text, totals_line
+from chat.history import charts, filtering
+from chat.history.analytics import summary, usage_by_model_and_day, usage_by_user
+from chat.history.export import conversation_json, conversation_markdown, settings_lines, table_csv
+from chat.history.listing import (
+    PAGE_SIZE,
+    count_conversations,
+    day_bounds,
+    filter_options,
+    get_conversation,
+    list_conversations,
+)
+from chat.history.search import WINDOW, Ranked, highlight_markdown, rank, search_page
 from chat.pricing import format_tokens
-from chat.store import SOURCES, StoreError
+from chat.store import SOURCES, STATUSES, Filters, StoreError
 from ui import render
 from ui.resources import boot, current_viewer, signed_in_caption
 
@@ -101,7 +111,7 @@ def table_frame(rows: list[dict]) -> pd.DataFrame:
         "Source": [r["source"] for r in rows],
         "Messages": [r["message_count"] for r in rows],
         "Tokens": [r["tokens"] for r in rows],
-        "Cost": [history.cost_text(r["cost"], r["unknown_cost_count"]) for r in rows],
+        "Cost": [total_cost_text(r["cost"], r["unknown_cost_count"]) for r in rows],
         "Stopped or failed": [problems(r) for r in rows],
         "Last activity (UTC)": pd.to_datetime([r["updated_at"] for r in rows], utc=True),
     })
@@ -115,13 +125,13 @@ TABLE_COLUMNS = {
 }
 
 
-def table_csv(filters: Filters) -> str:
+def filtered_csv(filters: Filters) -> str:
     """Every conversation matching the filters (made when the download is clicked, on another thread)."""
-    return history.table_csv(history.list_conversations(db, filters, limit=None))
+    return table_csv(list_conversations(db, filters, limit=None))
 
 
-def search_csv(ranked: history.Ranked) -> str:
-    return history.table_csv(history.search_page(db, ranked, limit=len(ranked.hits)), with_match=True)
+def search_csv(ranked: Ranked) -> str:
+    return table_csv(search_page(db, ranked, limit=len(ranked.hits)), with_match=True)
 
 
 def view_key(*parts: object) -> str:
@@ -139,8 +149,8 @@ def pages_for(total: int, size: int) -> int:
 @st.cache_data(show_spinner="Adding up the replies…", max_entries=16, ttl=3600)
 def usage(_store, db_key: str, filters: Filters, cards_key: tuple) -> tuple[list[dict], list[dict], list[dict]]:
     """Per day, model and user. Cached until the cards change (any reply, delete or restore changes them)."""
-    by_day, by_model = history.usage_by_model_and_day(_store, filters)
-    return by_day, by_model, history.usage_by_user(_store, filters)
+    by_day, by_model = usage_by_model_and_day(_store, filters)
+    return by_day, by_model, usage_by_user(_store, filters)
 
 
 # ---------------------------------------------------------------- filters (shared by both tabs)
@@ -158,7 +168,7 @@ if undone:
     else:
         st.session_state.pop("undo", None)
 
-options = history.filter_options(db, scope)
+options = filter_options(db, scope)
 with st.container(horizontal=True, vertical_alignment="bottom"):
     since = st.date_input("From", value=None, min_value=EARLIEST, key="from", bind="query-params", width=150,
                           on_change=first_page, format="YYYY-MM-DD", help="Last activity on or after this day (UTC).")
@@ -169,7 +179,7 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
     models = [m for m in options["models"] if provider is None or m.startswith(f"{provider}:")]
     model = st.selectbox("Model", models, index=None, placeholder="Any", key="model_id", bind="query-params",
                          on_change=first_page, width=240)
-    status = st.selectbox("Replies", list(history.STATUSES), index=None, placeholder="Any", key="status",
+    status = st.selectbox("Replies", list(STATUSES), index=None, placeholder="Any", key="status",
                           bind="query-params", on_change=first_page, width=170, help="Conversations with "
                           "replies that were stopped, failed (or were interrupted), or either.")
     source = st.selectbox("Source", list(SOURCES), index=None, placeholder="Any", key="source",
@@ -181,14 +191,14 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
     show_deleted = st.toggle("Deleted", key="deleted", bind="query-params", on_change=first_page,
                              help="Show only deleted conversations, to restore them.")
 
-since, until = history.day_bounds((since, until))
+since, until = day_bounds((since, until))
 filters = Filters(user=scope if scope is not None else chosen_user, since=since, until=until, provider=provider,
                   model=model, status=status, source=source, deleted=show_deleted)
 
 # A transcript left open that a changed filter (or search) no longer matches is closed.
 filters_changed = st.session_state.pop("filters_changed", False)
 if filters_changed and st.query_params.get("open"):
-    opened = history.get_conversation(db, st.query_params["open"], user=scope)
+    opened = get_conversation(db, st.query_params["open"], user=scope)
     if opened is None or not filtering.matches(filters, opened):
         close_conversation()
 
@@ -207,12 +217,12 @@ if conversations_tab.open:
         ranked, hits, search_fault = None, [], None
         if query.strip():
             try:
-                ranked = history.rank(db, query, filters)
+                ranked = rank(db, query, filters)
                 if not ranked.problem:
                     with paging:
                         page = pages_for(len(ranked.hits), SEARCH_PAGE_SIZE)
-                    hits = history.search_page(db, ranked, limit=SEARCH_PAGE_SIZE,
-                                               offset=(page - 1) * SEARCH_PAGE_SIZE)
+                    hits = search_page(db, ranked, limit=SEARCH_PAGE_SIZE,
+                                       offset=(page - 1) * SEARCH_PAGE_SIZE)
             except StoreError as exc:  # the database failed under the search: said here, the rest works
                 search_fault = f"Search failed: {exc}"
         if (filters_changed and ranked is not None and not ranked.problem and st.query_params.get("open")
@@ -231,7 +241,7 @@ if conversations_tab.open:
                 found = len(ranked.hits)
                 note = f"{found:,} conversation{'' if found == 1 else 's'} found"
                 if ranked.windowed:
-                    note += (f" among the newest {history.WINDOW:,} matching messages; narrow the dates to reach "
+                    note += (f" among the newest {WINDOW:,} matching messages; narrow the dates to reach "
                              "older ones")
                 if ranked.ranked_by == "recency":
                     note += "; every word is very common, so the newest come first"
@@ -249,7 +259,7 @@ if conversations_tab.open:
                             st.button("Open", key=f"open-{row['id']}", icon=":material/open_in_full:",
                                       on_click=open_conversation, args=(row["id"],), type="tertiary")
                         if row["snippet"]:
-                            st.markdown(history.highlight_markdown(row["snippet"]))
+                            st.markdown(highlight_markdown(row["snippet"]))
                         meta = [escape_markdown(row["user"]), escape_markdown(", ".join(row["models"])) or "no replies",
                                 row["source"], f"{row['message_count']:,} messages", totals_line(row),
                                 f"last active {stamp(row['updated_at'])} UTC"]
@@ -258,13 +268,13 @@ if conversations_tab.open:
                         st.caption(" · ".join(meta))
             csv_rows = functools.partial(search_csv, ranked)
         else:
-            total = history.count_conversations(db, filters)
+            total = count_conversations(db, filters)
             with paging:
-                page = pages_for(total, history.PAGE_SIZE)
-            rows = history.list_conversations(db, filters, offset=(page - 1) * history.PAGE_SIZE)
+                page = pages_for(total, PAGE_SIZE)
+            rows = list_conversations(db, filters, offset=(page - 1) * PAGE_SIZE)
             with listing:
                 st.caption(f"{total:,} {'deleted ' if show_deleted else ''}conversation{'' if total == 1 else 's'}"
-                           f"{'' if total <= len(rows) else f', {history.PAGE_SIZE} a page'}. "
+                           f"{'' if total <= len(rows) else f', {PAGE_SIZE} a page'}. "
                            "Select a row to read it.")
                 if rows:
                     key = "table-" + view_key(filters, page, ids_shown := [r["id"] for r in rows])
@@ -279,7 +289,7 @@ if conversations_tab.open:
                 else:
                     st.info("No conversations match these filters." if not show_deleted
                             else "No deleted conversations match these filters.")
-            csv_rows = functools.partial(table_csv, filters)
+            csv_rows = functools.partial(filtered_csv, filters)
         if csv_rows is not None:
             st.download_button("Download table (CSV)", data=csv_rows, file_name="conversations.csv",
                                mime="text/csv", icon=":material/download:", on_click="ignore", type="tertiary")
@@ -287,7 +297,7 @@ if conversations_tab.open:
         # -------------------------------------------------------- the open conversation
         open_id = st.query_params.get("open")
         if open_id:
-            conversation = history.get_conversation(db, open_id, user=scope)
+            conversation = get_conversation(db, open_id, user=scope)
             st.divider()
             if st.session_state.pop("scroll_to_open", False):
                 render.scroll_here(key=f"scroll-{open_id}")
@@ -314,16 +324,16 @@ if conversations_tab.open:
                         st.switch_page("app_pages/chat.py", query_params={"c": cid})
                     # built when clicked, not on every run: a long conversation's export is large
                     st.download_button("Export Markdown",
-                                       data=functools.partial(history.conversation_markdown, conversation, messages),
+                                       data=functools.partial(conversation_markdown, conversation, messages),
                                        file_name=f"conversation-{cid[:8]}.md", mime="text/markdown",
                                        icon=":material/download:", on_click="ignore")
                     st.download_button("Export JSON",
-                                       data=functools.partial(history.conversation_json, conversation, messages),
+                                       data=functools.partial(conversation_json, conversation, messages),
                                        file_name=f"conversation-{cid[:8]}.json", mime="application/json",
                                        icon=":material/data_object:", on_click="ignore")
                     if any(m.get("attachments") for m in messages):
                         st.download_button("Export JSON with files",
-                                           data=functools.partial(history.conversation_json, conversation, messages,
+                                           data=functools.partial(conversation_json, conversation, messages,
                                                                   db.blob),
                                            file_name=f"conversation-{cid[:8]}-files.json", mime="application/json",
                                            icon=":material/attach_file:", on_click="ignore")
@@ -340,7 +350,7 @@ if conversations_tab.open:
                 with st.expander("System prompt and parameters"):
                     used = conversation["settings"] or {}
                     st.markdown("**Last used**")
-                    st.code("\n".join(history.settings_lines(used)) or "(none recorded)", language=None,
+                    st.code("\n".join(settings_lines(used)) or "(none recorded)", language=None,
                             wrap_lines=True)
                     per_reply = [{"Reply": i, "Model": f"{m['provider']}:{m['model']}",
                                   "Temperature": (m["settings"] or {}).get("temperature"),
@@ -362,7 +372,7 @@ if conversations_tab.open:
 
 if analytics_tab.open:
     with analytics_tab:
-        cards = history.summary(db, filters)
+        cards = summary(db, filters)
         with st.container(horizontal=True):
             st.metric("Conversations", f"{cards['conversations']:,}", border=True)
             st.metric("Messages", f"{cards['messages']:,}", border=True)
@@ -374,7 +384,7 @@ if analytics_tab.open:
                 cost_help = f"{unknown:,} replies have no known price and are not counted."
             else:
                 cost_help = "Every reply has a known price."
-            st.metric("Cost", history.cost_text(cards["cost"], unknown), border=True, help=cost_help)
+            st.metric("Cost", total_cost_text(cards["cost"], unknown), border=True, help=cost_help)
         if not cards["conversations"]:
             st.info("No conversations match these filters.")
         else:
@@ -398,7 +408,7 @@ if analytics_tab.open:
                 "Model": [m["model"] for m in by_model],
                 "Replies": [m["replies"] for m in by_model],
                 "Tokens": [m["tokens"] for m in by_model],
-                "Cost": [history.cost_text(m["cost"], m["unknown_cost"]) for m in by_model],
+                "Cost": [total_cost_text(m["cost"], m["unknown_cost"]) for m in by_model],
                 "Median time to first token (s)": [m["median_ttft"] for m in by_model],
                 "Median tokens/s": [m["median_tokens_per_second"] for m in by_model],
             }), hide_index=True, column_config={
@@ -413,7 +423,7 @@ if analytics_tab.open:
                 "Conversations": [u["conversations"] for u in by_user],
                 "Messages": [u["messages"] for u in by_user],
                 "Tokens": [u["tokens"] for u in by_user],
-                "Cost": [history.cost_text(u["cost"], u["unknown_cost_count"]) for u in by_user],
+                "Cost": [total_cost_text(u["cost"], u["unknown_cost_count"]) for u in by_user],
             }), hide_index=True, column_config={
                 "Conversations": st.column_config.NumberColumn(format="localized"),
                 "Messages": st.column_config.NumberColumn(format="localized"),

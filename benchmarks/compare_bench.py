@@ -1,7 +1,7 @@
 """Compare page speed: wall time of one comparison with 2, 3 and 4 targets against the slowest target alone.
 
     .venv/bin/python benchmarks/compare_bench.py              # the real page in headless Chromium + threads
-    .venv/bin/python benchmarks/compare_bench.py --no-browser # only the logic level (chat.compare.stream_all)
+    .venv/bin/python benchmarks/compare_bench.py --no-browser # only the logic level (chat.compare.runs.stream_all)
     .venv/bin/python benchmarks/compare_bench.py --repeat 5
 
 The fake provider (tests/fake_provider.py, a subprocess) serves four models at different speeds; every
@@ -48,10 +48,12 @@ def wall_of(log: list[dict]) -> tuple[float, float]:
 
 
 def logic_level(provider: FakeProviderProcess, repeat: int) -> dict:
-    """chat.compare.start_run + stream_all in threads, no Streamlit; and the slowest target alone."""
+    """chat.compare.runs.start_run + stream_all in threads, no Streamlit; and the slowest target alone."""
     import openai
 
-    from chat import compare, turns
+    from chat import turns
+    from chat.compare.runs import start_run, stream_all
+    from chat.compare.targets import Target
     from chat.config import ModelId
     from chat.pricing import Pricer
     from chat.providers.base import Params
@@ -79,9 +81,9 @@ def logic_level(provider: FakeProviderProcess, repeat: int) -> dict:
             for _ in range(repeat):
                 provider.reset()
                 set_speeds(provider)
-                live = compare.start_run(store, providers, Pricer(), user="bench", prompt="bench prompt",
-                                         targets=[compare.Target.parse(f"openai:{m}") for m in MODELS[:n]])
-                compare.stream_all(live)
+                live = start_run(store, providers, Pricer(), user="bench", prompt="bench prompt",
+                                 targets=[Target.parse(f"openai:{m}") for m in MODELS[:n]])
+                stream_all(live)
                 wall, total = wall_of(provider.log())
                 walls.append(wall)
                 sums.append(total)

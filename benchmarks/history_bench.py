@@ -29,8 +29,12 @@ for _path in (ROOT, ROOT / "tests"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from chat import history  # noqa: E402
-from chat.store import Store  # noqa: E402
+from chat.history.analytics import summary, usage_by_model_and_day, usage_by_user  # noqa: E402
+from chat.history.export import table_csv  # noqa: E402
+from chat.history.listing import count_conversations, list_conversations  # noqa: E402
+from chat.history.search import search  # noqa: E402
+from chat.store import Filters, Store  # noqa: E402
+from chat.store.search import plain_words  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data"
 GENERATOR_VERSION = 3  # bump when the generated data changes shape
@@ -325,10 +329,16 @@ def load_postgres(server, sqlite_path: Path) -> str:
             conn.execute(f"DROP INDEX {name}")
         for table in ("compare_runs", "conversations", "messages"):
             columns = [row[1] for row in source.execute(f"PRAGMA table_info({table})")]
+            selected = [f"t.{c}" for c in columns]
+            joined = ""
+            if table == "messages":  # the copies PostgreSQL's triggers keep (off while loading)
+                columns += ["owner", "conversation_deleted"]
+                selected += ["c.user", "c.deleted_at IS NOT NULL"]
+                joined = " JOIN conversations c ON c.id = t.conversation_id"
             quoted = ", ".join(f'"{c}"' for c in columns)
             conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER ALL")
             with conn.cursor().copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:
-                cursor = source.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY rowid")
+                cursor = source.execute(f"SELECT {', '.join(selected)} FROM {table} t{joined} ORDER BY t.rowid")
                 while rows := cursor.fetchmany(20_000):
                     for row in rows:
                         copy.write_row(row)
@@ -391,23 +401,23 @@ def run(store: Store, runs: int) -> tuple[int, dict[str, list[float]]]:
         results.append((label, ours, goal))
 
     for scope_name, user in scopes:
-        filters = history.Filters(user=user)
+        filters = Filters(user=user)
         where, params = store.filter_sql(filters)
         for label, text in searches:
-            ours = timed(lambda text=text, filters=filters: history.search(store, text, filters), runs)
-            match = text if label != "unparseable text" else " ".join(history.plain_words(text))
+            ours = timed(lambda text=text, filters=filters: search(store, text, filters), runs)
+            match = text if label != "unparseable text" else " ".join(plain_words(text))
             baseline = timed(bare(
                 "SELECT m.*, c.title, bm25(messages_fts) AS score FROM messages_fts "
                 "JOIN messages m ON m.id = messages_fts.rowid JOIN conversations c ON c.id = m.conversation_id "
                 f"WHERE messages_fts MATCH ? AND m.superseded = 0 AND {where} ORDER BY score LIMIT 50",
                 [match, *params]), runs, budget_s=5) if sqlite else None
             report(f"search {label} [{text}], {scope_name}", ours, baseline, 50)
-        ours = timed(lambda filters=filters: (history.list_conversations(store, filters),
-                                              history.count_conversations(store, filters)), runs)
+        ours = timed(lambda filters=filters: (list_conversations(store, filters),
+                                              count_conversations(store, filters)), runs)
         baseline = timed(bare(f"SELECT c.* FROM conversations c WHERE {where} "
                               "ORDER BY c.updated_at DESC LIMIT 50", params), runs) if sqlite else None
         report(f"table, first page and page count, {scope_name}", ours, baseline, 100)
-        ours = timed(lambda filters=filters: history.summary(store, filters), runs)
+        ours = timed(lambda filters=filters: summary(store, filters), runs)
         baseline = timed(bare(
             "SELECT COUNT(*), SUM(message_count), SUM(reply_count), SUM(input_tokens + output_tokens + "
             f"cache_read_tokens + cache_write_tokens), TOTAL(cost), SUM(unknown_cost_count) FROM conversations c "
@@ -417,28 +427,28 @@ def run(store: Store, runs: int) -> tuple[int, dict[str, list[float]]]:
     print("\nNot under a goal: the rest of the page at this size", flush=True)
     today = date.today()
     for label, filters in [
-        ("table filtered: provider anthropic", history.Filters(provider="anthropic")),
-        ("table filtered: has failed replies", history.Filters(status="failed")),
-        ("table filtered: last 7 days", history.Filters(since=today - timedelta(days=7))),
-        ("table filtered: compare, one user", history.Filters(source="compare", user=LOCAL_USER)),
+        ("table filtered: provider anthropic", Filters(provider="anthropic")),
+        ("table filtered: has failed replies", Filters(status="failed")),
+        ("table filtered: last 7 days", Filters(since=today - timedelta(days=7))),
+        ("table filtered: compare, one user", Filters(source="compare", user=LOCAL_USER)),
     ]:
-        report(label, timed(lambda f=filters: (history.list_conversations(store, f),
-                                               history.count_conversations(store, f)), runs))
+        report(label, timed(lambda f=filters: (list_conversations(store, f),
+                                               count_conversations(store, f)), runs))
     for label, text, filters in [
-        ("search 'the', compare conversations only", "the", history.Filters(source="compare")),
-        ("search 'the', last 30 days", "the", history.Filters(since=today - timedelta(days=30))),
+        ("search 'the', compare conversations only", "the", Filters(source="compare")),
+        ("search 'the', last 30 days", "the", Filters(since=today - timedelta(days=30))),
         ("search a medium word, last activity 180+ days ago", medium,
-         history.Filters(until=today - timedelta(days=180))),
-        ("search 'the', deleted conversations", "the", history.Filters(deleted=True)),
+         Filters(until=today - timedelta(days=180))),
+        ("search 'the', deleted conversations", "the", Filters(deleted=True)),
     ]:
-        report(label, timed(lambda f=filters, t=text: history.search(store, t, f), 10, budget_s=10))
+        report(label, timed(lambda f=filters, t=text: search(store, t, f), 10, budget_s=10))
     for scope_name, user in scopes:
-        f = history.Filters(user=user)
+        f = Filters(user=user)
         report(f"analytics charts and tables, {scope_name}",
-               timed(lambda f=f: (history.usage_by_model_and_day(store, f), history.usage_by_user(store, f)), 5))
-    f = history.Filters(user=LOCAL_USER)
+               timed(lambda f=f: (usage_by_model_and_day(store, f), usage_by_user(store, f)), 5))
+    f = Filters(user=LOCAL_USER)
     report(f"CSV of the whole table, {scopes[1][0]}",
-           timed(lambda: history.table_csv(history.list_conversations(store, f, limit=None)), 3))
+           timed(lambda: table_csv(list_conversations(store, f, limit=None)), 3))
 
     print()
     groups: dict[str, list[float]] = {}

@@ -3,7 +3,7 @@
     python3 dev.py bench            # everything (about 15 minutes; the history database is built once)
     python3 dev.py bench --quick    # fewer repetitions, the small history database
     python3 dev.py bench --only chat,app   # some of them: chat, app, compare, history, transcript, reasoning,
-                                           # cache, attach
+                                           # cache, attach, replicas
 
 Each script starts what it needs (the fake provider, `streamlit run` on loopback, headless Chromium) and
 prints figures next to a baseline measured in the same run. Nothing here passes or fails.
@@ -32,6 +32,7 @@ def main(argv: list[str]) -> int:
         ("reasoning", ["reasoning_bench.py", *(["--quick"] if quick else [])]),
         ("cache", ["cache_bench.py"]),
         ("attach", ["attach_bench.py", "--runs", "3" if quick else "5"]),
+        ("replicas", ["replicas_bench.py", *(["--quick"] if quick else [])]),
     ]
     if "--only" in argv:
         names = {name for name, _ in runs}

@@ -76,7 +76,8 @@ class WsSession:
 
     async def stream_reply(self, prompt: str, first: str, last: str, timeout: float = 180.0) -> tuple[float, float]:
         """Send `prompt` through the chat input; return the wall times at which the server first sent a
-        markdown element containing `first`, and one containing `last`."""
+        markdown element containing `first`, and one containing both `first` and `last` (the prompt, drawn
+        as the user's message, may hold `last` too)."""
         if self.chat_input_id is None:
             raise RuntimeError("the page drew no chat input")
         await self._rerun(prompt)
@@ -93,7 +94,7 @@ class WsSession:
                 now = time.time()
                 if "first" not in marks and first in body:
                     marks["first"] = now
-                if last in body:
+                if last in body and first in body:  # the reply, not a message that quotes its last word
                     marks["last"] = now
                     return
 

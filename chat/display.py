@@ -1,9 +1,12 @@
-"""Every word the user reads about a reply: how it ended, its figures, totals. Pure functions over stored
-rows, used alike by the Chat, Compare and History pages and the exports."""
+"""Every word the user reads about a reply: how it ended, its figures (one line, or a compare column's short
+lines), totals of tokens and cost. Pure functions over stored rows, used alike by the Chat, Compare and History
+pages and the exports; the store and the table-making modules (chat/compare/, chat/history/) take their words
+from here."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,6 +17,7 @@ HIDDEN_REASONING = "reasoning hidden by the provider"
 
 # ---------------------------------------------------------------- how a reply ended
 
+INTERRUPTED_ERROR = "The app stopped before this reply finished."  # stored as the reply's error (exports show it)
 INTERRUPTED_NOTICE = ("This reply was interrupted (the app stopped while it streamed). The text above is what had "
                       "arrived.")
 UNFINISHED_NOTICE = ("The reply ended before the provider finished it. The text above is what arrived; retry to "
@@ -110,7 +114,20 @@ def tokens_per_second(row: dict) -> float | None:
     return out / generating
 
 
-def output_text(row: dict) -> str | None:
+def estimated(row: Mapping) -> bool:
+    """Whether a reply's cost rests on estimated tokens (a refused call has no tokens: nothing estimated)."""
+    counted = [k for k in ("input", "output") if row.get(f"{k}_tokens") is not None]
+    return any(not row.get(f"{k}_exact") for k in counted)
+
+
+def input_text(row: Mapping) -> str | None:
+    """ "1,000 in" ("≈1,000 in" when estimated)."""
+    if row.get("input_tokens") is None:
+        return None
+    return f"{format_tokens(row['input_tokens'], estimated=not row.get('input_exact'))} in"
+
+
+def output_text(row: Mapping) -> str | None:
     """ "1,240 out", with the reasoning within it when known: "1,240 out, 980 of them reasoning"."""
     if row.get("output_tokens") is None:
         return None
@@ -219,16 +236,15 @@ def figures_line(row: dict, *, when: str | None = None) -> str:
     """model · in · from cache · out · cost · caching saved · first token · speed · how it ended · when, with
     "≈" on estimates. ``when``: the time to show (see :func:`sent_at`); pages show it, exports have their own."""
     parts = [row.get("model") or "unknown model"]
-    estimated = (row.get("input_tokens") is not None and not row.get("input_exact")) or (
-        row.get("output_tokens") is not None and not row.get("output_exact"))
-    if row.get("input_tokens") is not None:
-        parts.append(f"{format_tokens(row['input_tokens'], estimated=not row.get('input_exact'))} in")
+    inp = input_text(row)
+    if inp:
+        parts.append(inp)
     parts += cache_parts(row)
     out = output_text(row)
     if out:
         parts.append(out)
     if row.get("status") != "streaming":
-        parts.append(cost_text(row, estimated=estimated))
+        parts.append(cost_text(row, estimated=estimated(row)))
     saving = cache_saving_text(row)
     if saving:
         parts.append(saving)
@@ -245,6 +261,27 @@ def figures_line(row: dict, *, when: str | None = None) -> str:
     if when:
         parts.append(when)
     return " · ".join(parts)
+
+
+def column_figures(row: Mapping) -> list[str]:
+    """A compare column's figures, in the words of :func:`figures_line` laid out as short lines for a narrow
+    column: timing; tokens; cost and how it ended."""
+    timing = first_token_parts(dict(row))
+    if row.get("duration") is not None:
+        timing.append(f"{row['duration']:.1f} s so far" if row.get("status") == "streaming"
+                      else f"{row['duration']:.2f} s total")
+    rate = tokens_per_second(dict(row))
+    if rate is not None:
+        timing.append(f"{rate:,.0f} tok/s")
+    counts = [text for text in (input_text(row), output_text(row)) if text]
+    lines = [" · ".join(timing), " · ".join(counts)]
+    if row.get("status") != "streaming" or "cost" in row:
+        last = [cost_text(dict(row), estimated=estimated(row) or row.get("status") == "streaming")]
+        word = ending(dict(row)).word
+        if word and row.get("status") != "streaming":
+            last.append(word)
+        lines.append(" · ".join(last))
+    return [line for line in lines if line]
 
 
 def sent_note(row: dict, tz: str | None = None) -> str | None:
@@ -316,18 +353,26 @@ def truncated_note(shown_chars: int, total: int) -> str:
             "and in its exports.")
 
 
-def totals_line(totals: dict) -> str:
-    tokens = sum(totals.get(k) or 0 for k in ("input_tokens", "output_tokens", "cache_read_tokens",
-                                               "cache_write_tokens"))
-    cost = totals.get("cost")
-    unknown = totals.get("unknown_cost_count") or 0
+def total_tokens(row: Mapping) -> int:
+    """Every token a reply or a total counts: input, output, and from and to the prompt cache."""
+    return sum(row.get(k) or 0 for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"))
+
+
+def total_cost_text(cost: float | None, unknown: int = 0, *, estimated: bool = False) -> str:
+    """The cost of several replies, never an unknown shown as $0: "cost unknown" when none is priced,
+    "$0.031 + 2 replies of unknown cost" when some are."""
     if unknown and not cost:
-        cost_text = "cost unknown"
-    else:
-        cost_text = format_cost(cost or 0.0)
-        if unknown:
-            cost_text += f" + {unknown} repl{'y' if unknown == 1 else 'ies'} of unknown cost"
-    return f"{format_tokens(tokens)} tokens · {cost_text}"
+        return "cost unknown"
+    text = format_cost(cost or 0.0, estimated=estimated)
+    if unknown:
+        text += f" + {unknown} repl{'y' if unknown == 1 else 'ies'} of unknown cost"
+    return text
+
+
+def totals_line(totals: Mapping) -> str:
+    """A conversation's (or any group's) totals: "1,200 tokens · $0.01 + 1 reply of unknown cost"."""
+    cost = total_cost_text(totals.get("cost"), totals.get("unknown_cost_count") or 0)
+    return f"{format_tokens(total_tokens(totals))} tokens · {cost}"
 
 
 # ---------------------------------------------------------------- model output made inert for display

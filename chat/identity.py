@@ -30,9 +30,6 @@ class Viewer:
     user: str
     analyst: bool = False
 
-    def can_see(self, owner: str | None) -> bool:
-        return owner == self.user or self.analyst
-
     def can_change(self, owner: str | None) -> bool:
         """Continue, delete, vote: only on one's own conversations."""
         return owner == self.user

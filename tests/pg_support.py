@@ -62,6 +62,10 @@ class PostgresServer:
             shutil.chown(self.dir, "postgres", "postgres")
         self._run(self.bin / "initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
                   "--locale=C.UTF-8", "--no-sync")
+        return self.resume()
+
+    def resume(self) -> PostgresServer:
+        """Start the server on its data directory (again, after :meth:`halt`), on the same port."""
         options = " ".join(f"-c {k}={v}" for k, v in self.settings.items())
         self._run(self.bin / "pg_ctl", "-D", self.data, "-l", self.dir / "server.log", "-w", "-t", "60",
                   "-o", f"-p {self.port} -k {self.dir} {options}", "start")
@@ -89,6 +93,12 @@ class PostgresServer:
 
     def stop(self) -> None:
         """Fast shutdown by pid (SIGINT), then the directory is removed."""
+        self.halt()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def halt(self) -> None:
+        """Fast shutdown by pid (SIGINT), as when the database server goes down; its data stays for
+        :meth:`resume`."""
         if self.pid is not None:
             try:
                 os.kill(self.pid, signal.SIGINT)
@@ -100,7 +110,6 @@ class PostgresServer:
             except ProcessLookupError:
                 pass
             self.pid = None
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> PostgresServer:
         try:

@@ -10,9 +10,10 @@ import json
 import pytest
 from attachment_files import jpeg_with_gps, noisy_png, pdf, png
 
-from chat import attachments, history, turns
+from chat import attachments, turns
 from chat.attachments import Attachment, AttachmentError, Limits, ModelCannotRead, TooLarge
 from chat.config import ModelId
+from chat.history.export import conversation_json, conversation_markdown
 from chat.pricing import Pricer
 from chat.providers.anthropic import AnthropicProvider
 from chat.providers.base import ContextTooLong, Message
@@ -221,12 +222,12 @@ def test_exports_name_the_files_in_markdown_and_carry_them_in_json(store, provid
     _, conversation = send_turn(store, providers, "openai", "look", [shot, attachments.read("r.pdf", pdf(pages=2))])
     rows = store.messages(conversation, include_superseded=True)
     conv = store.get_conversation(conversation)
-    markdown = history.conversation_markdown(conv, rows)
+    markdown = conversation_markdown(conv, rows)
     assert "- Attached: shot.png · " in markdown and "r.pdf · " in markdown and "2 pages" in markdown
-    plain = json.loads(history.conversation_json(conv, rows))
+    plain = json.loads(conversation_json(conv, rows))
     assert plain["messages"][0]["attachments"][0]["sha256"] == shot.sha256
     assert "data_base64" not in plain["messages"][0]["attachments"][0]
-    full = json.loads(history.conversation_json(conv, rows, store.blob))
+    full = json.loads(conversation_json(conv, rows, store.blob))
     assert base64.b64decode(full["messages"][0]["attachments"][0]["data_base64"]) == png()
 
 

@@ -8,7 +8,9 @@ import json
 from attachment_files import pdf, png
 from streamlit.testing.v1 import AppTest
 
-from chat import attachments, compare
+from chat import attachments
+from chat.compare.runs import start_run
+from chat.compare.targets import CompareError, Target
 from chat.config import ModelId
 from chat.pricing import Pricer
 from chat.providers.anthropic import AnthropicProvider
@@ -78,10 +80,10 @@ def test_compare_sends_the_same_files_to_every_target_and_stores_them_once(store
                                                                           fake_provider):
     providers = {"openai": OpenAIProvider(name="openai", client=openai_client),
                  "anthropic": AnthropicProvider(name="anthropic", client=anthropic_client)}
-    targets = [compare.Target(ModelId("openai", "gpt-4o-mini")),
-               compare.Target(ModelId("anthropic", "claude-haiku-4-5"))]
+    targets = [Target(ModelId("openai", "gpt-4o-mini")),
+               Target(ModelId("anthropic", "claude-haiku-4-5"))]
     files = [attachments.read("shot.png", png())]
-    run = compare.start_run(store, providers, Pricer(), user="alice", prompt="Describe", targets=targets, files=files)
+    run = start_run(store, providers, Pricer(), user="alice", prompt="Describe", targets=targets, files=files)
     for column in run.columns:
         "".join(column.turn.stream(flush_every=0.0))
     bodies = [json.dumps(r["body"]) for r in fake_provider.requests]
@@ -96,12 +98,12 @@ def test_compare_refuses_files_a_target_cannot_read_before_saving_anything(store
     import pytest
 
     providers = {"openai": OpenAIProvider(name="openai", client=openai_client)}
-    targets = [compare.Target(ModelId("openai", "gpt-4o-mini")), compare.Target(ModelId("openai", "gpt-3.5-turbo"))]
-    with pytest.raises(compare.CompareError, match="gpt-3.5-turbo cannot read images"):
-        compare.start_run(store, providers, Pricer(), user="alice", prompt="Describe", targets=targets,
-                          files=[attachments.read("shot.png", png())],
-                          capabilities_for=lambda m: SimpleNamespace(image_input=m.model != "gpt-3.5-turbo",
-                                                                     pdf_input=None))
+    targets = [Target(ModelId("openai", "gpt-4o-mini")), Target(ModelId("openai", "gpt-3.5-turbo"))]
+    with pytest.raises(CompareError, match="gpt-3.5-turbo cannot read images"):
+        start_run(store, providers, Pricer(), user="alice", prompt="Describe", targets=targets,
+                  files=[attachments.read("shot.png", png())],
+                  capabilities_for=lambda m: SimpleNamespace(image_input=m.model != "gpt-3.5-turbo",
+                                                             pdf_input=None))
     assert store.recent_conversations("alice", source=None) == []
 
 

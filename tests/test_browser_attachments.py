@@ -4,6 +4,7 @@ input, seen as a thumbnail and a chip, sent, and found again after a refresh."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from attachment_files import pdf, png
@@ -27,10 +28,15 @@ def test_an_image_and_a_pdf_attached_in_the_chat_input_show_as_thumbnail_and_chi
         page.goto(app.url)
         wait_idle(page)
         page.wait_for_selector("[data-testid='stChatInput'] textarea")
+        uploaded = []
+        page.on("response", lambda r: uploaded.append(r.url) if "/_stcore/upload_file/" in r.url else None)
         page.locator("[data-testid='stChatInput'] input[type='file']").set_input_files([
             {"name": "shot.png", "mimeType": "image/png", "buffer": png(120, 80)},
             {"name": "report.pdf", "mimeType": "application/pdf", "buffer": pdf(pages=3)},
         ])
+        deadline = time.monotonic() + 20
+        while len(uploaded) < 2 and time.monotonic() < deadline:  # both files are on the server
+            page.wait_for_timeout(50)
         box = page.locator("[data-testid='stChatInput'] textarea")
         box.fill("What is in these?")
         page.locator("[data-testid='stChatInputSubmitButton']").wait_for()

@@ -101,7 +101,7 @@ def test_two_replicas_share_conversations_and_a_crashed_replicas_reply_is_marked
                 (4, "assistant", "complete")]
             partial = store.messages(crashed)[-1]
             assert partial["status"] == "interrupted" and len(partial["content"].split()) >= 20
-            assert store.conversation_totals(crashed)["error_count"] == 1
+            assert store.get_conversation(crashed)["error_count"] == 1
         finally:
             store.close()
     finally:

@@ -7,6 +7,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from chat import turns
+from chat.compare.runs import start_run, stream_all
+from chat.compare.targets import Target
 from chat.store import Store
 
 APP = "../app.py"
@@ -422,17 +424,16 @@ def test_deleting_a_chat_from_the_sidebar_can_be_undone(app_env, fake_provider):
 
 
 def test_a_compare_column_continued_as_a_chat_is_listed_in_recent(app_env, fake_provider):
-    from chat import compare
     from chat.config import load_settings
     from chat.pricing import Pricer
     from chat.providers import build_providers
 
     store = Store(app_env)
     providers = build_providers(load_settings())
-    live = compare.start_run(store, providers, Pricer(), user="local", prompt="compare this prompt",
-                             targets=[compare.Target.parse("openai:gpt-4o-mini"),
-                                      compare.Target.parse("anthropic:claude-haiku-4-5")])
-    compare.stream_all(live)
+    live = start_run(store, providers, Pricer(), user="local", prompt="compare this prompt",
+                     targets=[Target.parse("openai:gpt-4o-mini"),
+                              Target.parse("anthropic:claude-haiku-4-5")])
+    stream_all(live)
     continued = live.columns[0].conversation_id
     at = run_app()
     assert sidebar_chats(at) == []  # compared only: not a chat yet
@@ -493,7 +494,7 @@ def test_regenerate_keeps_the_earlier_reply_a_click_away_and_the_one_shown_is_se
     send(at, "go on")
     sent = [m["content"] for m in fake_provider.sent_messages()]
     assert [c if isinstance(c, str) else c[0]["text"] for c in sent] == ["hi", "First answer", "go on"]  # shown
-    totals = Store(app_env).conversation_totals(open_cid(at))
+    totals = Store(app_env).get_conversation(open_cid(at))
     assert totals["reply_count"] == 3  # the hidden version still counts in what the chat cost
 
 

@@ -10,7 +10,14 @@ import threading
 
 import pytest
 
-from chat import compare
+from chat.compare.batch import CSV_FIELDS, BatchRow, BatchRun, batch_csv, batch_expected_calls, batch_rows, batch_totals
+from chat.compare.batch_input import csv_columns, prompts_from_csv, prompts_from_text
+from chat.compare.ranking import leaders, ranks, summary_line, summary_rows
+from chat.compare.runs import start_run, stream_all, stream_column
+from chat.compare.targets import CompareError, Target, describe_settings
+from chat.compare.views import anonymise, column_title, load_run
+from chat.compare.votes import cast_vote, vote_choices
+from chat.display import column_figures
 from chat.pricing import Pricer
 from chat.providers.anthropic import AnthropicProvider
 from chat.providers.openai import OpenAIProvider
@@ -25,13 +32,13 @@ def providers(openai_client, anthropic_client):
 
 
 def targets(*names, **params):
-    return [compare.Target.parse(n, **params) for n in names]
+    return [Target.parse(n, **params) for n in names]
 
 
 def start(store, providers, prompt="compare me", names=("openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"),
           **kwargs):
-    return compare.start_run(store, providers, Pricer(), user="alice", prompt=prompt, targets=targets(*names),
-                             **kwargs)
+    return start_run(store, providers, Pricer(), user="alice", prompt=prompt, targets=targets(*names),
+                     **kwargs)
 
 
 def intervals(log: list[dict]) -> dict[int, tuple[float, float]]:
@@ -60,48 +67,48 @@ def row(status="complete", duration=None, ttft=None, cost=None):
 def test_targets_are_ranked_by_total_time_first_token_and_cost():
     rows = {"A": row(duration=2.0, ttft=0.5, cost=0.002), "B": row(duration=1.0, ttft=0.7, cost=0.0001),
             "C": row(duration=3.0, ttft=0.2, cost=0.01)}
-    ranked = compare.ranks(rows)
+    ranked = ranks(rows)
     assert [ranked[k].latency for k in "ABC"] == [2, 1, 3]
     assert [ranked[k].first_token for k in "ABC"] == [2, 3, 1]
     assert [ranked[k].cost for k in "ABC"] == [2, 1, 3]
-    assert compare.summary_line(rows) == "Fastest first token: C · Fastest reply: B · Cheapest: B"
+    assert summary_line(rows) == "Fastest first token: C · Fastest reply: B · Cheapest: B"
 
 
 def test_equal_figures_share_a_rank_and_the_next_rank_is_skipped():
-    ranked = compare.ranks({"A": row(cost=0.001), "B": row(cost=0.001), "C": row(cost=0.002)})
+    ranked = ranks({"A": row(cost=0.001), "B": row(cost=0.001), "C": row(cost=0.002)})
     assert [ranked[k].cost for k in "ABC"] == [1, 1, 3]
-    assert compare.leaders({"A": row(cost=0.001), "B": row(cost=0.001)})["cost"] == ["A", "B"]
+    assert leaders({"A": row(cost=0.001), "B": row(cost=0.001)})["cost"] == ["A", "B"]
 
 
 def test_stopped_failed_and_unpriced_replies_are_not_ranked():
     rows = {"A": row(duration=5.0, cost=0.01), "B": row("stopped", duration=0.5, cost=0.0),
             "C": row("error", duration=0.1, cost=0.0), "D": row(duration=1.0, cost=None)}
-    ranked = compare.ranks(rows)
+    ranked = ranks(rows)
     assert (ranked["B"].latency, ranked["B"].cost, ranked["C"].latency, ranked["C"].cost) == (None,) * 4
     assert (ranked["A"].latency, ranked["D"].latency) == (2, 1)
     assert (ranked["A"].cost, ranked["D"].cost) == (1, None)
-    assert compare.summary_line({"B": row("stopped", duration=0.5)}) == ""
+    assert summary_line({"B": row("stopped", duration=0.5)}) == ""
 
 
 # ---------------------------------------------------------------- votes
 
 
 def test_vote_choices_generalise_to_n_columns():
-    assert compare.vote_choices(["A", "B"]) == [("A", "A is better"), ("B", "B is better"), ("tie", "Tie"),
+    assert vote_choices(["A", "B"]) == [("A", "A is better"), ("B", "B is better"), ("tie", "Tie"),
                                                ("all_bad", "Both bad")]
-    assert [text for _, text in compare.vote_choices(["A", "B", "C"])] == [
+    assert [text for _, text in vote_choices(["A", "B", "C"])] == [
         "A is best", "B is best", "C is best", "Tie", "All bad"]
 
 
 def test_a_vote_is_stored_on_the_run_and_only_valid_votes_are_accepted(store, providers, fake_provider):
     live = start(store, providers)
-    compare.stream_all(live)
-    compare.cast_vote(store, live.run_id, "B")
+    stream_all(live)
+    cast_vote(store, live.run_id, "B")
     assert store.get_compare_run(live.run_id)["vote"] == "B"
-    with pytest.raises(compare.CompareError):
-        compare.cast_vote(store, live.run_id, "C")  # only two columns
-    compare.cast_vote(store, live.run_id, "all_bad")
-    assert compare.load_run(store, live.run_id).vote == "all_bad"
+    with pytest.raises(CompareError):
+        cast_vote(store, live.run_id, "C")  # only two columns
+    cast_vote(store, live.run_id, "all_bad")
+    assert load_run(store, live.run_id).vote == "all_bad"
 
 
 # ---------------------------------------------------------------- a run
@@ -109,12 +116,12 @@ def test_a_vote_is_stored_on_the_run_and_only_valid_votes_are_accepted(store, pr
 
 def test_a_run_is_saved_as_one_compare_conversation_per_target_linked_to_the_run(store, providers, fake_provider):
     live = start(store, providers, names=("openai:gpt-4o-mini", "openai:gpt-4o-mini"), options={"synced": False})
-    compare.stream_all(live)
+    stream_all(live)
     run = store.get_compare_run(live.run_id)
     assert run["prompt"] == "compare me" and run["user"] == "alice" and run["blind"] is False
     assert run["settings"]["synced"] is False
     assert [t["label"] for t in run["settings"]["targets"]] == ["A", "B"]
-    conversations = store.conversations_for_run(live.run_id)
+    conversations = [store.get_conversation(c.conversation_id) for c in load_run(store, live.run_id).columns]
     assert [c["source"] for c in conversations] == ["compare", "compare"]
     assert [c["settings"]["label"] for c in conversations] == ["A", "B"]
     assert {c["id"] for c in conversations} == {c.conversation_id for c in live.columns}
@@ -126,28 +133,28 @@ def test_a_run_is_saved_as_one_compare_conversation_per_target_linked_to_the_run
 
 
 def test_the_same_model_twice_with_different_settings_is_two_targets(store, providers, fake_provider):
-    both = [compare.Target.parse("openai:gpt-4o-mini", temperature=0.0),
-            compare.Target.parse("openai:gpt-4o-mini", temperature=1.5, system="Be terse.")]
-    live = compare.start_run(store, providers, Pricer(), user="alice", prompt="hi", targets=both)
-    compare.stream_all(live)
+    both = [Target.parse("openai:gpt-4o-mini", temperature=0.0),
+            Target.parse("openai:gpt-4o-mini", temperature=1.5, system="Be terse.")]
+    live = start_run(store, providers, Pricer(), user="alice", prompt="hi", targets=both)
+    stream_all(live)
     bodies = sorted((e["body"] for e in fake_provider.events("request")), key=lambda b: b["temperature"])
     assert [b["temperature"] for b in bodies] == [0.0, 1.5]
     assert bodies[1]["instructions"] == "Be terse."  # OpenAI itself: the Responses API
-    view = compare.load_run(store, live.run_id)
+    view = load_run(store, live.run_id)
     assert [c.settings["temperature"] for c in view.columns] == [0.0, 1.5]
-    assert compare.describe_settings(view.columns[1].settings) == "temperature 1.5"
+    assert describe_settings(view.columns[1].settings) == "temperature 1.5"
 
 
 @pytest.mark.parametrize("count", [1, 5])
 def test_a_run_needs_two_to_four_targets(store, providers, count):
-    with pytest.raises(compare.CompareError, match="between 2 and 4"):
+    with pytest.raises(CompareError, match="between 2 and 4"):
         start(store, providers, names=["openai:gpt-4o-mini"] * count)
 
 
 def test_an_empty_prompt_or_unknown_provider_is_refused_before_anything_is_saved(store, providers):
-    with pytest.raises(compare.CompareError):
+    with pytest.raises(CompareError):
         start(store, providers, prompt="   ")
-    with pytest.raises(compare.CompareError, match="nowhere"):
+    with pytest.raises(CompareError, match="nowhere"):
         start(store, providers, names=("openai:gpt-4o-mini", "nowhere:model"))
     assert store.recent_compare_runs(None) == []
 
@@ -157,7 +164,7 @@ def test_columns_stream_in_parallel_wall_time_is_about_the_slowest(store, provid
     fake_provider.set_scenario("claude-haiku-4-5", words=12, tokens_per_second=60)  # ~0.2 s
     fake_provider.set_scenario("gpt-4.1-mini", words=12, tokens_per_second=30)  # ~0.4 s
     live = start(store, providers, names=("openai:gpt-4o-mini", "anthropic:claude-haiku-4-5", "openai:gpt-4.1-mini"))
-    compare.stream_all(live)
+    stream_all(live)
     spans = list(intervals(fake_provider.log).values())
     assert len(spans) == 3
     wall = max(b for _, b in spans) - min(a for a, _ in spans)
@@ -169,15 +176,15 @@ def test_a_failure_in_one_column_stays_in_that_column(store, providers, fake_pro
     fake_provider.set_scenario("claude-haiku-4-5", status=529)
     fake_provider.set_scenario("gpt-4.1-mini", words=30, drop_after=5)
     live = start(store, providers, names=("openai:gpt-4o-mini", "anthropic:claude-haiku-4-5", "openai:gpt-4.1-mini"))
-    compare.stream_all(live)
-    view = compare.load_run(store, live.run_id)
+    stream_all(live)
+    view = load_run(store, live.run_id)
     by_label = {c.label: c.reply for c in view.columns}
     assert by_label["A"]["status"] == "complete" and by_label["A"]["content"].startswith("Echo:")
     assert by_label["B"]["status"] == "error" and "overloaded" in by_label["B"]["error"]
     assert by_label["C"]["status"] == "error" and "partial text is kept" in by_label["C"]["error"]
     assert by_label["C"]["content"]  # the text before the drop is kept
     assert live.columns[1].turn.error.hint == by_label["B"]["error"]
-    ranked = compare.ranks(by_label)
+    ranked = ranks(by_label)
     assert ranked["A"].latency == 1 and ranked["B"].latency is None and ranked["C"].latency is None
 
 
@@ -193,38 +200,38 @@ def test_stop_closes_every_upstream_and_keeps_each_partial_reply_as_stopped(stor
         if len(seen) == 3:
             stop.set()
 
-    compare.stream_all(live, stop=stop, on_text=on_text)
+    stream_all(live, stop=stop, on_text=on_text)
     disconnects = [fake_provider.wait_for("disconnect", timeout=2, request=r)
                    for r in {e["request"] for e in fake_provider.events("request")}]
     assert len(disconnects) == 3 and all(d["chunks"] < 400 for d in disconnects)
-    view = compare.load_run(store, live.run_id)
+    view = load_run(store, live.run_id)
     assert [c.reply["status"] for c in view.columns] == ["stopped"] * 3
     assert all(c.reply["content"].startswith("Echo:") for c in view.columns)
-    assert all("stopped by you" in compare.figures(c.reply)[-1] for c in view.columns)
+    assert all("stopped by you" in column_figures(c.reply)[-1] for c in view.columns)
     assert not fake_provider.events("complete")
 
 
 def test_columns_never_started_are_saved_as_stopped_and_nothing_is_sent(store, providers, fake_provider):
     live = start(store, providers, names=("openai:gpt-4o-mini", "anthropic:claude-haiku-4-5", "openai:gpt-4.1-mini"))
     assert live.claim(0)
-    compare.stream_column(live, 0)  # already claimed: returns at once
+    stream_column(live, 0)  # already claimed: returns at once
     assert not live.finished
     assert live.abandon_unclaimed() == [1, 2]
-    compare.stream_column(live, 1)  # abandoned: nothing sent
+    stream_column(live, 1)  # abandoned: nothing sent
     assert not fake_provider.events("request")
-    view = compare.load_run(store, live.run_id)
+    view = load_run(store, live.run_id)
     assert [c.reply["status"] for c in view.columns] == ["streaming", "stopped", "stopped"]
     live.columns[0].turn.stop()
     live.column_done(0)
-    assert live.wait(0) and not compare.load_run(store, live.run_id).streaming
+    assert live.wait(0) and not load_run(store, live.run_id).streaming
 
 
 def test_past_the_daily_limit_every_column_is_refused_and_nothing_is_sent(store, providers, fake_provider):
-    compare.stream_all(start(store, providers))  # spends a little
+    stream_all(start(store, providers))  # spends a little
     live = start(store, providers, prompt="one more", daily_limit=0.000001)
-    compare.stream_all(live)
+    stream_all(live)
     assert len(fake_provider.events("request")) == 2  # only the first run's
-    view = compare.load_run(store, live.run_id)
+    view = load_run(store, live.run_id)
     assert [c.reply["status"] for c in view.columns] == ["error", "error"]
     assert all("daily limit" in c.reply["error"] for c in view.columns)
 
@@ -236,30 +243,30 @@ def test_blind_mode_shuffles_the_targets_and_hides_them_until_the_vote(store, pr
     random.Random(3).shuffle(expected)
     assert expected != [0, 1, 2]
     live = start(store, providers, names=names, blind=True, rng=rng)
-    compare.stream_all(live)
-    view = compare.load_run(store, live.run_id)
+    stream_all(live)
+    view = load_run(store, live.run_id)
     assert [c.name for c in view.columns] == [names[i] for i in expected]
     assert view.run["blind"] is True and not view.revealed
-    assert compare.column_title(view, view.columns[0]) == "A: model hidden"
-    assert {r["Model"] for r in compare.summary_rows(view)} == {"hidden"}
-    compare.cast_vote(store, live.run_id, "tie")
-    view = compare.load_run(store, live.run_id)
-    assert view.revealed and compare.column_title(view, view.columns[0]) == f"A: {names[expected[0]]}"
+    assert column_title(view, view.columns[0]) == "A: model hidden"
+    assert {r["Model"] for r in summary_rows(view)} == {"hidden"}
+    cast_vote(store, live.run_id, "tie")
+    view = load_run(store, live.run_id)
+    assert view.revealed and column_title(view, view.columns[0]) == f"A: {names[expected[0]]}"
     assert [t["model"] for t in view.run["settings"]["targets"]] == [names[i].split(":")[1] for i in expected]
 
 
 def test_blind_mode_takes_the_provider_names_out_of_error_hints():
-    assert compare.anonymise("OpenAI is overloaded right now. Try again.", ["openai", "OpenAI"]) == (
+    assert anonymise("OpenAI is overloaded right now. Try again.", ["openai", "OpenAI"]) == (
         "The provider is overloaded right now. Try again.")
-    assert compare.anonymise("The connection to Anthropic failed.", ["anthropic", "Anthropic"]) == (
+    assert anonymise("The connection to Anthropic failed.", ["anthropic", "Anthropic"]) == (
         "The connection to the provider failed.")
 
 
 def test_summary_rows_show_figures_and_ranks_per_target(store, providers, fake_provider):
     fake_provider.set_scenario("claude-haiku-4-5", words=10, tokens_per_second=20)
     live = start(store, providers)
-    compare.stream_all(live)
-    rows = compare.summary_rows(compare.load_run(store, live.run_id))
+    stream_all(live)
+    rows = summary_rows(load_run(store, live.run_id))
     assert [r["Target"] for r in rows] == ["A", "B"]
     assert rows[0]["Model"] == "openai:gpt-4o-mini" and rows[0]["Out"] == "20" and rows[1]["Out"] == "10"
     assert rows[0]["Latency rank"] == "1" and rows[1]["Latency rank"] == "2"
@@ -268,21 +275,21 @@ def test_summary_rows_show_figures_and_ranks_per_target(store, providers, fake_p
 
 def test_another_users_run_is_not_loaded(store, providers):
     run_id = store.create_compare_run(user="bob", prompt="mine")
-    assert compare.load_run(store, run_id, user="alice") is None
-    assert compare.load_run(store, run_id, user="bob").id == run_id
+    assert load_run(store, run_id, user="alice") is None
+    assert load_run(store, run_id, user="bob").id == run_id
 
 
 def test_a_compare_column_continues_as_an_ordinary_conversation(store, providers, fake_provider):
     from chat import turns
 
     live = start(store, providers)
-    compare.stream_all(live)
+    stream_all(live)
     column = live.columns[0]
     follow = turns.send(store, providers["openai"], Pricer(), column.conversation_id, "and then?",
                         column.target.turn_settings())
     "".join(follow.stream())
     assert len(store.messages(column.conversation_id)) == 4
-    view = compare.load_run(store, live.run_id)  # the run still shows the compared reply
+    view = load_run(store, live.run_id)  # the run still shows the compared reply
     assert view.columns[0].reply["content"].startswith("Echo: compare me")
 
 
@@ -290,8 +297,8 @@ def test_a_compare_column_continues_as_an_ordinary_conversation(store, providers
 
 
 def run_batch(store, providers, prompts, names, **kwargs):
-    batch = compare.BatchRun(store, providers, Pricer(), user="alice", prompts=prompts, targets=targets(*names),
-                             **kwargs)
+    batch = BatchRun(store, providers, Pricer(), user="alice", prompts=prompts, targets=targets(*names),
+                     **kwargs)
     for _ in batch.run():
         pass
     return batch
@@ -319,15 +326,15 @@ def test_a_batch_is_saved_as_one_run_per_prompt_with_a_conversation_per_call(sto
     runs = store.compare_runs_in_batch(batch.batch_id)
     assert [r["prompt"] for r in runs] == ["first", "second"]
     assert all(r["settings"]["mode"] == "batch" and r["settings"]["prompt_count"] == 2 for r in runs)
-    assert compare.batch_expected_calls(store, batch.batch_id) == 4
-    rows = compare.batch_rows(store, batch.batch_id, user="alice")
+    assert batch_expected_calls(store, batch.batch_id) == 4
+    rows = batch_rows(store, batch.batch_id, user="alice")
     assert [(r.prompt, r.label, r.target) for r in rows] == [
         ("first", "A", "openai:gpt-4o-mini"), ("first", "B", "anthropic:claude-haiku-4-5"),
         ("second", "A", "openai:gpt-4o-mini"), ("second", "B", "anthropic:claude-haiku-4-5")]
     assert all(r.status == "complete" and r.output_tokens == 20 and r.cost > 0 for r in rows)
     assert {r.conversation_id for r in rows} == {r.conversation_id for r in batch.rows}
     assert all(store.get_conversation(r.conversation_id)["source"] == "compare" for r in rows)
-    assert compare.batch_rows(store, batch.batch_id, user="bob") == []
+    assert batch_rows(store, batch.batch_id, user="bob") == []
     assert store.recent_compare_runs("alice", mode="single") == []
     assert len(store.recent_compare_runs("alice", mode="batch")) == 2
 
@@ -340,7 +347,7 @@ def test_a_failing_target_in_a_batch_fails_only_its_own_calls(store, providers, 
         by_target.setdefault(r.label, set()).add(r.status)
     assert by_target == {"A": {"complete"}, "B": {"error"}}
     assert all("rate-limiting" in r.error for r in batch.rows if r.label == "B")
-    totals = {t["Target"]: t for t in compare.batch_totals(batch.rows)}
+    totals = {t["Target"]: t for t in batch_totals(batch.rows)}
     assert totals["A: openai:gpt-4o-mini"]["Complete"] == 2
     assert totals["B: anthropic:claude-haiku-4-5"]["Failed"] == 2
     assert totals["B: anthropic:claude-haiku-4-5"]["Cost"] == "$0.00"  # refused before it started: nothing billed
@@ -348,8 +355,8 @@ def test_a_failing_target_in_a_batch_fails_only_its_own_calls(store, providers, 
 
 def test_closing_a_batch_stops_the_calls_in_flight_and_skips_the_rest(store, providers, fake_provider):
     fake_provider.set_scenario(None, words=300, tokens_per_second=50)
-    batch = compare.BatchRun(store, providers, Pricer(), user="alice", prompts=[f"p{i}" for i in range(6)],
-                             targets=targets("openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"), max_in_flight=2)
+    batch = BatchRun(store, providers, Pricer(), user="alice", prompts=[f"p{i}" for i in range(6)],
+                     targets=targets("openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"), max_in_flight=2)
     results = batch.run()
     for _ in results:
         if len(fake_provider.events("chunk")) >= 10:
@@ -359,7 +366,7 @@ def test_closing_a_batch_stops_the_calls_in_flight_and_skips_the_rest(store, pro
     assert len(requests) == 2
     for request in requests:
         assert fake_provider.wait_for("disconnect", timeout=2, request=request["request"])["chunks"] < 300
-    rows = compare.batch_rows(store, batch.batch_id)
+    rows = batch_rows(store, batch.batch_id)
     assert len(rows) == 2 and {r.status for r in rows} == {"stopped"}
     assert all(r.reply.startswith("Echo: p0") for r in rows)
 
@@ -373,36 +380,38 @@ def test_a_batch_stops_sending_once_the_daily_limit_is_reached(store, providers,
 
 
 def test_batch_limits_are_checked(store, providers):
-    with pytest.raises(compare.CompareError, match="at least one prompt"):
-        compare.BatchRun(store, providers, Pricer(), user="a", prompts=["", " "], targets=targets("openai:x"))
-    with pytest.raises(compare.CompareError, match="in flight"):
-        compare.BatchRun(store, providers, Pricer(), user="a", prompts=["p"], targets=targets("openai:x"),
-                         max_in_flight=0)
+    with pytest.raises(CompareError, match="at least one prompt"):
+        BatchRun(store, providers, Pricer(), user="a", prompts=["", " "], targets=targets("openai:x"))
+    with pytest.raises(CompareError, match="in flight"):
+        BatchRun(store, providers, Pricer(), user="a", prompts=["p"], targets=targets("openai:x"),
+                 max_in_flight=0)
+    with pytest.raises(CompareError, match="No provider named nowhere is configured"):
+        BatchRun(store, providers, Pricer(), user="a", prompts=["p"], targets=targets("openai:x", "nowhere:y"))
 
 
 # ---------------------------------------------------------------- CSV in and out
 
 
 def test_prompts_come_one_per_line_or_from_a_csv_column():
-    assert compare.prompts_from_text("one\n\n  two  \r\nthree\n") == ["one", "two", "three"]
+    assert prompts_from_text("one\n\n  two  \r\nthree\n") == ["one", "two", "three"]
     data = '\ufeffid,question\n1,"What is 2+2?"\n2,""\n3,"Line one\nline two"\n'.encode()
-    assert compare.csv_columns(data) == ["id", "question"]
-    assert compare.prompts_from_csv(data, "question") == ["What is 2+2?", "Line one\nline two"]
-    with pytest.raises(compare.CompareError, match="no column"):
-        compare.prompts_from_csv(data, "answer")
-    with pytest.raises(compare.CompareError, match="UTF-8"):
-        compare.csv_columns("q\nnaïve\n".encode("latin-1") + b"\xff")
+    assert csv_columns(data) == ["id", "question"]
+    assert prompts_from_csv(data, "question") == ["What is 2+2?", "Line one\nline two"]
+    with pytest.raises(CompareError, match="no column"):
+        prompts_from_csv(data, "answer")
+    with pytest.raises(CompareError, match="UTF-8"):
+        csv_columns("q\nnaïve\n".encode("latin-1") + b"\xff")
 
 
 def test_the_results_csv_has_one_line_per_call_and_neutralises_formulas():
     rows = [
-        compare.BatchRow(0, "=1+1", "A", "openai:gpt-4o-mini", "complete", reply="- a list, with \"quotes\"\nand lines",
-                         input_tokens=3, input_exact=True, output_tokens=7, output_exact=True, cost=0.0000123,
-                         ttft=0.25, duration=1.25, run_id="r", conversation_id="c"),
-        compare.BatchRow(0, "=1+1", "B", "anthropic:claude-haiku-4-5", "error", error="@boom"),
+        BatchRow(0, "=1+1", "A", "openai:gpt-4o-mini", "complete", reply="- a list, with \"quotes\"\nand lines",
+                 input_tokens=3, input_exact=True, output_tokens=7, output_exact=True, cost=0.0000123,
+                 ttft=0.25, duration=1.25, run_id="r", conversation_id="c"),
+        BatchRow(0, "=1+1", "B", "anthropic:claude-haiku-4-5", "error", error="@boom"),
     ]
-    parsed = list(csv.DictReader(io.StringIO(compare.batch_csv(rows))))
-    assert tuple(parsed[0]) == compare.CSV_FIELDS
+    parsed = list(csv.DictReader(io.StringIO(batch_csv(rows))))
+    assert tuple(parsed[0]) == CSV_FIELDS
     assert parsed[0]["prompt"] == "'=1+1" and parsed[0]["reply"] == "'- a list, with \"quotes\"\nand lines"
     assert (parsed[0]["cost_usd"], parsed[0]["ttft_s"], parsed[0]["total_s"]) == ("0.00001230", "0.250", "1.250")
     assert parsed[0]["tokens_per_s"] == "7.0" and parsed[0]["output_exact"] == "1"
@@ -410,11 +419,11 @@ def test_the_results_csv_has_one_line_per_call_and_neutralises_formulas():
 
 
 def test_batch_totals_sum_tokens_and_costs_per_target():
-    rows = [compare.BatchRow(i, f"p{i}", "A", "openai:m", "complete", input_tokens=10, input_exact=True,
-                             output_tokens=20, output_exact=True, cost=0.001, ttft=0.1, duration=1.0 + i)
+    rows = [BatchRow(i, f"p{i}", "A", "openai:m", "complete", input_tokens=10, input_exact=True,
+                     output_tokens=20, output_exact=True, cost=0.001, ttft=0.1, duration=1.0 + i)
             for i in range(3)]
-    rows.append(compare.BatchRow(0, "p0", "B", "ollama:m", "complete", input_tokens=5, output_tokens=5, cost=None))
-    totals = {t["Target"]: t for t in compare.batch_totals(rows)}
+    rows.append(BatchRow(0, "p0", "B", "ollama:m", "complete", input_tokens=5, output_tokens=5, cost=None))
+    totals = {t["Target"]: t for t in batch_totals(rows)}
     a = totals["A: openai:m"]
     assert (a["Calls"], a["In"], a["Out"], a["Cost"], a["Mean total (s)"]) == (3, "30", "60", "$0.0030", 2.0)
     assert totals["B: ollama:m"]["Cost"] == "cost unknown"
@@ -423,8 +432,8 @@ def test_batch_totals_sum_tokens_and_costs_per_target():
 
 def test_a_comparison_whose_columns_were_all_deleted_leaves_the_recent_list(store, providers, fake_provider):
     run = start(store, providers)
-    compare.stream_all(run)
+    stream_all(run)
     assert [r["id"] for r in store.recent_compare_runs("alice")] == [run.run_id]
-    for conversation in store.conversations_for_run(run.run_id):
-        store.soft_delete(conversation["id"])
+    for column in load_run(store, run.run_id).columns:
+        store.soft_delete(column.conversation_id)
     assert store.recent_compare_runs("alice") == []

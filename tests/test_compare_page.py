@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from chat import compare
+from chat.compare.batch import batch_rows
+from chat.compare.views import load_run
 from chat.store import Store
 
 APP = "../app.py"
@@ -79,7 +80,7 @@ def test_one_prompt_streams_into_every_column_with_figures_summary_and_a_vote(ap
     assert [b.label for b in at.button if b.key and b.key.startswith("cmp_vote_")] == [
         "A is better", "B is better", "Tie", "Both bad"]
     run_id = query(at, "run")
-    saved = compare.load_run(Store(app_env), run_id)
+    saved = load_run(Store(app_env), run_id)
     assert saved.run["prompt"] == "Hello columns" and len(saved.columns) == 2
     assert {c.reply["status"] for c in saved.columns} == {"complete"}
     # the vote is saved and shown
@@ -205,8 +206,8 @@ def test_a_run_link_restores_the_comparison_unless_it_is_gone(app_env, fake_prov
     missing = compare_page(run="nope")
     assert any("not found" in w.value for w in missing.warning)
     db = Store(app_env)
-    for conversation in db.conversations_for_run(run_id):
-        db.soft_delete(conversation["id"])
+    for column in load_run(db, run_id).columns:
+        db.soft_delete(column.conversation_id)
     deleted = compare_page(run=run_id)
     assert not deleted.exception and any("deleted" in i.value for i in deleted.info)
 
@@ -230,7 +231,7 @@ def test_a_batch_runs_every_prompt_against_every_target(app_env, fake_provider):
     assert len(results) == 6 and list(results["Prompt"])[:2] == ["first question", "first question"]
     assert all(reply.startswith("Echo:") for reply in results["Reply"])
     assert any("All 6 calls ran" in c.value for c in at.caption)
-    rows = compare.batch_rows(Store(app_env), query(at, "batch"))
+    rows = batch_rows(Store(app_env), query(at, "batch"))
     assert len(rows) == 6 and {r.status for r in rows} == {"complete"}
     download = at.get("download_button")
     assert download and download[0].proto.label == "Download CSV"

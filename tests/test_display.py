@@ -1,6 +1,6 @@
 from datetime import date
 
-from chat.display import figures_line, sent_at, totals_line
+from chat.display import figures_line, sent_at, total_cost_text, totals_line
 
 
 def row(**kw):
@@ -33,6 +33,14 @@ def test_the_conversation_total_names_replies_of_unknown_cost():
         "1,200 tokens · $0.01 + 1 reply of unknown cost")
     assert totals_line({"input_tokens": 10, "output_tokens": 2, "cost": None, "unknown_cost_count": 2}) == (
         "12 tokens · cost unknown")
+
+
+def test_a_total_cost_never_shows_an_unknown_as_zero():
+    assert total_cost_text(0.0, 2) == "cost unknown"
+    assert total_cost_text(None, 1) == "cost unknown"
+    assert total_cost_text(0.5, 1) == "$0.50 + 1 reply of unknown cost"
+    assert total_cost_text(0.5, 3, estimated=True) == "≈$0.50 + 3 replies of unknown cost"
+    assert total_cost_text(0.0, 0) == "$0.00"
 
 
 def test_markdown_images_in_model_output_are_shown_as_text_not_fetched():

@@ -281,3 +281,37 @@ def test_a_message_the_database_refused_is_saved_by_itself_once_the_fault_clears
     at.button(key="send_again").click().run()  # asks for the reply; the message is not saved twice
     assert [(m["role"], m["content"][:13]) for m in store.messages(conversation["id"])] == [
         ("user", "save me when "), ("assistant", "Echo: save me")]
+
+
+def test_a_message_sent_while_postgresql_is_down_is_kept_and_stored_once_it_is_back(app_env, fake_provider,
+                                                                                    monkeypatch):
+    """The database server stops after the app started: the page says in one sentence that the database
+    cannot be reached (not that it is busy), keeps the message, and stores it once the server is back."""
+    from chat.display import plain_sentence
+    from chat.store.postgres import redacted
+    from pg_support import PostgresServer
+
+    monkeypatch.setattr(chat.store, "BUSY_TIMEOUT_MS", 500)
+    with PostgresServer() as server:
+        url = server.new_database()
+        monkeypatch.setenv("CHAT_DB", url)
+        at = AppTest.from_file("../app.py", default_timeout=30).run()
+        assert not at.exception and not at.error
+        server.halt()
+        send(at, "keep me while the server is down")
+        said = plain_sentence(f"The chat database at {redacted(url)} cannot be reached.")  # markdown-escaped
+        assert [e.value for e in at.error] == [said]
+        assert any(m.markdown[0].value == "keep me while the server is down" for m in at.chat_message)
+        assert at.button(key="send_again").label == "Send again" and not fake_provider.events("request")
+
+        server.resume()
+        at.button(key="send_again").click().run()
+        assert not at.exception and not at.error
+        assert at.chat_message[-1].markdown[0].value.startswith("Echo: keep me while")
+        store = Store(url)
+        try:
+            [conversation] = store.recent_conversations("local")
+            assert [(m["role"], m["content"][:13]) for m in store.messages(conversation["id"])] == [
+                ("user", "keep me while"), ("assistant", "Echo: keep me")]
+        finally:
+            store.close()

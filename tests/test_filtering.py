@@ -1,13 +1,13 @@
-"""chat.filtering: one conversation against the History filters, agreeing with their SQL."""
+"""chat.history.filtering: one conversation against the History filters, agreeing with their SQL."""
 
 from datetime import date
 
 import pytest
 
-from chat import history
-from chat.filtering import matches
-from chat.history import Filters
+from chat.history.filtering import matches
+from chat.history.listing import get_conversation, list_conversations
 from chat.providers.base import Usage
+from chat.store import Filters
 
 CASES = [
     Filters(), Filters(user="ann"), Filters(user="bob"), Filters(source="compare"), Filters(source="chat"),
@@ -24,7 +24,7 @@ def test_a_conversation_matches_exactly_the_filters_whose_sql_lists_it(store, st
     store.add_user_message(cid, "question")
     reply = store.start_reply(cid, provider="openai", model="gpt-4o-mini")
     store.finish_reply(reply, content="answer", status=status, usage=Usage(1, 1), cost=0.1)
-    row = history.get_conversation(store, cid, user=None)
+    row = get_conversation(store, cid, user=None)
     for filters in CASES:
-        listed = cid in {r["id"] for r in history.list_conversations(store, filters)}
+        listed = cid in {r["id"] for r in list_conversations(store, filters)}
         assert matches(filters, row) == listed, filters

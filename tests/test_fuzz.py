@@ -6,10 +6,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chat import history, turns
+from chat import turns
 from chat.display import InertStream, inert_markdown
+from chat.history.search import search
 from chat.providers.base import ContextTooLong, Message
-from chat.store import Store
+from chat.store import Filters, Store
 
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=200)
 
@@ -39,7 +40,7 @@ def seeded_store(tmp_path_factory):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(texts)
 def test_any_search_text_returns_results_or_nothing_but_never_an_error(seeded_store, text):
-    page = history.search(seeded_store, text, history.Filters(user="local"))
+    page = search(seeded_store, text, Filters(user="local"))
     assert page is not None
 
 

@@ -10,7 +10,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from chat import history
+from chat.history.export import conversation_json, conversation_markdown
+from chat.history.listing import get_conversation
 from chat.providers.base import Usage
 from chat.store import Store
 
@@ -224,7 +225,8 @@ def test_the_analytics_tab_shows_cards_charts_and_tables_for_the_filtered_set(st
     conversation(store, "q3", "a3", source="compare", cost=0.5)
     at = history_page(tab="Analytics", source="chat")
     cards = {m.label: m.value for m in at.metric}
-    assert cards == {"Conversations": "2", "Messages": "4", "Tokens": "2,980", "Cost": "$0.01 + 1 unknown"}
+    assert cards == {"Conversations": "2", "Messages": "4", "Tokens": "2,980",
+                     "Cost": "$0.01 + 1 reply of unknown cost"}
     by_model, by_user = (d.value for d in at.dataframe)
     assert list(by_model["Model"]) == ["ollama:llama3.2", "openai:gpt-4o-mini"]
     assert list(by_model["Cost"]) == ["cost unknown", "$0.01"]
@@ -306,11 +308,11 @@ def test_a_long_transcript_opens_on_its_latest_messages_with_earlier_ones_a_clic
 
 def test_the_exports_of_a_long_conversation_hold_every_message(store, bare_env):
     cid = long_conversation(store, bare_env, 10_000)
-    conv = history.get_conversation(store, cid, user="local")
+    conv = get_conversation(store, cid, user="local")
     messages = store.messages(cid, include_superseded=True)
-    markdown = history.conversation_markdown(conv, messages)
+    markdown = conversation_markdown(conv, messages)
     assert "question 0" in markdown and "answer 9999" in markdown
-    exported = json.loads(history.conversation_json(conv, messages))
+    exported = json.loads(conversation_json(conv, messages))
     assert len(exported["messages"]) == 10_000
 
 
@@ -346,10 +348,10 @@ def test_the_transcript_and_exports_say_how_each_reply_ended_in_the_same_words(s
     assert "unfinished" in at.chat_message[1].caption[-1].value
     assert any("tool get\\_weather" in i.value for i in at.chat_message[3].info)
     messages = store.messages(cid)
-    markdown = history.conversation_markdown(store.get_conversation(cid), messages)
+    markdown = conversation_markdown(store.get_conversation(cid), messages)
     assert "> Unfinished: The reply ended before the provider finished it." in markdown
     assert "> Tool call not run: The model asked to use the tool get_weather; tools are not enabled here." in markdown
-    data = json.loads(history.conversation_json(store.get_conversation(cid), messages))
+    data = json.loads(conversation_json(store.get_conversation(cid), messages))
     replies = [m for m in data["messages"] if m["role"] == "assistant"]
     assert [(r["status"], r["ending"]) for r in replies] == [("unfinished", "unfinished"),
                                                             ("complete", "tool call not run")]

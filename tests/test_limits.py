@@ -8,7 +8,11 @@ import threading
 
 import pytest
 
-from chat import compare, limits, turns
+from chat import limits, turns
+from chat.compare.batch import BatchRun
+from chat.compare.runs import start_run, stream_all
+from chat.compare.targets import Target
+from chat.compare.views import load_run
 from chat.config import ModelId
 from chat.pricing import Pricer
 from chat.providers.base import Message, Params, ProviderError, Usage
@@ -84,14 +88,14 @@ def test_a_four_target_compare_against_a_small_limit_stops_at_the_limit(store, p
     prompt = "compare these"
     one = one_reply(prompt)
     limit = 2.5 * one
-    targets = [compare.Target.parse(MODEL, max_tokens=MAX_TOKENS) for _ in range(4)]
-    live = compare.start_run(store, {"openai": provider}, Pricer(), user="alice", prompt=prompt, targets=targets,
-                             daily_limit=limit)
-    compare.stream_all(live)
+    targets = [Target.parse(MODEL, max_tokens=MAX_TOKENS) for _ in range(4)]
+    live = start_run(store, {"openai": provider}, Pricer(), user="alice", prompt=prompt, targets=targets,
+                     daily_limit=limit)
+    stream_all(live)
 
     assert len(fake_provider.events("request")) == 3
     assert spent(store) <= limit + one
-    view = compare.load_run(store, live.run_id)
+    view = load_run(store, live.run_id)
     assert [c.reply["status"] for c in view.columns] == ["complete", "complete", "complete", "error"]
     assert "daily limit" in view.columns[3].reply["error"]
 
@@ -101,9 +105,9 @@ def test_a_batch_of_twenty_against_a_small_limit_ends_past_it_by_at_most_one_rep
     prompts = [f"batch prompt {i}" for i in range(20)]
     one = max(one_reply(p) for p in prompts)
     limit = 5.5 * one
-    batch = compare.BatchRun(store, {"openai": provider}, Pricer(), user="alice", prompts=prompts,
-                             targets=[compare.Target.parse(MODEL, max_tokens=MAX_TOKENS)], max_in_flight=4,
-                             daily_limit=limit)
+    batch = BatchRun(store, {"openai": provider}, Pricer(), user="alice", prompts=prompts,
+                     targets=[Target.parse(MODEL, max_tokens=MAX_TOKENS)], max_in_flight=4,
+                     daily_limit=limit)
     for _ in batch.run():
         pass
 

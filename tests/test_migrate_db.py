@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from attachment_files import pdf, png
 
-from chat import attachments, history
-from chat.history import Filters
+from chat import attachments
+from chat.history.analytics import summary
+from chat.history.listing import list_conversations
+from chat.history.search import search
 from chat.providers.base import Usage
-from chat.store import Store
+from chat.store import Filters, Store
 from chat.store.copy import copy_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,16 +70,16 @@ def views(store: Store) -> dict:
     """What the app shows from a store, engine-independent."""
     return {
         "listed": [(c["id"], c["title"], c["message_count"], c["cost"], c["models"])
-                   for c in history.list_conversations(store, Filters())],
-        "deleted": [c["id"] for c in history.list_conversations(store, Filters(deleted=True))],
-        "cards": history.summary(store, Filters()),
+                   for c in list_conversations(store, Filters())],
+        "deleted": [c["id"] for c in list_conversations(store, Filters(deleted=True))],
+        "cards": summary(store, Filters()),
         # the two engines rank differently (bm25, ts_rank); they find the same
-        "search": sorted(r["id"] for r in history.search(store, "vacuum OR kubernetes", Filters()).rows),
+        "search": sorted(r["id"] for r in search(store, "vacuum OR kubernetes", Filters()).rows),
         "runs": [r["id"] for r in store.recent_compare_runs("ann")],
         "messages": {c["id"]: [(m["position"], m["role"], m["content"], m["status"], m["superseded"], m["cost"],
                                 m["tool_calls"], m["attachments"], m["tool_steps"])
                                for m in store.messages(c["id"], include_superseded=True)]
-                     for c in history.list_conversations(store, Filters(), limit=None)},
+                     for c in list_conversations(store, Filters(), limit=None)},
         "files": {sha: store.blob(sha) for sha in _hashes(store)},
     }
 

@@ -4,8 +4,8 @@ from contextlib import closing
 import pytest
 import sqlite_utils
 
-from chat.migrations import MIGRATIONS, SchemaTooNew, StoreError, applied, migrate
-from chat.store import Store
+from chat.store import SchemaTooNew, Store, StoreError
+from chat.store.sqlite_migrations import MIGRATIONS, applied, migrate
 
 
 @pytest.fixture
@@ -120,3 +120,32 @@ def test_postgresql_refuses_a_schema_written_by_a_newer_version_and_migrating_tw
         conn.execute("INSERT INTO _migrations (name, applied_at) VALUES ('m999_later', 'x')")
     with pytest.raises(SchemaTooNew):
         Store(url)
+
+
+def test_postgresql_gives_existing_messages_their_conversations_owner_and_deletion_state(pg_server):
+    """m009 fills the copies a search filters on for messages written before it; triggers keep them after."""
+    import psycopg
+
+    from chat.store import pg_migrations
+
+    url = pg_server.new_database()
+    before = pg_migrations.MIGRATIONS[:pg_migrations.MIGRATIONS.index(pg_migrations.m009_message_owner)]
+    with psycopg.connect(url, autocommit=True) as conn:
+        pg_migrations.migrate(conn, before)
+        for cid, user, deleted in (("c1", "ann", None), ("c2", "bob", "2025-01-01T00:00:00.000000Z")):
+            conn.execute('INSERT INTO conversations (id, "user", created_at, updated_at, deleted_at) '
+                         "VALUES (%s, %s, 'x', 'x', %s)", [cid, user, deleted])
+            conn.execute("INSERT INTO messages (conversation_id, position, role, content, created_at, updated_at) "
+                         "VALUES (%s, 1, 'user', 'otters', 'x', 'x')", [cid])
+        pg_migrations.migrate(conn)
+        rows = conn.execute("SELECT conversation_id, owner, conversation_deleted FROM messages ORDER BY id").fetchall()
+        assert rows == [("c1", "ann", 0), ("c2", "bob", 1)]
+    store = Store(url)
+    try:
+        store.restore("c2")
+        store.add_user_message("c2", "more otters")
+    finally:
+        store.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("SELECT conversation_id, owner, conversation_deleted FROM messages ORDER BY id").fetchall()
+    assert rows == [("c1", "ann", 0), ("c2", "bob", 0), ("c2", "bob", 0)]

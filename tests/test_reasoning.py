@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from chat import history, turns
+from chat import turns
 from chat.config import ModelId, load_settings
 from chat.display import figures_line, thinking_label, tokens_per_second
+from chat.history.export import conversation_json, conversation_markdown
 from chat.models import Catalog
 from chat.pricing import Pricer
 from chat.providers import build_providers
@@ -96,7 +97,7 @@ def test_anthropic_reasoning_hidden_by_the_provider_is_shown_as_such_and_billed(
     row = finish(store, turn, conversation)
     assert row["content"] == "Echo: hello lorem" and row["reasoning"] is None and row["reasoning_hidden"]
     assert row["reasoning_tokens"] == 12 and row["output_tokens"] == 15
-    assert "reasoning hidden by the provider" in history.conversation_markdown(
+    assert "reasoning hidden by the provider" in conversation_markdown(
         store.get_conversation(conversation), store.messages(conversation))
 
 
@@ -234,10 +235,10 @@ def test_exports_mark_the_reasoning_as_reasoning(store, providers, fake_provider
     turn, conversation = start(store, providers, "openai")
     finish(store, turn, conversation)
     conv, messages = store.get_conversation(conversation), store.messages(conversation)
-    markdown = history.conversation_markdown(conv, messages)
+    markdown = conversation_markdown(conv, messages)
     assert "**Reasoning** (Thought for " in markdown and f"> {THOUGHT}" in markdown
     assert markdown.index(THOUGHT) < markdown.index("Echo: hello lorem")
-    exported = __import__("json").loads(history.conversation_json(conv, messages))["messages"][1]
+    exported = __import__("json").loads(conversation_json(conv, messages))["messages"][1]
     assert exported["reasoning"] == THOUGHT and exported["content"] == "Echo: hello lorem"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
+from chat.compare.views import load_run
 from chat.store import Store
 
 APP = "../app.py"
@@ -100,7 +101,7 @@ def test_compare_columns_and_history_transcripts_show_the_thinking_section(app_e
     assert len(sections) == 2 and all(s.markdown[0].value == THOUGHT for s in sections)
 
     run_id = at.query_params["run"]
-    cid = Store(app_env).conversations_for_run(run_id[0] if isinstance(run_id, list) else run_id)[0]["id"]
+    cid = load_run(Store(app_env), run_id[0] if isinstance(run_id, list) else run_id).columns[0].conversation_id
     history = AppTest.from_file(APP, default_timeout=30).switch_page("app_pages/history.py")
     history.query_params["open"] = cid
     history.run()

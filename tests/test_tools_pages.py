@@ -12,7 +12,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from chat import history
+from chat.history.export import conversation_json, conversation_markdown
 from chat.store import Store
 
 APP = "../app.py"
@@ -119,10 +119,10 @@ def test_exports_hold_the_steps(tools_env, fake_provider):
     cid = open_cid(at)
     conversation = store.get_conversation(cid)
     messages = store.messages(cid)
-    data = json.loads(history.conversation_json(conversation, messages))
+    data = json.loads(conversation_json(conversation, messages))
     steps = data["messages"][-1]["tool_steps"]
     assert steps[0]["calls"][0]["result"] == "sky is blue" and steps[0]["calls"][0]["tool"] == "lookup"
-    text = history.conversation_markdown(conversation, messages)
+    text = conversation_markdown(conversation, messages)
     assert "**Tool call:** lookup \\(test\\) · done in" in text
     assert '```json\n{\n  "key": "sky"\n}\n```' in text and "Result:\n\n```\nsky is blue\n```" in text
     assert "2 model calls:" in text

@@ -305,3 +305,44 @@ def scroll_here(key: str) -> None:
     if _scroll_component is None:
         _scroll_component = st.components.v2.component("chat_scroll_here", html="<span></span>", js=_SCROLL_JS)
     _scroll_component(key=key, width="stretch")
+
+
+# ---------------------------------------------------------------- keep the newest message in view
+# Streamlit follows the bottom of the page only while its chat input is drawn at the page's top level; the chat
+# page draws its input from a fragment (so a send redraws only the new turn), so it follows the bottom itself:
+# opening a conversation shows its latest messages, and a growing reply stays in view unless the user scrolled
+# up. Given no text at all: only the open conversation's id, to start at the bottom when it changes.
+_FOLLOW_JS = """
+export default function ({ data }) {
+  const content = document.querySelector('[data-testid="stMainBlockContainer"]');
+  if (!content) return;
+  let scroller = content.parentElement;
+  while (scroller && scroller !== document.body && !/(auto|scroll)/.test(getComputedStyle(scroller).overflowY)) {
+    scroller = scroller.parentElement;
+  }
+  if (!scroller || scroller === document.body) scroller = document.scrollingElement;
+  const state = scroller.__chatFollow || (scroller.__chatFollow = { stick: true, opened: undefined });
+  const toBottom = () => { if (state.stick) scroller.scrollTop = scroller.scrollHeight; };
+  if (!state.installed) {
+    state.installed = true;
+    scroller.addEventListener("scroll", () => {
+      state.stick = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;
+    }, { passive: true });
+    new ResizeObserver(toBottom).observe(content);
+  }
+  if (state.opened !== data) {
+    state.opened = data;
+    state.stick = true;
+  }
+  requestAnimationFrame(toBottom);
+}
+"""
+_follow_component = None
+
+
+def follow_bottom(opened: str | None) -> None:
+    """Keep the page's bottom in view (see above); ``opened``: the open conversation's id."""
+    global _follow_component
+    if _follow_component is None:
+        _follow_component = st.components.v2.component("chat_follow_bottom", html="<span></span>", js=_FOLLOW_JS)
+    _follow_component(data=opened or "", key="follow-bottom", width="stretch")

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import streamlit as st
+from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from chat import live
 from chat.display import InertStream, inert_markdown
@@ -20,14 +22,17 @@ STORED_POLL = 0.5  # seconds between reads of a reply another process is writing
 
 
 def _shown(chunks: Iterator[str], status, retries: Callable[[], int] | None = None,
-           thinking: LiveThinking | None = None) -> Iterator[str]:
+           thinking: LiveThinking | None = None, handed_over: Callable[[], bool] | None = None) -> Iterator[str]:
     """The chunks, made inert (no remote images), with "Thinking…" replaced by the first text. Empty chunks
     (heartbeats) touch the session, which is where a rerun of this page interrupts the stream. With
-    ``thinking``, the reply's Thinking section is kept up to date from its turn until the answer starts."""
+    ``thinking``, the reply's Thinking section is kept up to date from its turn until the answer starts.
+    The chunks end early once ``handed_over()`` says a click is waiting for this run to end."""
     guard = InertStream()
     first = True
     failures = 0
     for chunk in chunks:
+        if handed_over is not None and handed_over():
+            break
         if not chunk:
             st.session_state["_heartbeat"] = True
             if first and retries is not None and retries() > failures:
@@ -56,7 +61,21 @@ def clicked(interruption: BaseException, key: str) -> bool:
     """Whether the rerun that interrupts this run comes from a click on the button ``key``. A Stop then acts
     as soon as the click reaches the server (the interrupted run sees it within a heartbeat) instead of when
     the next run has started and run its callbacks, some 60 ms later; the callback still runs, harmlessly."""
-    states = getattr(getattr(interruption, "rerun_data", None), "widget_states", None)
+    return _clicked_in(getattr(interruption, "rerun_data", None), key)
+
+
+def waiting_rerun():
+    """The rerun the user asked for while this run goes on, when Streamlit lets it wait instead of
+    interrupting: a click inside the fragment that is running waits for that run to end. (A full rerun
+    interrupts at the next heartbeat instead.) Read from the session's pending request, or None."""
+    requests = getattr(get_script_run_ctx(), "script_requests", None)
+    if getattr(requests, "_state", None) != ScriptRequestType.RERUN:
+        return None
+    return getattr(requests, "_rerun_data", None)
+
+
+def _clicked_in(rerun_data, key: str) -> bool:
+    states = getattr(rerun_data, "widget_states", None)
     for widget in getattr(states, "widgets", ()):
         if widget.id.endswith(f"-{key}") and widget.WhichOneof("value") == "trigger_value":
             return bool(widget.trigger_value)
@@ -75,7 +94,8 @@ def _step_signature(turn) -> tuple:
     return tuple((len(step.calls), tuple(call.status for call in step.calls)) for step in list(turn.steps))
 
 
-def _follow_steps(reply: LiveReply, steps_area, thinking: LiveThinking, retries: Callable[[], int]) -> None:
+def _follow_steps(reply: LiveReply, steps_area, thinking: LiveThinking, retries: Callable[[], int],
+                  handed_over: Callable[[], bool]) -> None:
     """A reply that may use tools: its steps so far drawn as they are (each call a status block; Approve /
     Deny on a call waiting for the user), then the text of the model call under way, as it streams. When a
     step or a call changes, this returns: the page reruns and draws the steps anew (widgets are drawn once
@@ -91,7 +111,7 @@ def _follow_steps(reply: LiveReply, steps_area, thinking: LiveThinking, retries:
     drawn = None
     for _chunk in reply.follow():
         st.session_state["_heartbeat"] = True  # where a rerun of this page interrupts the following
-        if _step_signature(turn) != signature:
+        if _step_signature(turn) != signature or handed_over():
             return
         text = turn.text_after_steps
         if not text and not turn.steps:
@@ -106,10 +126,23 @@ def _follow_steps(reply: LiveReply, steps_area, thinking: LiveThinking, retries:
     thinking.finish()
 
 
-def follow_reply(reply: LiveReply, *, on_stop: Callable[[str], None]) -> None:
-    """Draw a live reply as it is written, with a Stop button, until it is done. Leaving the page (any
-    rerun) ends only this drawing: the reply goes on, and is followed again from where it is."""
+def follow_reply(reply: LiveReply, *, on_stop: Callable[[str], None]) -> bool:
+    """Draw a live reply as it is written, with a Stop button, until it is done (True), or until a click
+    waits for this run to end (False: a fragment's run is not interrupted by clicks inside it, so it ends
+    itself). Leaving the page (any rerun) ends only this drawing: the reply goes on, and is followed again
+    from where it is. A Stop click stops the reply as soon as it reaches the server."""
     stop_key = f"stop-{reply.message_id}"
+    handed = []
+
+    def handed_over() -> bool:
+        waiting = waiting_rerun()
+        if waiting is None:
+            return False
+        if _clicked_in(waiting, stop_key):
+            reply.stop()
+        handed.append(True)
+        return True
+
     with st.chat_message("assistant"):
         thinking = LiveThinking(reply.turn)  # "Thinking…", the reasoning as it comes, collapsed at the answer
         with_tools = reply.turn.tools is not None and bool(reply.turn.tools.defs)
@@ -125,13 +158,14 @@ def follow_reply(reply: LiveReply, *, on_stop: Callable[[str], None]) -> None:
         try:
             with body:
                 if with_tools:
-                    _follow_steps(reply, steps_area, thinking, retries)
+                    _follow_steps(reply, steps_area, thinking, retries, handed_over)
                 else:
-                    st.write_stream(_shown(reply.follow(), thinking.slot, retries, thinking))
+                    st.write_stream(_shown(reply.follow(), thinking.slot, retries, thinking, handed_over))
         except BaseException as interruption:
             if clicked(interruption, stop_key):
                 reply.stop()
             raise
+    return not handed
 
 
 def _silent_for(row: dict) -> float:

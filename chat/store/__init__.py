@@ -1,15 +1,13 @@
 """The only place with SQL: the Store interface and the logic both engines share (base.py), the SQLite engine
-(sqlite.py), the PostgreSQL engine (postgres.py, pg_migrations.py) and what a search box's text means
-(search.py). ``Store(path_or_url)`` opens the engine the target names."""
+(sqlite.py, sqlite_migrations.py), the PostgreSQL engine (postgres.py, pg_migrations.py) and what a search
+box's text means (search.py). ``Store(path_or_url)`` opens the engine the target names."""
 
 from chat.store.base import (
     BUSY_TIMEOUT_MS,
     FINAL_STATUSES,
-    INTERRUPTED_ERROR,
     SOURCES,
     STATUSES,
     TITLE_LENGTH,
-    TOTAL_KEYS,
     Budget,
     DatabaseBusy,
     DatabaseUnavailable,
@@ -20,6 +18,7 @@ from chat.store.base import (
     Store,
     StoreError,
     is_postgres_url,
+    now,
     title_from,
 )
 from chat.store.search import (
@@ -38,7 +37,6 @@ from chat.store.search import (
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "FINAL_STATUSES",
-    "INTERRUPTED_ERROR",
     "SEARCH_MAX_CHARS",
     "SEARCH_MAX_PREFIXES",
     "SEARCH_MAX_TERMS",
@@ -47,7 +45,6 @@ __all__ = [
     "SOURCES",
     "STATUSES",
     "TITLE_LENGTH",
-    "TOTAL_KEYS",
     "Budget",
     "DatabaseBusy",
     "DatabaseUnavailable",
@@ -63,5 +60,6 @@ __all__ = [
     "StoreError",
     "check_search_size",
     "is_postgres_url",
+    "now",
     "title_from",
 ]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from chat.migrations import SchemaTooNew, StoreError, now
+from chat.display import INTERRUPTED_ERROR
 from chat.store.search import (
     SEARCH_TIME_LIMIT,
     SearchError,
@@ -60,6 +60,7 @@ __all__ = [
     "StoreError",
     "check_search_size",
     "is_postgres_url",
+    "now",
     "title_from",
 ]
 
@@ -67,7 +68,25 @@ SOURCES = ("chat", "compare")
 FINAL_STATUSES = ("complete", "unfinished", "stopped", "error", "interrupted")
 TITLE_LENGTH = 60
 BUSY_TIMEOUT_MS = 15000  # how long a write waits for another writer before DatabaseBusy
-INTERRUPTED_ERROR = "The app stopped before this reply finished."
+
+
+class StoreError(Exception):
+    """Base of every error the store raises. ``str(error)`` is one sentence a UI can show as it is."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was migrated by a newer version of this code; it is left untouched."""
+
+    def __init__(self, unknown: list[str]):
+        self.unknown = unknown
+        super().__init__(
+            "The chat database was written by a newer version of this app; upgrade the app to open it."
+        )
+
+
+def now() -> str:
+    """ISO-8601 UTC to the microsecond, with 'Z': fixed width, so it sorts as text."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def default_busy_timeout_ms() -> int:
@@ -95,6 +114,7 @@ class DatabaseUnavailable(StoreError):
         "cannot_open": "The chat database at {path} cannot be opened ({detail}).",
         "full": "The disk holding the chat database at {path} is full.",
         "io": "The chat database at {path} could not be read or written ({detail}).",
+        "unreachable": "The chat database at {path} cannot be reached.",
     }
 
     def __init__(self, path: object, reason: str, detail: str = ""):
@@ -216,7 +236,8 @@ def _compare_run(row: dict) -> dict:  # Compare page addition
 
 
 def _message(row: dict) -> dict:
-    row.pop("search_vector", None)  # PostgreSQL's full-text column
+    for column in ("search_vector", "owner", "conversation_deleted"):  # PostgreSQL's search columns
+        row.pop(column, None)
     row["settings"] = None if row["settings"] is None else json.loads(row["settings"])
     row["tool_calls"] = json.loads(row["tool_calls"]) if row.get("tool_calls") else []
     if "tool_steps" in row:
@@ -254,8 +275,6 @@ WHERE conversation_id = ? AND role = 'assistant' AND provider IS NOT NULL AND mo
 GROUP BY 1 ORDER BY MIN(position)
 """
 
-TOTAL_KEYS = ("message_count", "reply_count", "input_tokens", "output_tokens", "cache_read_tokens",
-              "cache_write_tokens", "cost", "unknown_cost_count", "stopped_count", "error_count", "models")
 
 
 # ---------------------------------------------------------------- the store
@@ -390,13 +409,6 @@ class Store:
     def restore(self, conversation_id: str) -> None:
         with self._write() as db:
             self._set(db, "conversations", conversation_id, {"deleted_at": None})
-
-    def conversation_totals(self, conversation_id: str) -> dict:
-        """The kept totals: tokens, cost (known costs only), unknown_cost_count, reply/message counts,
-        stopped/error counts and the ``provider:model`` ids used. Superseded replies are included."""
-        with self.db() as db:
-            row = self._require(db, conversation_id)
-        return {key: row[key] for key in TOTAL_KEYS} | {"models": json.loads(row["models"])}
 
     # -- messages
 
@@ -644,11 +656,6 @@ class Store:
                 self._refresh_totals(db, conversation_id)
         return count
 
-    def search(self, query: str, *, user: str | None = None, limit: int = 50) -> list[dict]:
-        """Visible messages of conversations not deleted whose text holds every word of ``query``
-        (stemmed), best match first; each row also has ``conversation_title``, ``user`` and ``snippet``."""
-        raise NotImplementedError
-
     # -- compare runs
 
     def create_compare_run(self, *, user: str, prompt: str, settings: dict | None = None,
@@ -661,7 +668,7 @@ class Store:
             })
         return run_id
 
-    # ---- Compare page additions (chat/compare.py uses these) ----------------------------------------
+    # ---- Compare page additions (chat/compare/ uses these) ----------------------------------------
 
     def get_compare_run(self, run_id: str) -> dict | None:
         """A compare run with its settings parsed and ``blind`` as a bool; None if unknown."""
@@ -673,13 +680,6 @@ class Store:
         """Record the run's vote (a label such as ``A``, ``tie`` or ``all_bad``; None clears it)."""
         with self._write() as db:
             self._set(db, "compare_runs", run_id, {"vote": vote})
-
-    def conversations_for_run(self, run_id: str) -> list[dict]:
-        """The conversations (not deleted) of a compare run, in the order they were created."""
-        with self.db() as db:
-            rows = _rows(db, "SELECT * FROM conversations WHERE compare_run_id = ? AND deleted_at IS NULL "
-                             "ORDER BY rowid", [run_id])
-        return [_conversation(row) for row in rows]
 
     def compare_replies(self, run_ids: list[str]) -> list[dict]:
         """For each conversation (not deleted) of these compare runs, its first reply: the compared one,

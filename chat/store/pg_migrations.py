@@ -1,4 +1,4 @@
-"""The PostgreSQL schema: the same migrations as chat/migrations.py (same names, same order, same resulting
+"""The PostgreSQL schema: the same migrations as sqlite_migrations.py (same names, same order, same resulting
 tables and columns), each in PostgreSQL's terms. A new migration is added to both lists; a test checks that
 the names agree.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chat.migrations import SchemaTooNew, now
+from chat.store.base import SchemaTooNew, now
 
 MIGRATIONS_TABLE = "_migrations"
 MIGRATE_LOCK = 7_263_541  # pg_advisory_xact_lock key held while migrating
@@ -208,3 +208,53 @@ def m007_attachments(conn: Any) -> None:
 def m008_tool_steps(conn: Any) -> None:
     """A reply's tool steps as JSON text (see the SQLite migration of the same name)."""
     conn.execute("ALTER TABLE messages ADD COLUMN tool_steps text")
+
+
+@migration
+def m009_message_owner(conn: Any) -> None:
+    """Each message carries its conversation's owner (``owner``) and deletion state (``conversation_deleted``,
+    1 while the conversation is soft-deleted), so a search for one user's live conversations filters the
+    messages it finds without reading their conversations, and walks one user's messages newest first
+    (``idx_messages_owner_id``). Triggers keep the copies: a message takes them from its conversation when
+    inserted, and a conversation's change of owner or deletion is copied to its messages (under the row lock
+    the change already holds). The store's SQL never writes them; SQLite has no copy (see its migration of
+    the same name).
+
+    Filling the copies rewrites every message (PostgreSQL recomputes the stored ``search_vector`` on each
+    update): the full-text index is dropped for the rewrite and built again after it, which is faster than
+    updating it row by row."""
+    conn.execute("ALTER TABLE messages ADD COLUMN owner text NOT NULL DEFAULT '', "
+                 "ADD COLUMN conversation_deleted integer NOT NULL DEFAULT 0")
+    conn.execute("DROP INDEX idx_messages_search")
+    conn.execute("UPDATE messages m SET owner = c.\"user\", conversation_deleted = (c.deleted_at IS NOT NULL)::int "
+                 "FROM conversations c WHERE c.id = m.conversation_id "
+                 "AND (c.\"user\" <> '' OR c.deleted_at IS NOT NULL)")
+    conn.execute("CREATE INDEX idx_messages_search ON messages USING gin (search_vector)")
+    conn.execute("CREATE INDEX idx_messages_owner_id ON messages (owner, id)")
+    conn.execute("""
+        CREATE FUNCTION chat_message_owner() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            owner_ text;
+            deleted_ integer;
+        BEGIN
+            SELECT c."user", (c.deleted_at IS NOT NULL)::int INTO owner_, deleted_
+            FROM conversations c WHERE c.id = NEW.conversation_id;
+            IF FOUND THEN  -- otherwise the foreign key refuses the row
+                NEW.owner := owner_;
+                NEW.conversation_deleted := deleted_;
+            END IF;
+            RETURN NEW;
+        END $$""")
+    conn.execute("CREATE TRIGGER messages_owner BEFORE INSERT OR UPDATE OF conversation_id ON messages "
+                 "FOR EACH ROW EXECUTE FUNCTION chat_message_owner()")
+    conn.execute("""
+        CREATE FUNCTION chat_conversation_owner() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE messages SET owner = NEW."user", conversation_deleted = (NEW.deleted_at IS NOT NULL)::int
+            WHERE conversation_id = NEW.id;
+            RETURN NULL;
+        END $$""")
+    conn.execute("CREATE TRIGGER conversations_owner AFTER UPDATE OF \"user\", deleted_at ON conversations "
+                 "FOR EACH ROW WHEN (OLD.\"user\" IS DISTINCT FROM NEW.\"user\" "
+                 "OR (OLD.deleted_at IS NULL) IS DISTINCT FROM (NEW.deleted_at IS NULL)) "
+                 "EXECUTE FUNCTION chat_conversation_owner()")

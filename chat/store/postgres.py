@@ -14,6 +14,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -29,8 +30,6 @@ from chat.store.base import (
     Filters,
     Store,
     StoreError,
-    _message,
-    _rows,
     default_busy_timeout_ms,
 )
 from chat.store.search import (
@@ -52,6 +51,7 @@ TS_CONFIG = "chat_search"  # the text search configuration of pg_migrations.m001
 USER_LOCKS = 4242  # first key of the per-user advisory locks (the second is the user's hash)
 HEADLINE = (f"StartSel={HIGHLIGHT_START}, StopSel={HIGHLIGHT_END}, MaxWords={SNIPPET_TOKENS}, "
             f"MinWords={SNIPPET_TOKENS // 2}, ShortWord=0")
+MIN_WINDOW = 1_000  # message ids in the smallest window a search looks at (see _TsSession.candidates)
 _LAST_LEXEME = re.compile(r"'(?:[^']|'')*'(?!.*')")
 
 
@@ -82,7 +82,10 @@ def _translate(exc: psycopg.Error, where: str) -> StoreError | None:
                   | errors.InvalidCatalogName):
         return DatabaseUnavailable(where, "cannot_open", detail)
     if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, errors.QueryCanceled):
-        return DatabaseUnavailable(where, "cannot_open", detail)
+        # no SQLSTATE: the client could not connect, or lost the connection; 08: connection exceptions;
+        # 57P01-57P03: the server is shutting down, crashed or starting
+        lost = exc.sqlstate is None or exc.sqlstate.startswith("08") or exc.sqlstate in ("57P01", "57P02", "57P03")
+        return DatabaseUnavailable(where, "unreachable" if lost else "cannot_open", detail)
     return None
 
 
@@ -175,16 +178,53 @@ class _TsSession:
         return None if row is None else row[0]
 
     def candidates(self, expr: str, filters: Filters, *, by: str, limit: int) -> list[tuple[int, str, float]]:
-        where, params = self.store.filter_sql(filters)
-        # the newest matches first (a LIMIT inside: only those are ranked), then their scores
-        score, score_params = ("-ts_rank(search_vector, ?::tsquery, 1)", [expr]) if by == "relevance" else ("-id", [])
-        return self.db.execute(f"""
-            SELECT id, conversation_id, {score}::float8 FROM (
-                SELECT m.id, m.conversation_id, m.search_vector
-                FROM messages m JOIN conversations c ON c.id = m.conversation_id
-                WHERE m.search_vector @@ ?::tsquery AND m.superseded = 0 AND {where}
-                ORDER BY m.id DESC LIMIT ?) AS found
-            ORDER BY id DESC""", [*score_params, expr, *params, limit]).fetchall()
+        """As on SQLite: the newest ``limit`` visible messages matching ``expr`` within ``filters``, newest
+        first, scored (``by`` "relevance": -ts_rank; "recency": -id).
+
+        A GIN index cannot list its matches newest first, so they are looked for in windows of message ids,
+        newest first: each window's matches come from the GIN index ANDed with the id range (or, for a word
+        in most messages, from walking the ids backwards). The first window is sized from the planner's
+        estimate of the matches, each next one from the matches seen per id so far, until ``limit`` are
+        found or the oldest message is reached. A search for one user's live conversations reads only
+        messages (their ``owner`` and ``conversation_deleted`` copies); other filters join each match's
+        conversation."""
+        where, params, source = self._filter(filters)
+        match = f"m.search_vector @@ ?::tsquery AND m.superseded = 0 AND {where}"
+        relevance = by == "relevance"
+        score, score_params = ("-ts_rank(m.search_vector, ?::tsquery, 1)", [expr]) if relevance else ("-m.id", [])
+        sql = (f"SELECT m.id, m.conversation_id, {score}::float8 FROM {source} WHERE {match} "
+               "AND m.id >= ? AND m.id < ? ORDER BY m.id DESC LIMIT ?")
+        found: list[tuple[int, str, float]] = []
+        top = self.last_id() + 1
+        newest = top
+        expected = self.estimated_rows(f"SELECT 1 FROM {source} WHERE {match}", [expr, *params])
+        span = max(MIN_WINDOW, int(limit * 1.25 * top / max(expected, 1)))
+        while len(found) < limit and top > 0:
+            bottom = max(0, top - span)
+            found += self.db.execute(sql, [*score_params, expr, *params, bottom, top, limit - len(found)]).fetchall()
+            seen = newest - bottom  # ids searched so far, with len(found) matches among them
+            wanted = (limit - len(found)) * seen / len(found) * 1.25 if found else span * 8
+            span, top = max(2 * span, int(wanted)), bottom
+        return found
+
+    def estimated_rows(self, sql: str, params: list[Any]) -> float:
+        """The planner's estimate of the rows ``sql`` returns (from the column statistics; nothing is run)."""
+        plan = self.db.execute(f"EXPLAIN (FORMAT JSON) {sql}", params).fetchone()[0]
+        return float(plan[0]["Plan"]["Plan Rows"])
+
+    def _filter(self, filters: Filters) -> tuple[str, list[Any], str]:
+        """The condition on ``messages m`` for ``filters``, its parameters, and what to read: messages alone
+        when only the user and the deletion state are asked for (the messages' own copies), else messages
+        joined to their conversations."""
+        if replace(filters, user=None, deleted=False) == Filters():
+            where = [f"m.conversation_deleted = {1 if filters.deleted else 0}"]
+            params: list[Any] = []
+            if filters.user is not None:
+                where.append("m.owner = ?")
+                params.append(filters.user)
+            return " AND ".join(where), params, "messages m"
+        where_c, params = self.store.filter_sql(filters)
+        return where_c, params, "messages m JOIN conversations c ON c.id = m.conversation_id"
 
 
 class PostgresStore(Store):
@@ -226,7 +266,7 @@ class PostgresStore(Store):
         try:
             conn = self._pool.getconn()
         except PoolTimeout as exc:
-            raise DatabaseBusy(str(exc)) from exc
+            raise self._no_connection(exc) from exc
         except psycopg.Error as exc:
             typed = _translate(exc, self.where)
             if typed is None:
@@ -249,6 +289,15 @@ class PostgresStore(Store):
             except psycopg.Error:
                 pass
             self._pool.putconn(conn)  # the pool drops a connection that is broken
+
+    def _no_connection(self, exc: PoolTimeout) -> StoreError:
+        """Why the pool had no connection to give within the busy timeout: every one in use (busy), or the
+        server cannot be reached (the pool could not connect), which a direct attempt tells apart."""
+        try:
+            psycopg.connect(self.url, connect_timeout=2, application_name="chat-workbench").close()
+        except psycopg.Error as failed:
+            return _translate(failed, self.where) or DatabaseUnavailable(self.where, "unreachable", str(failed))
+        return DatabaseBusy(str(exc))
 
     @contextmanager
     def _write(self) -> Iterator[PgConnection]:
@@ -292,6 +341,9 @@ class PostgresStore(Store):
             try:
                 with db.conn.transaction():
                     db.execute(f"SET LOCAL statement_timeout = {max(1, round(time_limit * 1000))}")
+                    # each window's query is planned for its own ids and words (a generic plan of a
+                    # prepared statement would not know whether a word is rare)
+                    db.execute("SET LOCAL plan_cache_mode = force_custom_plan")
                     yield _TsSession(db, self)
             except errors.QueryCanceled:
                 raise SearchTooSlow(time_limit) from None
@@ -303,26 +355,3 @@ class PostgresStore(Store):
             return dict(db.execute(
                 f"SELECT id, ts_headline('{TS_CONFIG}', content, ?::tsquery, ?) FROM messages WHERE id = ANY(?)",
                 [expr, HEADLINE, list(message_ids)]).fetchall())
-
-    def search(self, query: str, *, user: str | None = None, limit: int = 50) -> list[dict]:
-        words = query.split()
-        check_search_size(query, words)
-        with self.search_session() as session:
-            parts = [part for part in session.lexemes([("term", word, False) for word in words]) if part]
-            if not parts:
-                return []
-            expr = session.join(tuple(parts))
-            sql = f"""
-                SELECT m.*, c.title AS conversation_title, c."user" AS "user",
-                       ts_headline('{TS_CONFIG}', m.content, ?::tsquery, ?) AS snippet
-                FROM messages m JOIN conversations c ON c.id = m.conversation_id
-                WHERE m.search_vector @@ ?::tsquery AND m.superseded = 0 AND c.deleted_at IS NULL"""
-            params: list[Any] = [expr, HEADLINE, expr]
-            if user is not None:
-                sql += ' AND c."user" = ?'
-                params.append(user)
-            sql += " ORDER BY ts_rank(m.search_vector, ?::tsquery, 1) DESC, m.id DESC LIMIT ?"
-            rows = _rows(session.db, sql, [*params, expr, limit])
-        for row in rows:
-            row["snippet"] = row["snippet"].replace(HIGHLIGHT_START, "").replace(HIGHLIGHT_END, "")
-        return [_message(row) for row in rows]

@@ -17,18 +17,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from chat.lean_imports import sqlite_utils
-from chat.migrations import migrate
 from chat.store.base import (
     DatabaseBusy,
     DatabaseUnavailable,
     Filters,
     Store,
     StoreError,
-    _message,
-    _rows,
     default_busy_timeout_ms,
 )
 from chat.store.search import (
@@ -46,6 +42,7 @@ from chat.store.search import (
     plain_words,
     terms,
 )
+from chat.store.sqlite_migrations import migrate
 
 _PROGRESS_STEPS = 1000  # SQLite virtual-machine steps between two looks at the clock
 
@@ -91,14 +88,6 @@ def search_guard(db: sqlite_utils.Database, seconds: float = SEARCH_TIME_LIMIT) 
         raise
     finally:
         db.conn.set_progress_handler(None, 0)
-
-
-def _fts_query(text: str) -> str:
-    """Every word as a quoted FTS5 string: user input cannot be an FTS syntax error; words are ANDed.
-    Raises SearchTooLarge past the size limits."""
-    words = text.split()
-    check_search_size(text, words)
-    return " ".join('"' + word.replace('"', '""') + '"' for word in words)
 
 
 # FTS5 sets a query up again for each value of `rowid IN (...)` (a prefix query merges its word lists again
@@ -332,26 +321,6 @@ class SqliteStore(Store):
                    [sha256, data, len(data), stamp])
 
     # -- search
-
-    def search(self, query: str, *, user: str | None = None, limit: int = 50) -> list[dict]:
-        match = _fts_query(query)
-        if not match:
-            return []
-        sql = """
-            SELECT m.*, c.title AS conversation_title, c.user AS user,
-                   snippet(messages_fts, 0, '', '', '…', 16) AS snippet
-            FROM messages_fts
-            JOIN messages m ON m.id = messages_fts.rowid
-            JOIN conversations c ON c.id = m.conversation_id
-            WHERE messages_fts MATCH ? AND m.superseded = 0 AND c.deleted_at IS NULL
-        """
-        params: list[Any] = [match]
-        if user is not None:
-            sql += " AND c.user = ?"
-            params.append(user)
-        sql += " ORDER BY messages_fts.rank LIMIT ?"
-        with self.db() as db, search_guard(db):
-            return [_message(row) for row in _rows(db, sql, [*params, limit])]
 
     @contextmanager
     def search_session(self, time_limit: float = SEARCH_TIME_LIMIT) -> Iterator[_FtsSession]:

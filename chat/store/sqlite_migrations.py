@@ -1,4 +1,4 @@
-"""The database schema as an ordered list of migrations.
+"""The SQLite schema as an ordered list of migrations (pg_migrations.py has the same names for PostgreSQL).
 
 Each migration is a plain function of a :class:`sqlite_utils.Database`, registered with ``@migration`` and
 named by the function. :func:`migrate` applies the missing ones in order, each in its own ``BEGIN
@@ -13,9 +13,9 @@ notice migrations it does not know. Those three are the requirements here, so th
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from chat.lean_imports import sqlite_utils
+from chat.store.base import SchemaTooNew, now
 
 MIGRATIONS_TABLE = "_migrations"
 
@@ -23,30 +23,11 @@ Migration = Callable[[sqlite_utils.Database], None]
 MIGRATIONS: list[Migration] = []
 
 
-class StoreError(Exception):
-    """Base of every error the store raises. ``str(error)`` is one sentence a UI can show as it is."""
-
-
-class SchemaTooNew(StoreError):
-    """The database was migrated by a newer version of this code; it is left untouched."""
-
-    def __init__(self, unknown: list[str]):
-        self.unknown = unknown
-        super().__init__(
-            "The chat database was written by a newer version of this app; upgrade the app to open it."
-        )
-
-
 def migration(fn: Migration) -> Migration:
     if any(m.__name__ == fn.__name__ for m in MIGRATIONS):
         raise ValueError(f"migration {fn.__name__} is registered twice")
     MIGRATIONS.append(fn)
     return fn
-
-
-def now() -> str:
-    """ISO-8601 UTC to the microsecond, with 'Z': fixed width, so it sorts as text."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def applied(db: sqlite_utils.Database) -> list[str]:
@@ -251,3 +232,13 @@ def m008_tool_steps(db: sqlite_utils.Database) -> None:
     """``tool_steps``: for a reply that used tools, JSON of its model calls in order, each with its text, the
     tool calls it asked for (arguments, status, whole result or error, timings) and its own tokens and cost."""
     db["messages"].add_column("tool_steps", str)
+
+
+# ---------------------------------------------------------------- PostgreSQL for several replicas (issue 15)
+
+
+@migration
+def m009_message_owner(db: sqlite_utils.Database) -> None:
+    """Nothing on SQLite. On PostgreSQL each message gets a copy of its conversation's owner and deletion
+    state, kept by triggers, so a search filters inside its index scan (see pg_migrations.m009_message_owner);
+    FTS5 walks its index newest first and stops after the window, so SQLite needs no copy."""

@@ -13,7 +13,7 @@ _STATUS = {
 
 
 def matches(filters: Any, row: dict) -> bool:
-    """``row``: a conversation as the store reads it (``models`` a list). ``filters``: chat.history.Filters
+    """``row``: a conversation as the store reads it (``models`` a list). ``filters``: chat.store.Filters
     (user, since, until, provider, model, status, source, deleted), the same meaning as its SQL."""
     if bool(filters.deleted) != (row.get("deleted_at") is not None):
         return False
