@@ -387,6 +387,7 @@ def take_message(conversation_id: str | None) -> tuple[str | None, bool]:
 tz = render.viewer_timezone()
 all_rows = (read(db.messages, cid, include_superseded=True, default=[]) if cid else [])  # with earlier versions
 rows = [r for r in all_rows if not r["superseded"]]
+out = st.session_state.get("outgoing")  # a message not sent yet (kept in this tab)
 said = out.problem if out is not None and not out.saved else None  # the unsent message below says it
 if faults and faults[0] != said:
     st.error(faults[0], icon=":material/error:")
@@ -401,7 +402,6 @@ hidden = render.earlier_messages(len(rows), f"drawn-{cid}")  # a long conversati
 for row in rows[hidden:]:
     if row["id"] != streaming_id:
         render.message(row, db.blob, tz=tz)
-out = st.session_state.get("outgoing")
 if out is not None:
     unsent(out)
 
