@@ -197,9 +197,10 @@ class Catalog:
     """Listings per endpoint, asked lazily and kept for a while; thread-safe (shared by every session).
     ``clients`` returns the providers by endpoint name (each with its SDK ``client``, None when no key is set).
 
-    With ``wait`` (seconds) a listing not yet known is asked on a thread of its own and waited for at most that
-    long: a page run meanwhile uses the configured list (the SDKs, ~3 s of imports, are not on the first
-    paint's path), and the next run has the listing. ``wait=None`` asks and waits (tests, scripts)."""
+    With ``wait`` (seconds) a listing not yet known is asked on a thread of its own and waited for until ``wait``
+    after that ask started, however often it is looked up (the endpoints are asked together): a page run
+    meanwhile uses the configured list (the SDKs' imports are not on the first paint's path), and a later run
+    has the listing. ``wait=None`` asks and waits (tests, scripts)."""
 
     def __init__(self, settings: Settings, clients: Callable[[], Mapping[str, Any]], *, ttl: float = TTL,
                  failed_ttl: float = FAILED_TTL, timeout: float = LIST_TIMEOUT, wait: float | None = None):
@@ -208,6 +209,7 @@ class Catalog:
         self._ttl, self._failed_ttl, self._timeout, self._wait = ttl, failed_ttl, timeout, wait
         self._listings: dict[str, Listing] = {}
         self._asking: dict[str, threading.Thread] = {}
+        self._asked_at: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def _ask(self, name: str, endpoint: Endpoint) -> None:
@@ -220,7 +222,8 @@ class Catalog:
             self._listings[name] = fresh
             self._asking.pop(name, None)
 
-    def listing(self, name: str) -> Listing | None:
+    def _start(self, name: str) -> Listing | threading.Thread | None:
+        """The kept listing of ``name`` while it is fresh, else the thread asking for it (started if none is)."""
         endpoint = self.settings.endpoint(name)
         if endpoint is None or not endpoint.configured:
             return None
@@ -233,8 +236,20 @@ class Catalog:
             if asking is None:
                 asking = self._asking[name] = threading.Thread(target=self._ask, args=(name, endpoint),
                                                                name=f"models-{name}", daemon=True)
+                self._asked_at[name] = now
                 asking.start()
-        asking.join(self._wait)
+            return asking
+
+    def listing(self, name: str) -> Listing | None:
+        started = self._start(name)
+        if not isinstance(started, threading.Thread):
+            return started
+        if self._wait is None:
+            started.join()
+        else:
+            with self._lock:
+                deadline = self._asked_at.get(name, 0.0) + self._wait
+            started.join(max(0.0, deadline - time.monotonic()))
         with self._lock:
             return self._listings.get(name)
 
@@ -248,6 +263,8 @@ class Catalog:
                 asking.join()
 
     def listings(self) -> dict[str, Listing]:
+        for endpoint in self.settings.configured:
+            self._start(endpoint.name)  # every endpoint asked at once: their waits overlap
         out = {}
         for endpoint in self.settings.configured:
             listing = self.listing(endpoint.name)

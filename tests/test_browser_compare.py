@@ -121,6 +121,9 @@ def test_stop_disconnects_every_stream_and_keeps_each_partial_reply_as_stopped(s
     assert all(d["chunks"] < 400 for d in disconnects)
     assert max(d["wall"] for d in disconnects) - clicked < 1.5
     assert not provider.events("complete")
+    settled = time.monotonic() + 5  # the provider sees the disconnect before each reply thread writes its row
+    while any(r[2] == "streaming" for r in replies(db_path)[-3:]) and time.monotonic() < settled:
+        time.sleep(0.05)
     rows = replies(db_path)[-3:]
     assert [r[2] for r in rows] == ["stopped"] * 3
     assert all(r[3].startswith("Echo: never ending") for r in rows)

@@ -18,8 +18,8 @@ import test_tools
 from streamlit.testing.v1 import AppTest
 from test_tools_pages import listed
 
-from chat import history
 from chat.config import McpServer
+from chat.history.export import conversation_json, conversation_markdown
 from chat.mcp_servers import Toolbox
 from chat.store import Store
 from chat.tool_loop import ToolRunner
@@ -155,8 +155,8 @@ def test_an_http_servers_header_never_reaches_the_page_the_logs_or_the_exports(h
     row = store.messages(cid)[-1]
     assert row["tool_steps"][0]["calls"][0]["result"] == "sky is blue"  # the call went over HTTP
     conversation = store.get_conversation(cid)
-    exports = (history.conversation_json(conversation, store.messages(cid))
-               + history.conversation_markdown(conversation, store.messages(cid)))
+    exports = (conversation_json(conversation, store.messages(cid))
+               + conversation_markdown(conversation, store.messages(cid)))
     refreshed = AppTest.from_file("../app.py", default_timeout=60)
     refreshed.query_params["c"] = cid
     shown = _shown(at) + _shown(refreshed.run())

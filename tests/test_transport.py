@@ -17,11 +17,42 @@ def provider_for(fake_provider, kind: str, **kwargs):
 
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
-def test_a_retry_before_streaming_is_counted_on_the_reply(fake_provider, kind):
-    fake_provider.set_scenario(None, status=503, fail_times=1, retry_after="0")
+@pytest.mark.parametrize("knobs", [{"status": 503}, {"status": 502, "error_html": True}], ids=["503", "502-page"])
+def test_a_retry_before_streaming_is_counted_on_the_reply(fake_provider, kind, knobs):
+    fake_provider.set_scenario(None, fail_times=1, retry_after="0", **knobs)
     reply = provider_for(fake_provider, kind, max_retries=2).stream("m", [Message("user", "hi")])
     assert "".join(reply).startswith("Echo: hi")
-    assert reply.attempts == 2 and reply.failed_attempts == 1
+    assert reply.attempts == 2 and reply.failed_attempts == 1  # what the page's "retrying…" reads
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_each_attempt_of_a_call_reaches_its_callback_and_the_callbacks_key_never_leaves(fake_provider, kind):
+    import anthropic
+    import httpx2
+    import openai
+
+    from chat.providers import transport
+
+    sdk = openai if kind == "openai" else anthropic
+    http = transport.http_client(sdk, timeout=httpx2.Timeout(5.0), max_retry_wait=5)
+    base = fake_provider.url + ("/v1" if kind == "openai" else "")
+    client = (openai.OpenAI if kind == "openai" else anthropic.Anthropic)(
+        api_key="test-key", base_url=base, max_retries=2, http_client=http)
+    fake_provider.set_scenario(None, status=524, error_html=True, fail_times=1, retry_after="0")
+    seen: list[int | None] = []
+    with transport.reporting_to(seen.append) as headers:
+        if kind == "openai":
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}],
+                                           extra_headers=headers)
+        else:
+            client.messages.create(model="m", max_tokens=10, messages=[{"role": "user", "content": "hi"}],
+                                   extra_headers=headers)
+    assert seen == [None, 524, None]  # sent, a gateway page the SDK retries, sent again
+    requests = fake_provider.events("request")
+    assert len(requests) == 2
+    assert not any(name.startswith("x-chat") for r in requests for name in r["headers"])
+    client.models.list()  # a call made without the headers reports to no one
+    assert seen == [None, 524, None]
 
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])

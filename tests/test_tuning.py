@@ -1,4 +1,4 @@
-"""The process-wide latency fixes in ui/tuning.py, on real sockets and the real collector."""
+"""The process-wide latency fixes in server/tuning.py, on real sockets and the real collector."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from ui import tuning
+from server import tuning
 
 
 def nodelay(sock: socket.socket) -> bool:

@@ -6,19 +6,17 @@ Settings are read-only."""
 from __future__ import annotations
 
 import os
-import threading
 
 import streamlit as st
 
-from chat import tokens
 from chat.config import ConfigError, PriceConfigError, Settings, load_settings, read_secrets
 from chat.identity import NotSignedIn, Viewer, resolve_viewer
 from chat.mcp_servers import Toolbox
 from chat.models import Catalog
 from chat.pricing import Pricer
-from chat.providers import Provider, Usage, build_providers
+from chat.providers import Provider, Providers, build_providers
 from chat.store import Store, StoreError
-from ui import tuning
+from server import startup
 
 STALE_AFTER = 5.0  # seconds without a write after which a 'streaming' reply is taken for a crashed one
 
@@ -56,12 +54,13 @@ def store() -> Store:
 
 
 @st.cache_resource(show_spinner=False)
-def providers() -> dict[str, Provider]:
-    built = build_providers(settings())
-    for name, provider in built.items():
+def providers() -> Providers:
+    """Each endpoint's provider, built (its SDK imported) when first used."""
+    def listed_thinking(name: str, provider: Provider) -> None:
         if hasattr(provider, "thinking_mode"):  # Anthropic: adaptive thinking or a budget, as its models API says
-            provider.thinking_mode = lambda model, name=name: catalog().capabilities(name, model).thinking_mode
-    return built
+            provider.thinking_mode = lambda model: catalog().capabilities(name, model).thinking_mode
+
+    return build_providers(settings(), then=listed_thinking)
 
 
 LISTING_WAIT = 1.0  # seconds a page run waits for a model listing before showing the configured list
@@ -71,40 +70,14 @@ LISTING_WAIT = 1.0  # seconds a page run waits for a model listing before showin
 def catalog() -> Catalog:
     """What each endpoint serves and what its models can do, asked in the background and kept (Refresh asks
     again); a page run waits for it at most LISTING_WAIT."""
-    return Catalog(settings(), providers, wait=LISTING_WAIT)
+    return Catalog(settings(), _listing_clients, wait=LISTING_WAIT)
 
 
-_preloading = threading.Lock()
-_preloaded = False
-
-
-def _preload() -> None:
-    """What the first Send needs but the first paint does not: the SDKs (~3 s of imports, with their
-    lazily imported resource modules), the token encodings and the price data. Run once per process, in
-    the background, so the page is drawn meanwhile (an import still in flight is simply waited for)."""
-    import anthropic.resources.messages  # noqa: F401
-    import openai.resources.chat  # noqa: F401
-
-    import chat.providers.anthropic  # noqa: F401
-    import chat.providers.openai
-
-    try:
-        chat.providers.openai.warm_up()  # the Responses event parser, built on first use (~1 s)
-    except Exception:  # an optimisation only: the first reply then builds it
-        pass
-    tokens.warm_up()
-    Pricer().cost("openai", "gpt-4o-mini", Usage(input_tokens=1, output_tokens=1))
-    tuning.freeze_startup_heap()
-
-
-def _start_preload() -> None:
-    global _preloaded
-    with _preloading:
-        if _preloaded:
-            return
-        _preloaded = True
-    tuning.disable_nagle(st.get_option("server.port"))
-    threading.Thread(target=_preload, name="preload", daemon=True).start()
+def _listing_clients() -> Providers:
+    """The providers, for the model listings, once a first reply's needs are loaded: a listing imports its
+    SDK, which would otherwise compete with that reply for the CPU."""
+    startup.first_reply_loaded.wait(timeout=60)
+    return providers()
 
 
 TOOLS_WAIT = 0.5  # seconds a page run waits for a tool server's listing before showing it as connecting
@@ -166,7 +139,9 @@ def boot() -> tuple[Settings, Store]:
     except ConfigError as exc:
         st.error(f"The configuration has a problem: {exc}")
         st.stop()
-    _start_preload()
+    first = cfg.initial_model()
+    endpoint = cfg.endpoint(first.partition(":")[0]) if first else None
+    startup.once(st.get_option("server.port"), first_kind=endpoint.kind if endpoint is not None else "openai")
     try:
         pricer()
     except ValueError as exc:  # a malformed [prices] entry (load_settings checks them first, with Pricer)

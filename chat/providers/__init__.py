@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterator, Mapping
+
 from chat.config import Endpoint, Settings
 from chat.providers.base import (
     AuthenticationFailed,
@@ -25,7 +28,7 @@ from chat.providers.base import (
 __all__ = [
     "AuthenticationFailed", "ConnectionLost", "ContextTooLong", "Message", "MissingKey", "ModelNotFound",
     "Overloaded", "Params", "PermissionDenied", "Provider", "ProviderError", "RateLimited", "Reply",
-    "StreamError", "TAKES_TEMPERATURE", "Timeout", "Usage", "build_provider", "build_providers",
+    "Providers", "StreamError", "TAKES_TEMPERATURE", "Timeout", "Usage", "build_provider", "build_providers",
 ]
 
 
@@ -89,10 +92,43 @@ def _build(endpoint: Endpoint, httpx2, http_client, *, timeout: float, connect: 
     return OpenAIProvider(name=endpoint.name, client=client, label=endpoint.label)
 
 
-def build_providers(settings: Settings) -> dict[str, Provider]:
-    return {
-        e.name: build_provider(e, timeout=settings.timeout, max_retries=settings.max_retries,
-                               max_retry_wait=settings.max_retry_wait,
-                               first_token_timeout=settings.first_token_timeout, settings=settings)
-        for e in settings.endpoints
-    }
+class Providers(Mapping[str, Provider]):
+    """The providers by endpoint name, each built on first use (its SDK imported then): a reply waits for
+    its own provider's SDK only, and nothing is imported for an endpoint nobody uses. Thread-safe."""
+
+    def __init__(self, names: list[str], build: Callable[[str], Provider]):
+        self._build = build
+        self._locks = {name: threading.Lock() for name in names}
+        self._built: dict[str, Provider] = {}
+
+    def __getitem__(self, name: str) -> Provider:
+        built = self._built.get(name)
+        if built is not None:
+            return built
+        with self._locks[name]:  # a KeyError for an unknown name, as a dict would raise
+            if name not in self._built:
+                self._built[name] = self._build(name)
+            return self._built[name]
+
+    def __contains__(self, name: object) -> bool:  # without building it
+        return name in self._locks
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._locks)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+def build_providers(settings: Settings, *, then: Callable[[str, Provider], None] | None = None) -> Providers:
+    """Every configured endpoint's provider, built on first use; ``then(name, provider)`` once each is built."""
+    def build(name: str) -> Provider:
+        endpoint = settings.endpoint(name)
+        provider = build_provider(endpoint, timeout=settings.timeout, max_retries=settings.max_retries,
+                                  max_retry_wait=settings.max_retry_wait,
+                                  first_token_timeout=settings.first_token_timeout, settings=settings)
+        if then is not None:
+            then(name, provider)
+        return provider
+
+    return Providers([e.name for e in settings.endpoints], build)

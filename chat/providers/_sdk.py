@@ -52,7 +52,8 @@ class SDKReply(Reply):
         self._sdk_stream: Any = None
         self._lock = threading.Lock()
 
-    def _open(self) -> Any:
+    def _open(self, **extra: Any) -> Any:
+        """The SDK's streaming call, with ``extra`` (``extra_headers``) added to its arguments."""
         raise NotImplementedError
 
     def _texts(self, stream: Any) -> Iterator[str]:
@@ -66,7 +67,8 @@ class SDKReply(Reply):
             raise MissingKey(f"no API key configured for {self.provider}", provider=self.provider)
         if self.closed:
             return
-        stream = self._open()
+        with transport.reporting_to(self._attempted) as headers:
+            stream = self._open(extra_headers=headers)  # the SDK's retries happen within this call
         with self._lock:
             self._sdk_stream = stream
             closed_meanwhile = self.closed
@@ -82,6 +84,15 @@ class SDKReply(Reply):
             yield from self._not_streamed(body, content_type)
             return
         yield from self._texts(stream)
+
+    def _attempted(self, status: int | None) -> None:
+        """Told by the HTTP client of each attempt of the streaming call: counted, and refused once closed."""
+        if status is not None:
+            self.failed_attempts += 1
+        elif self.closed:
+            raise transport.ReplyClosed("the reply was closed before this attempt")
+        else:
+            self.attempts += 1
 
     def _not_streamed(self, body: bytes, content_type: str) -> Iterator[str]:
         """A 200 answer that is not an event stream: a whole reply, an error object, or not a reply at all."""

@@ -178,8 +178,8 @@ def content(message: Message) -> str | list[dict]:
 
 
 class AnthropicReply(SDKReply):
-    def _open(self) -> Stream[RawMessageStreamEvent]:
-        return self._client.messages.create(**as_built(self._kwargs, "messages"))
+    def _open(self, **extra: Any) -> Stream[RawMessageStreamEvent]:
+        return self._client.messages.create(**as_built({**self._kwargs, **extra}, "messages"))
 
     def _texts(self, stream: Stream[RawMessageStreamEvent]) -> Iterator[str]:
         new_block = False

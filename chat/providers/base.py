@@ -311,7 +311,7 @@ class Reply:
         self.tool_calls: list[str] = []  # names of the tools the model asked to use
         self.calls: list[ToolCall] = []  # the calls themselves (id, name, arguments), once the stream ended
         self.attempts = 0  # HTTP attempts made for this reply (> 1: the SDK retried before streaming)
-        self.failed_attempts = 0  # of which answered with a retryable status (429, 5xx, ...)
+        self.failed_attempts = 0  # of which answered with a retryable status (429, 5xx, ...): "retrying…"
         self.reasoning_chunks: list[str] = []  # the reasoning received, apart from the answer
         self.first_reasoning_at: float | None = None
         self.reasoning_hidden = False  # the provider sent reasoning it keeps encrypted (redacted)
@@ -351,9 +351,6 @@ class Reply:
             raise RuntimeError("a Reply can be iterated only once")
         self._iterating = True
         self.started_at = time.monotonic()
-        from chat.providers import transport
-
-        transport.driving(self)
         held = ""  # the first half of a surrogate pair, until its second half arrives
         try:
             for text in self._stream():
@@ -394,7 +391,6 @@ class Reply:
             # keep the typed error in the chain: StreamError <- ConnectionLost <- the SDK's exception
             raise self.error from (exc if self.error is mapped else mapped)
         finally:
-            transport.driving(None)
             self.finished_at = time.monotonic()
             self._close_quietly()
 

@@ -205,8 +205,8 @@ class OpenAIReply(SDKReply):
         self._tags = ThinkTags()
         self._building: dict[int, dict[str, str]] = {}  # tool calls by index, as their deltas arrive
 
-    def _open(self) -> Stream[ChatCompletionChunk]:
-        return self._client.chat.completions.create(**as_built(self._kwargs, "messages"))
+    def _open(self, **extra: Any) -> Stream[ChatCompletionChunk]:
+        return self._client.chat.completions.create(**as_built({**self._kwargs, **extra}, "messages"))
 
     def _texts(self, stream: Stream[ChatCompletionChunk]) -> Iterator[str]:
         yield from self._chunks(stream)
@@ -319,8 +319,8 @@ class OpenAIReply(SDKReply):
 class ResponsesReply(SDKReply):
     """A reply over the Responses API (see the module docstring)."""
 
-    def _open(self) -> Any:
-        return self._client.responses.create(**as_built(self._kwargs, "input"))
+    def _open(self, **extra: Any) -> Any:
+        return self._client.responses.create(**as_built({**self._kwargs, **extra}, "input"))
 
     def _texts(self, stream: Any) -> Iterator[str]:
         parts_seen: set[tuple[str, int]] = set()
@@ -418,7 +418,7 @@ _warm = False
 def warm_up() -> None:
     """Read one Responses event through the SDK over an in-memory transport, once per process (a second
     caller waits for the first). The SDK builds its parser for the union of ~80 stream event types on first
-    use (~1 s on this machine): done in the app's background preload, and waited for before a comparison
+    use (about a second): done in the app's background preload, and waited for before a comparison
     starts its columns, no reply's timing carries it (a column paying it would rank unfairly)."""
     global _warm
     with _warming:

@@ -2,32 +2,41 @@
 
 The SDKs retry 408/409/429/5xx and connection errors before streaming starts, honouring `retry-after`
 (Anthropic's without any cap). Two event hooks on our own client, no SDK internals:
-- every HTTP attempt is counted on the Reply being driven by this thread, so the UI can say "retrying…",
-  and none is sent once that Reply was closed (a Stop while the SDK waits to retry);
+- every HTTP attempt of a call made with :func:`reporting_to`'s headers is reported to that call's callback
+  (a reply counts them, so the page can say "retrying…", and refuses an attempt once it was closed: a Stop
+  while the SDK waits to retry);
 - a retryable response asking for a wait longer than ``max_retry_wait`` gets `x-should-retry: false`, so
   the SDK raises at once and the user is told how long to wait, instead of a silent multi-minute pause.
+
+The only per-call channel from an SDK call to its HTTP client is the request's headers: the call carries a
+key to its callback in one header, which the client takes off before the request leaves.
 """
 
 from __future__ import annotations
 
+import itertools
 import socket
-import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx2
 
 from chat.providers._common import retry_after_seconds
 
+Attempted = Callable[[int | None], None]
+"""Told of one call's HTTP attempts: ``None`` as each is about to be sent (raising refuses it), then the status
+of each answer the SDK may retry."""
+
+_HEADER = "x-chat-attempts-to"  # never sent: taken off by the request hook
+_EXTENSION = "chat.attempted"
+_callbacks: dict[str, Attempted] = {}
+_keys = itertools.count()
+
 
 def retryable(status: int) -> bool:
     """The statuses both SDKs retry: 408, 409, 429 and every 5xx (gateways' 502/504/524 included)."""
     return status in (408, 409, 429) or status >= 500
-_current = threading.local()
-
-
-def driving(reply: Any) -> None:
-    """Attempts made by this thread from now on are counted on ``reply`` (None to stop)."""
-    _current.reply = reply
 
 
 class ReplyClosed(Exception):
@@ -35,20 +44,32 @@ class ReplyClosed(Exception):
     "retrying…"): no request reaches the provider after the user stopped."""
 
 
+@contextmanager
+def reporting_to(attempted: Attempted) -> Iterator[dict[str, str]]:
+    """Headers for one SDK call (``extra_headers``) that have each of its HTTP attempts reported to
+    ``attempted`` by a client from :func:`http_client`, until the block ends."""
+    key = str(next(_keys))
+    _callbacks[key] = attempted
+    try:
+        yield {_HEADER: key}
+    finally:
+        _callbacks.pop(key, None)
+
+
 def _on_request(request: httpx2.Request) -> None:
-    reply = getattr(_current, "reply", None)
-    if reply is not None:
-        if reply.closed:
-            raise ReplyClosed("the reply was closed before this attempt")
-        reply.attempts += 1
+    key = request.headers.pop(_HEADER, None)
+    attempted = _callbacks.get(key) if key is not None else None
+    if attempted is not None:
+        request.extensions[_EXTENSION] = attempted  # for the response hook
+        attempted(None)
 
 
 def _bound_retry_wait(max_wait: float):
     def on_response(response: httpx2.Response) -> None:
         if retryable(response.status_code):
-            reply = getattr(_current, "reply", None)
-            if reply is not None:
-                reply.failed_attempts += 1  # the SDK may retry it: the UI says so while it waits
+            attempted = response.request.extensions.get(_EXTENSION)
+            if attempted is not None:
+                attempted(response.status_code)  # the SDK may retry it: the page says so while it waits
             wait = retry_after_seconds(response.headers)
             if wait is not None and wait > max_wait:
                 response.headers["x-should-retry"] = "false"

@@ -1,5 +1,13 @@
-"""Two process-wide fixes for latency under Streamlit 1.67, each found with the benchmarks (README,
-"Performance"). Neither touches Streamlit's code; both act on this process's own sockets and heap."""
+"""Two process-wide latency fixes for Streamlit 1.67: Nagle's algorithm off on the server's sockets, and the
+start-up heap kept out of the cyclic collector's sight. Neither touches Streamlit's code; both act on this
+process's own sockets and heap. The measurements behind them are in the README ("Performance").
+
+Why not ``runner.postScriptGC = false`` instead of freezing: that config option does remove the full
+collection Streamlit runs after every script run, but then the reference cycles each run leaves behind
+wait for Python's own full collection, which comes rarely with a large heap and walks all of it (the same
+stall, later): the server's memory grew with every rerun where, with the collection kept and the start-up
+heap frozen, it stays flat, at the same streaming rate under load.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +26,8 @@ def disable_nagle(port: int) -> int:
     Why: Streamlit binds its listening socket itself, as ``socket.socket(family)``, so the connections it
     accepts report protocol 0, and asyncio only disables Nagle's algorithm for sockets that report
     IPPROTO_TCP. With Nagle on, a small websocket message sent while an earlier one is unacknowledged waits
-    for the browser's delayed ACK, ~40 ms on Linux: measured, every streamed reply's first text reached the
-    client 33 ms after the server wrote it, and updates arrived in bursts."""
+    for the browser's delayed ACK (up to 40 ms on Linux), which delays each reply's first text and bunches
+    the updates that follow."""
     fd_dir = next((d for d in _FD_DIRS if os.path.isdir(d)), None)
     if fd_dir is None:
         return 0
@@ -56,12 +64,11 @@ def _set_nodelay_on_port(fd_dir: str, port: int) -> int:
 def freeze_startup_heap() -> None:
     """Move every object alive now out of the cyclic garbage collector's sight.
 
-    Why: Streamlit runs a full collection after every script run (``runner.postScriptGC``). Over the
-    ~250,000 objects of the imports (both SDKs, pandas, the token encodings) that takes ~135 ms with the
-    GIL held, which stalls every other session's stream: with 20 sessions finishing replies together, half
-    of them streamed at half speed. Those objects live as long as the process, so they are frozen once,
-    after the imports; later collections walk only what sessions created since. Objects of the sessions
-    alive at that moment are frozen too: any reference cycles among them are never freed, a bounded cost
-    paid once per process."""
+    Why: Streamlit runs a full collection after every script run (``runner.postScriptGC``), with the GIL
+    held. Over the objects of the start-up imports (both SDKs, pandas, the token encodings) that is long
+    enough to stall every other session's stream. Those objects live as long as the process, so they are
+    frozen once, after the imports; later collections walk only what sessions created since. Objects of the
+    sessions alive at that moment are frozen too: any reference cycles among them are never freed, a bounded
+    cost paid once per process."""
     gc.collect()
     gc.freeze()
