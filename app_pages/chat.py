@@ -479,8 +479,8 @@ st.session_state.pop("_followed", None)  # this full run draws every reply that 
 @st.fragment
 def composer() -> None:
     """The pinned input and the turn it starts. Sending runs only this fragment: the new message and its
-    reply are drawn under the conversation without drawing the conversation again (that costs the browser
-    most of a second at 60 messages). Anything else the send changes is drawn by a full run once the reply
+    reply are drawn under the conversation without drawing the conversation again (which costs the browser
+    far more than the new turn). Anything else the send changes is drawn by a full run once the reply
     has settled, or at once when the message was kept back."""
     if st.session_state.get("action") or st.session_state.pop("_redraw", False):
         st.rerun()  # a click under the last message: handled (and drawn) by a full run
