@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -94,6 +95,31 @@ def can_apt() -> bool:
                 and shutil.which("apt-get"))
 
 
+def run_tests(args: list[str]) -> int:
+    """pytest with ``args``; with none, the whole suite as two runs side by side: the browser tests (mostly
+    waiting on Chromium and the app) and the rest, whose output follows the first's. A run that fails or
+    collects nothing fails the whole."""
+    pytest = [str(bin_path(VENV, "python")), "-m", "pytest"]
+    if args:
+        runs = [(subprocess.Popen([*pytest, *args], cwd=ROOT), None)]
+    else:
+        log = tempfile.NamedTemporaryFile("w+", prefix="chat-browser-tests-", suffix=".log", delete=False)
+        say(f"browser tests run alongside the others; their output follows ({log.name})")
+        runs = [(subprocess.Popen([*pytest, "-m", "not browser"], cwd=ROOT), None),
+                (subprocess.Popen([*pytest, "-m", "browser"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), log)]
+    failed = False
+    for proc, log in runs:
+        code = proc.wait()
+        if log is not None:
+            log.seek(0)
+            sys.stdout.write(log.read())
+            sys.stdout.flush()
+        if code == 5:
+            say("pytest collected no tests: that is a failure")
+        failed = failed or code != 0
+    return 1 if failed else 0
+
+
 def main(argv: list[str]) -> int:
     command, rest = (argv[0], argv[1:]) if argv else ("help", [])
     if command == "run":
@@ -103,11 +129,7 @@ def main(argv: list[str]) -> int:
         ensure_venv()
         ensure_chromium()
         ensure_servers()
-        code = subprocess.call([str(bin_path(VENV, "python")), "-m", "pytest", *rest], cwd=ROOT)
-        if code == 5:
-            say("pytest collected no tests: that is a failure")
-            return 1
-        return code
+        return run_tests(rest)
     if command == "bench":
         ensure_venv()
         ensure_chromium()

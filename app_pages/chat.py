@@ -475,14 +475,15 @@ def reply_actions() -> None:
 actions_area = st.empty()  # the actions under the last message: drawn by the composer below
 turn_area = st.empty()  # the turn being written: drawn by the composer below
 drawn = {r["id"] for r in rows}
+last_position = max((r["position"] for r in all_rows), default=None) if cid else None
 st.session_state.pop("_followed", None)  # this full run draws every reply that has settled
 
 
 @st.fragment
 def composer() -> None:
     """The pinned input and the turn it starts. Sending runs only this fragment: the new message and its
-    reply are drawn under the conversation without drawing the conversation again (that costs the browser
-    most of a second at 60 messages). Anything else the send changes is drawn by a full run once the reply
+    reply are drawn under the conversation without drawing the conversation again (which costs the browser
+    far more than the new turn). Anything else the send changes is drawn by a full run once the reply
     has settled, or at once when the message was kept back."""
     if st.session_state.get("action") or st.session_state.pop("_redraw", False):
         st.rerun()  # a click under the last message: handled (and drawn) by a full run
@@ -518,8 +519,8 @@ def composer() -> None:
     st.session_state["_followed"] = True
     with turn_area.container():
         sent = st.empty()  # the reply keeps its place whether or not a full run has drawn these since
-        new_rows = [row for row in read(db.messages, conversation_id, default=[])  # sent since the last full run
-                    if row["id"] not in drawn and row["id"] != running.message_id]
+        new_rows = [row for row in read(db.messages, conversation_id, after_position=last_position, default=[])
+                    if row["id"] not in drawn and row["id"] != running.message_id]  # sent since the last full run
         if new_rows:
             with sent.container():
                 for row in new_rows:

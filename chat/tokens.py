@@ -38,6 +38,7 @@ import re
 import threading
 import zlib
 from binascii import a2b_base64
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,7 @@ ROUGH_BYTES_PER_TOKEN = 4
 # characters of whitespace ("Max stack size exceeded for backtracking") and a single 1M-character word
 # takes ~0.4 s.
 CHUNK_CHARS = 64 * 1024
+MAX_REMEMBERED = 200_000  # token counts of texts remembered (a few MB)
 
 
 @dataclass(frozen=True)
@@ -265,6 +267,8 @@ class Tokenizer:
         self._encodings: dict[str, tiktoken.Encoding | None] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self._lengths: OrderedDict[tuple[str, int, int], int] = OrderedDict()
+        self._lengths_lock = threading.Lock()
 
     # -- encodings
     def encoding(self, name: str) -> tiktoken.Encoding | None:
@@ -305,11 +309,23 @@ class Tokenizer:
             return Count(rough_tokens(text), ROUGH)
 
     def _encoded_length(self, enc: tiktoken.Encoding, text: str) -> int:
+        # A conversation's messages are counted again at every send (context trimming, the estimate): the
+        # lengths are remembered by (encoding, length, hash) of the text, a few hundred thousand at most.
+        key = (enc.name, len(text), hash(text))
+        with self._lengths_lock:
+            known = self._lengths.get(key)
+            if known is not None:
+                self._lengths.move_to_end(key)
+                return known
         # Special tokens in user text ("<|endoftext|>") are counted as the plain text they are.
         total, start = 0, 0
         for end in _cut_points(text, self.chunk_chars):
             total += len(enc.encode(text[start:end], allowed_special=set(), disallowed_special=()))
             start = end
+        with self._lengths_lock:
+            self._lengths[key] = total
+            if len(self._lengths) > MAX_REMEMBERED:
+                self._lengths.popitem(last=False)
         return total
 
     def estimate_input(self, messages: Sequence[Message], model: str, system: str | None = None) -> Count:

@@ -417,6 +417,15 @@ def test_messages_come_in_position_order_with_decoded_settings_and_flags(store):
     assert all(ISO_UTC.match(r["created_at"]) for r in rows)
 
 
+def test_messages_after_a_position_are_only_the_later_ones(store):
+    cid = store.create_conversation(user="ann")
+    one_turn(store, cid, "q1", "a1")
+    one_turn(store, cid, "q2", "a2")
+    assert [r["content"] for r in store.messages(cid, after_position=2)] == ["q2", "a2"]
+    assert store.messages(cid, after_position=4) == []
+    assert [r["content"] for r in store.messages(cid, after_position=0)] == ["q1", "a1", "q2", "a2"]
+
+
 def test_superseded_messages_are_hidden_but_still_counted_and_numbering_continues(store):
     cid = store.create_conversation(user="ann")
     one_turn(store, cid, "q1", "a1", usage=exact(10, 5))

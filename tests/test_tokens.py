@@ -345,3 +345,14 @@ def test_a_safe_cut_never_changes_the_count():
                                                                                       disallowed_special=()))
             assert whole == parts, (enc.name, text, cut)
     assert cuts_found > 1000  # the fuzz does exercise real cuts
+
+
+def test_a_text_counted_again_gives_the_same_count_and_the_remembered_counts_stay_bounded(monkeypatch):
+    monkeypatch.setattr(tokens, "MAX_REMEMBERED", 3)
+    tokenizer = Tokenizer()
+    texts = [f"message {i}: " + "words " * i for i in range(6)]
+    first = [tokenizer.count_text(t, "gpt-4o") for t in texts]
+    again = [tokenizer.count_text(t, "gpt-4o") for t in texts]
+    assert first == again == [Tokenizer().count_text(t, "gpt-4o") for t in texts]
+    assert len(tokenizer._lengths) == 3  # the oldest are forgotten
+    assert tokenizer.count_text(texts[0], "gpt-4") == Tokenizer().count_text(texts[0], "gpt-4")  # per encoding

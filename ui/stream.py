@@ -61,7 +61,7 @@ def _shown(chunks: Iterator[str], status, retries: Callable[[], int] | None = No
 def clicked(interruption: BaseException, key: str) -> bool:
     """Whether the rerun that interrupts this run comes from a click on the button ``key``. A Stop then acts
     as soon as the click reaches the server (the interrupted run sees it within a heartbeat) instead of when
-    the next run has started and run its callbacks, some 60 ms later; the callback still runs, harmlessly."""
+    the next run has started and run its callbacks; the callback still runs, harmlessly."""
     return _clicked_in(getattr(interruption, "rerun_data", None), key)
 
 

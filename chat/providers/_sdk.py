@@ -22,6 +22,18 @@ def field(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
+def as_built(kwargs: dict[str, Any], key: str) -> dict[str, Any]:
+    """``kwargs`` for an SDK ``create`` call with ``kwargs[key]`` (the conversation) sent exactly as built,
+    as part of the request body (``extra_body``): the SDKs otherwise walk every message with typing
+    introspection before sending (~0.3 ms a message, 0.3 s at 1,000 messages), and ours are plain JSON."""
+    if key not in kwargs:
+        return kwargs
+    rest = dict(kwargs)
+    value = rest.pop(key)
+    return {**rest, key: [] if isinstance(value, list) else value,
+            "extra_body": {**(rest.get("extra_body") or {}), key: value}}
+
+
 def _snippet(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 1] + "…"

@@ -43,7 +43,7 @@ import httpx2
 
 from chat import attachments
 from chat.providers._common import error_for_status, looks_like_context_too_long, redact, retry_after_seconds
-from chat.providers._sdk import SDKReply, field
+from chat.providers._sdk import SDKReply, as_built, field
 from chat.providers.base import (
     ConnectionLost,
     Message,
@@ -179,7 +179,7 @@ def content(message: Message) -> str | list[dict]:
 
 class AnthropicReply(SDKReply):
     def _open(self, **extra: Any) -> Stream[RawMessageStreamEvent]:
-        return self._client.messages.create(**self._kwargs, **extra)
+        return self._client.messages.create(**as_built({**self._kwargs, **extra}, "messages"))
 
     def _texts(self, stream: Stream[RawMessageStreamEvent]) -> Iterator[str]:
         new_block = False

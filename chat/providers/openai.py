@@ -37,7 +37,7 @@ import openai
 
 from chat import attachments
 from chat.providers._common import error_for_status, looks_like_context_too_long, redact, retry_after_seconds
-from chat.providers._sdk import SDKReply, field
+from chat.providers._sdk import SDKReply, as_built, field
 from chat.providers.base import (
     ConnectionLost,
     Message,
@@ -206,7 +206,7 @@ class OpenAIReply(SDKReply):
         self._building: dict[int, dict[str, str]] = {}  # tool calls by index, as their deltas arrive
 
     def _open(self, **extra: Any) -> Stream[ChatCompletionChunk]:
-        return self._client.chat.completions.create(**self._kwargs, **extra)
+        return self._client.chat.completions.create(**as_built({**self._kwargs, **extra}, "messages"))
 
     def _texts(self, stream: Stream[ChatCompletionChunk]) -> Iterator[str]:
         yield from self._chunks(stream)
@@ -320,7 +320,7 @@ class ResponsesReply(SDKReply):
     """A reply over the Responses API (see the module docstring)."""
 
     def _open(self, **extra: Any) -> Any:
-        return self._client.responses.create(**self._kwargs, **extra)
+        return self._client.responses.create(**as_built({**self._kwargs, **extra}, "input"))
 
     def _texts(self, stream: Any) -> Iterator[str]:
         parts_seen: set[tuple[str, int]] = set()

@@ -576,12 +576,18 @@ class Store:
             self._refresh_totals(db, row["conversation_id"], touch=stamp)
             return _message(_one(db, "SELECT * FROM messages WHERE id = ?", [message_id]))
 
-    def messages(self, conversation_id: str, *, include_superseded: bool = False) -> list[dict]:
+    def messages(self, conversation_id: str, *, include_superseded: bool = False,
+                 after_position: int | None = None) -> list[dict]:
+        """The conversation's messages in order (those after ``after_position`` only, when given)."""
         sql = "SELECT * FROM messages WHERE conversation_id = ?"
+        params: list = [conversation_id]
         if not include_superseded:
             sql += " AND superseded = 0"
+        if after_position is not None:
+            sql += " AND position > ?"
+            params.append(after_position)
         with self.db() as db:
-            rows = [_message(row) for row in _rows(db, sql + " ORDER BY position", [conversation_id])]
+            rows = [_message(row) for row in _rows(db, sql + " ORDER BY position", params)]
             files = self._attachments_of(db, [r["id"] for r in rows if r["role"] == "user"])
         for row in rows:
             row["attachments"] = files.get(row["id"], [])
