@@ -13,7 +13,17 @@ import pytest
 
 from chat.history.search import search
 from chat.providers.base import Usage
-from chat.store import DatabaseUnavailable, Filters, NotFound, SchemaTooNew, Store, StoreError, title_from
+from chat.store import (
+    ConversationRow,
+    DatabaseUnavailable,
+    Filters,
+    MessageRow,
+    NotFound,
+    SchemaTooNew,
+    Store,
+    StoreError,
+    title_from,
+)
 from engines import integrity_errors
 from engines import raw as raw_any
 
@@ -415,6 +425,17 @@ def test_messages_come_in_position_order_with_decoded_settings_and_flags(store):
         (1, "user", "q1"), (2, "assistant", "a1"), (3, "user", "q2"), (4, "assistant", "a2")]
     assert rows[0]["settings"] is None and rows[0]["superseded"] is False
     assert all(ISO_UTC.match(r["created_at"]) for r in rows)
+
+
+def test_stored_rows_have_exactly_the_fields_their_row_types_name(store):
+    """MessageRow and ConversationRow say what the store gives back, on both engines: a column added by a
+    migration and not named there (or named and gone) fails here."""
+    cid = store.create_conversation(user="ann")
+    one_turn(store, cid, "q1", "a1")
+    for row in store.messages(cid):
+        assert set(row) == set(MessageRow.__annotations__)
+    assert set(store.get_conversation(cid)) == set(ConversationRow.__annotations__)
+    assert set(store.chat_list("ann")[0]) == set(ConversationRow.__annotations__)
 
 
 def test_messages_after_a_position_are_only_the_later_ones(store):

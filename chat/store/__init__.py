@@ -21,6 +21,7 @@ from chat.store.base import (
     now,
     title_from,
 )
+from chat.store.rows import ConversationRow, MessageRow
 from chat.store.search import (
     SEARCH_MAX_CHARS,
     SEARCH_MAX_PREFIXES,
@@ -35,6 +36,8 @@ from chat.store.search import (
 )
 
 __all__ = [
+    "ConversationRow",
+    "MessageRow",
     "BUSY_TIMEOUT_MS",
     "FINAL_STATUSES",
     "SEARCH_MAX_CHARS",

@@ -30,6 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chat.display import INTERRUPTED_ERROR
+from chat.store.rows import ConversationRow, MessageRow
 from chat.store.search import (
     SEARCH_TIME_LIMIT,
     SearchError,
@@ -221,7 +222,7 @@ def _one(db: Any, sql: str, params: Any = ()) -> dict | None:
     return rows[0] if rows else None
 
 
-def _conversation(row: dict) -> dict:
+def _conversation(row: dict) -> ConversationRow:
     row.pop("rowid", None)  # PostgreSQL's stand-in for SQLite's rowid: the order rows were created in
     row["settings"] = json.loads(row["settings"] or "{}")
     row["models"] = json.loads(row["models"] or "[]")
@@ -235,7 +236,7 @@ def _compare_run(row: dict) -> dict:  # Compare page addition
     return row
 
 
-def _message(row: dict) -> dict:
+def _message(row: dict) -> MessageRow:
     for column in ("search_vector", "owner", "conversation_deleted"):  # PostgreSQL's search columns
         row.pop(column, None)
     row["settings"] = None if row["settings"] is None else json.loads(row["settings"])
@@ -356,7 +357,7 @@ class Store:
             })
         return conversation_id
 
-    def get_conversation(self, conversation_id: str, *, include_deleted: bool = False) -> dict | None:
+    def get_conversation(self, conversation_id: str, *, include_deleted: bool = False) -> ConversationRow | None:
         with self.db() as db:
             row = _one(db, "SELECT * FROM conversations WHERE id = ?", [conversation_id])
         if row is None or (row["deleted_at"] is not None and not include_deleted):
@@ -391,7 +392,7 @@ class Store:
         with self.db() as db:
             return [_conversation(row) for row in _rows(db, sql, [*params, limit])]
 
-    def chat_list(self, user: str, *, limit: int = 20) -> list[dict]:
+    def chat_list(self, user: str, *, limit: int = 20) -> list[ConversationRow]:
         """The user's chats for the Chat page's sidebar, newest first: conversations started there, and
         those continued there from Compare (a compare conversation with more than its compared exchange)."""
         sql = ("SELECT * FROM conversations WHERE deleted_at IS NULL AND \"user\" = ? "
@@ -577,7 +578,7 @@ class Store:
             return _message(_one(db, "SELECT * FROM messages WHERE id = ?", [message_id]))
 
     def messages(self, conversation_id: str, *, include_superseded: bool = False,
-                 after_position: int | None = None) -> list[dict]:
+                 after_position: int | None = None) -> list[MessageRow]:
         """The conversation's messages in order (those after ``after_position`` only, when given)."""
         sql = "SELECT * FROM messages WHERE conversation_id = ?"
         params: list = [conversation_id]
@@ -593,7 +594,7 @@ class Store:
             row["attachments"] = files.get(row["id"], [])
         return rows
 
-    def message(self, message_id: int) -> dict | None:
+    def message(self, message_id: int) -> MessageRow | None:
         """One message by id (a reply another process is writing is followed through this)."""
         with self.db() as db:
             row = _one(db, "SELECT * FROM messages WHERE id = ?", [message_id])

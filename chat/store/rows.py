@@ -1,0 +1,70 @@
+"""What the store gives back: a message and a conversation as typed rows. They stay dicts (pages and exports
+read them as such), and their types say what each field holds once decoded; a test keeps these in step with
+the tables on both engines."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+
+class MessageRow(TypedDict):
+    """One message: a user's, or an assistant reply with how it ended, what it used and what it cost."""
+
+    id: int
+    conversation_id: str
+    position: int  # its place in the conversation, from 1
+    role: str  # "user" or "assistant"
+    content: str
+    status: str  # complete, streaming, stopped, unfinished, error, interrupted… (see chat/display.ending)
+    error: str | None  # the one sentence on a failed reply
+    provider: str | None
+    model: str | None
+    settings: dict[str, Any] | None  # what produced a reply (model, system prompt, parameters)
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_read_tokens: int | None
+    cache_write_tokens: int | None
+    input_exact: bool  # the provider's count, not our estimate
+    output_exact: bool
+    cost: float | None  # USD; None when unknown
+    ttft: float | None  # seconds to the first token
+    duration: float | None
+    finish_reason: str | None  # as the provider said it
+    superseded: bool  # an earlier version of a regenerated reply, or an edited message
+    created_at: str
+    updated_at: str
+    tool_calls: list[dict[str, Any]]  # tool calls a reply asked for when tools were not enabled
+    cost_source: str | None  # "provider" when the provider's own figure
+    reserved_cost: float | None  # what the spend limit held for it while it streamed
+    reasoning: str | None
+    reasoning_tokens: int | None
+    reasoning_ttft: float | None
+    reasoning_hidden: int | None
+    cache_saved: float | None
+    tool_steps: list[dict[str, Any]] | None  # the model calls of a reply that used tools
+    attachments: list[dict[str, Any]]  # files sent with a user message (metadata; the bytes by sha256)
+
+
+class ConversationRow(TypedDict):
+    """One conversation with the totals kept on it."""
+
+    id: str
+    user: str
+    title: str
+    source: str  # chat, compare or batch
+    compare_run_id: str | None
+    created_at: str
+    updated_at: str
+    deleted_at: str | None
+    settings: dict[str, Any]
+    message_count: int
+    reply_count: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost: float
+    unknown_cost_count: int
+    models: list[str]
+    stopped_count: int
+    error_count: int
