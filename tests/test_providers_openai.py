@@ -169,10 +169,12 @@ def test_a_reply_closed_before_it_is_iterated_sends_no_request(fake_provider, pr
 
 def test_time_to_first_token_follows_the_servers_first_token_delay(fake_provider, provider):
     fake_provider.set_scenario(None, first_token_delay=0.15, words=3)
+    started = time.monotonic()
     reply = provider.stream("gpt-test", HISTORY)
     list(reply)
-    assert 0.15 <= reply.time_to_first_token < 0.4
-    assert reply.duration >= reply.time_to_first_token
+    elapsed = time.monotonic() - started
+    # not before the server sent it, and timed from the request (no speed asserted: the machine may be busy)
+    assert 0.15 <= reply.time_to_first_token <= reply.duration <= elapsed
 
 
 def test_an_openai_reply_cannot_be_iterated_twice(provider):
