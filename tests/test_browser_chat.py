@@ -335,3 +335,36 @@ def test_the_next_sends_estimate_sits_under_the_input_and_follows_the_model(stac
     page.get_by_role("option", name="anthropic:claude-haiku-4-5").click()
     wait_idle(page)
     page.get_by_text("Next send to anthropic:claude-haiku-4-5", exact=False).wait_for()
+
+
+SCROLLER_JS = """() => {
+  let el = document.querySelector('[data-testid="stMainBlockContainer"]').parentElement;
+  while (el && !/(auto|scroll)/.test(getComputedStyle(el).overflowY)) el = el.parentElement;
+  return el;
+}"""
+
+
+def gap_below(page) -> float:
+    """How far the page is scrolled from its bottom, in pixels."""
+    return page.evaluate(f"() => {{ const s = ({SCROLLER_JS})(); "
+                         "return s.scrollHeight - s.scrollTop - s.clientHeight; }")
+
+
+def test_the_view_follows_a_streaming_reply_until_the_user_scrolls_up(stack, page):
+    provider, _, _, _ = stack
+    provider.set_scenario(None, text="\n\n".join(f"Paragraph {i}." for i in range(80)), tokens_per_second=2000)
+    send(page, "a first long reply")
+    wait_message(page, "Paragraph 79.")
+    provider.set_scenario(None, words=600, tokens_per_second=60)
+    send(page, "a reply to follow")
+    provider.wait_for("chunk", timeout=10, count=150)
+    assert gap_below(page) < 60  # the growing reply is followed: the page stays at its bottom
+    page.mouse.move(640, 300)
+    page.mouse.wheel(0, -3000)  # the user scrolls up to read
+    page.wait_for_timeout(300)
+    left_at = gap_below(page)
+    assert left_at > 200
+    provider.wait_for("chunk", timeout=20, count=400)  # the reply grows on below
+    page.wait_for_timeout(300)
+    assert gap_below(page) > left_at  # left where the user put it: the new text is below the view
+    stop_button(page).click()
