@@ -137,9 +137,10 @@ def follow_reply(reply: LiveReply, *, on_stop: Callable[[str], None]) -> bool:
     itself). Leaving the page (any rerun) ends only this drawing: the reply goes on, and is followed again
     from where it is. A Stop click stops the reply as soon as it reaches the server."""
     stop_key = f"stop-{reply.message_id}"
-    handed = []
+    handed = False
 
     def handed_over() -> bool:
+        nonlocal handed
         waiting = waiting_rerun()
         if waiting is None:
             return False
@@ -147,7 +148,7 @@ def follow_reply(reply: LiveReply, *, on_stop: Callable[[str], None]) -> bool:
             reply.stop()
         if getattr(waiting, "is_auto_rerun", False):
             return False  # a fragment's timed rerun (a status line) can wait for this one
-        handed.append(True)
+        handed = True
         return True
 
     with st.chat_message("assistant"):

@@ -33,37 +33,12 @@ from chat.display import INTERRUPTED_ERROR
 from chat.store.rows import ConversationRow, MessageRow
 from chat.store.search import (
     SEARCH_TIME_LIMIT,
-    SearchError,
-    SearchIndexDamaged,
-    SearchTooLarge,
-    SearchTooSlow,
-    check_search_size,
 )
 
 if TYPE_CHECKING:
     from chat.attachments import Attachment
     from chat.providers.base import Usage
 
-__all__ = [
-    "SEARCH_TIME_LIMIT",
-    "Budget",
-    "DatabaseBusy",
-    "DatabaseUnavailable",
-    "Filters",
-    "NotFound",
-    "SchemaTooNew",
-    "SearchError",
-    "SearchIndexDamaged",
-    "SearchTooLarge",
-    "SearchTooSlow",
-    "StartedReply",
-    "Store",
-    "StoreError",
-    "check_search_size",
-    "is_postgres_url",
-    "now",
-    "title_from",
-]
 
 SOURCES = ("chat", "compare")
 FINAL_STATUSES = ("complete", "unfinished", "stopped", "error", "interrupted")
