@@ -30,18 +30,21 @@ from chat.history.search import WINDOW, Ranked, highlight_markdown, rank, search
 from chat.pricing import format_tokens
 from chat.store import SOURCES, STATUSES, Filters, StoreError
 from ui import render
-from ui.resources import boot, current_viewer, signed_in_caption
+from ui.page import context
 
 SEARCH_PAGE_SIZE = 20
 EARLIEST = date(2000, 1, 1)
 
-cfg, db = boot()
-viewer = current_viewer()
+_, db, viewer = context()
 # Whose conversations this page shows: your own; an analyst's scope is None (everyone's), with a user filter.
 # Continuing, deleting and restoring stay with the owner.
 scope: str | None = viewer.scope
-with st.sidebar:
-    signed_in_caption(viewer)
+
+# What this page keeps in the session from one run to the next (besides its widgets' own keys)
+UNDO = "undo"  # the conversation just deleted, offered back with Undo
+FILTERS_CHANGED = "filters_changed"  # set by a filter's callback: an open transcript is checked against them
+SCROLL_TO_OPEN = "scroll_to_open"  # a conversation was just opened: its transcript is brought into view
+SELECTED = "selected"  # the table row last selected (a new selection opens its conversation)
 
 
 # ---------------------------------------------------------------- actions (callbacks run before the page)
@@ -50,13 +53,13 @@ with st.sidebar:
 def first_page() -> None:
     """A filter or the search changed: back to the first page, and an open transcript is checked again."""
     st.session_state["page"] = 1
-    st.session_state["filters_changed"] = True
+    st.session_state[FILTERS_CHANGED] = True
 
 
 def open_conversation(conversation_id: str) -> None:
     st.query_params["open"] = conversation_id
-    st.session_state.pop("undo", None)
-    st.session_state["scroll_to_open"] = True  # the transcript is drawn below the list: bring it into view
+    dismiss_undo()
+    st.session_state[SCROLL_TO_OPEN] = True  # the transcript is drawn below the list: bring it into view
 
 
 def close_conversation() -> None:
@@ -67,14 +70,18 @@ def close_conversation() -> None:
 def delete(conversation_id: str) -> None:
     db.soft_delete(conversation_id)
     close_conversation()
-    st.session_state["undo"] = conversation_id
+    st.session_state[UNDO] = conversation_id
     st.toast("Conversation deleted.", icon=":material/delete:")
 
 
 def undo_delete(conversation_id: str) -> None:
     db.restore(conversation_id)
-    st.session_state.pop("undo", None)
+    dismiss_undo()
     st.query_params["open"] = conversation_id
+
+
+def dismiss_undo() -> None:
+    st.session_state.pop(UNDO, None)
 
 
 def restore(conversation_id: str) -> None:
@@ -157,16 +164,16 @@ def usage(_store, db_key: str, filters: Filters, cards_key: tuple) -> tuple[list
 
 st.title("History")
 
-undone = st.session_state.get("undo")
+undone = st.session_state.get(UNDO)
 if undone:
     deleted_row = db.get_conversation(undone, include_deleted=True)
     if deleted_row is not None and deleted_row["deleted_at"]:
         with st.container(border=True, horizontal=True, vertical_alignment="center"):
             st.markdown(f"Deleted **{escape_markdown(title_of(deleted_row))}**.")
             st.button("Undo", icon=":material/undo:", on_click=undo_delete, args=(undone,))
-            st.button("Dismiss", type="tertiary", on_click=lambda: st.session_state.pop("undo", None))
+            st.button("Dismiss", type="tertiary", on_click=dismiss_undo)
     else:
-        st.session_state.pop("undo", None)
+        dismiss_undo()
 
 options = filter_options(db, scope)
 with st.container(horizontal=True, vertical_alignment="bottom"):
@@ -196,7 +203,7 @@ filters = Filters(user=scope if scope is not None else chosen_user, since=since,
                   model=model, status=status, source=source, deleted=show_deleted)
 
 # A transcript left open that a changed filter (or search) no longer matches is closed.
-filters_changed = st.session_state.pop("filters_changed", False)
+filters_changed = st.session_state.pop(FILTERS_CHANGED, False)
 if filters_changed and st.query_params.get("open"):
     opened = get_conversation(db, st.query_params["open"], user=scope)
     if opened is None or not filtering.matches(filters, opened):
@@ -282,8 +289,8 @@ if conversations_tab.open:
                                          selection_mode="single-row", hide_index=True, column_config=TABLE_COLUMNS)
                     selected = event.selection.rows
                     chosen = ids_shown[selected[0]] if selected and selected[0] < len(rows) else None
-                    if chosen != st.session_state.get("selected"):
-                        st.session_state["selected"] = chosen
+                    if chosen != st.session_state.get(SELECTED):
+                        st.session_state[SELECTED] = chosen
                         if chosen is not None:
                             open_conversation(chosen)
                 else:
@@ -299,7 +306,7 @@ if conversations_tab.open:
         if open_id:
             conversation = get_conversation(db, open_id, user=scope)
             st.divider()
-            if st.session_state.pop("scroll_to_open", False):
+            if st.session_state.pop(SCROLL_TO_OPEN, False):
                 render.scroll_here(key=f"scroll-{open_id}")
             if conversation is None:
                 st.warning("That conversation was not found. The link may be wrong, or it was deleted for good.")
