@@ -54,7 +54,6 @@ if cid and conversation is None and not faults:
     cid = None
 
 
-
 def restore_settings(used: dict) -> None:
     """Opening a conversation sets the settings widgets to what it was last used with: its model (when still
     served), system prompt, parameters (an empty input: the model's default) and tool servers (none unless
@@ -76,6 +75,9 @@ def restore_settings(used: dict) -> None:
 if st.session_state.get(OPEN) != cid:
     st.session_state[OPEN] = cid
     restore_settings((conversation or {}).get("settings") or {})
+
+
+# ---------------------------------------------------------------- what a click does (run before the next run)
 
 
 def save_tools(conversation_id: str | None) -> None:
@@ -134,6 +136,47 @@ def dismiss_undo() -> None:
     st.session_state.pop(UNDO, None)
 
 
+def stop_reply(conversation_id: str) -> None:
+    """The Stop button: the reply is stopped at once; this run then draws it settled (its partial text,
+    figures with "stopped by you", Retry, totals)."""
+    running = live.replies.running(conversation_id)
+    if running is not None:
+        running.stop()
+        running.wait(1.0)
+
+
+def send_again(with_files: bool = True) -> None:
+    st.session_state[RESEND] = "with files" if with_files else "without files"
+
+
+def discard() -> None:
+    st.session_state.pop(OUTGOING, None)
+
+
+def keep_prompt() -> None:
+    """The chat input's callback: what it gave, kept for this run (a disabled input would drop it)."""
+    st.session_state[PROMPT] = st.session_state.prompt
+
+
+def show_version(message_id: int) -> None:
+    change(turns.show_version, db, cid, message_id)
+    st.session_state[REDRAW] = True
+
+
+def ask(*what) -> None:
+    """Regenerate, Continue: done by the next full run."""
+    st.session_state[ACTION] = what
+
+
+def resend_edited(edit_key: str) -> None:
+    """Resend in the Edit box: the edited message replaces the last one (the next full run sends it)."""
+    ask("edit", st.session_state[edit_key])
+    st.session_state[f"{edit_key}-open"] = False
+
+
+# ---------------------------------------------------------------- sidebar: the conversations and the settings
+
+
 def chat_button(conv: dict, key: str) -> None:
     label = escape_markdown(title_from(conv["title"] or "Untitled", 40))
     st.button(label, key=key, type="tertiary", disabled=conv["id"] == cid, on_click=open_chat, args=(conv["id"],))
@@ -154,7 +197,6 @@ def tools_connecting(names: list[str]) -> None:
                         f"{LIST_TIMEOUT:.0f} s is reported. Refresh tools asks again.")
 
 
-# ---------------------------------------------------------------- sidebar
 with st.sidebar:
     st.button("New chat", icon=":material/add:", on_click=new_chat, use_container_width=True)
     chosen_tools: list[str] = []
@@ -248,53 +290,6 @@ def turn_context() -> turns.TurnContext:
                              user=user, daily_limit=cfg.daily_limit_usd, idle_timeout=cfg.timeout, tools=tool_runner)
 
 
-# ---------------------------------------------------------------- starting a reply
-def stop_reply(conversation_id: str) -> None:
-    """The Stop button: the reply is stopped at once; this run then draws it settled (its partial text,
-    figures with "stopped by you", Retry, totals)."""
-    running = live.replies.running(conversation_id)
-    if running is not None:
-        running.stop()
-        running.wait(1.0)
-
-
-def unsent(out: outbox.Outgoing) -> None:
-    """A message whose reply has not started: the database fault (or why a file cannot go) in one sentence,
-    the words and files, and Send again. A message the database refused is saved in the background as soon
-    as it takes it; one held for its files waits for the user (another model, or files removed)."""
-    if out.saved:
-        st.info("Your message is saved; its reply has not been asked for yet.", icon=":material/info:")
-    else:
-        st.error(plain_sentence(out.problem or "The chat database did not take your message."),
-                 icon=":material/error:")
-        with st.chat_message("user"):
-            by_sha = {f.sha256: f.data for f in out.files}
-            render.attached([f.meta() for f in out.files], by_sha.__getitem__)
-            if out.prompt:
-                render.message_body(out.prompt)
-    cols = st.columns([1, 1, 4]) if out.held else [st]
-    cols[0].button("Send again", icon=":material/send:", key="send_again", on_click=send_again,
-                   help="Your message and its files are kept in this tab until they can go.")
-    if out.held:
-        if out.files:
-            cols[1].button("Send without files", icon=":material/attach_file_off:", key="send_bare",
-                           disabled=not out.prompt.strip(), on_click=send_again, args=(False,))
-        cols[2].button("Discard", icon=":material/delete:", type="tertiary", key="discard", on_click=discard)
-
-
-def send_again(with_files: bool = True) -> None:
-    st.session_state[RESEND] = "with files" if with_files else "without files"
-
-
-def discard() -> None:
-    st.session_state.pop(OUTGOING, None)
-
-
-def keep_prompt() -> None:
-    """The chat input's callback: what it gave, kept for this run (a disabled input would drop it)."""
-    st.session_state[PROMPT] = st.session_state.prompt
-
-
 attach_limits = attachments.Limits(max_file_bytes=int(cfg.attach_max_file_mb * 1024 * 1024),
                                    max_message_bytes=int(cfg.attach_max_message_mb * 1024 * 1024))
 
@@ -307,18 +302,6 @@ def files_problem(files: tuple) -> str | None:
     except attachments.AttachmentError as exc:
         return exc.hint
     return None
-
-
-def read_uploads(uploads: list) -> tuple[tuple, list[str]]:
-    """The files the chat input brought, read and checked by their content; and one sentence per file that
-    cannot be taken (empty, damaged, SVG, not what its name says)."""
-    files, problems = [], []
-    for upload in uploads:
-        try:
-            files.append(attachments.read(upload.name, upload.getvalue()))
-        except attachments.AttachmentError as exc:
-            problems.append(exc.hint)
-    return tuple(files), problems
 
 
 action = st.session_state.pop(ACTION, None)
@@ -350,6 +333,7 @@ if action and cid:  # Regenerate, Retry, Edit, Continue: a new reply, owned by t
     except attachments.AttachmentError as exc:
         faults.append(f"{exc.hint} Nothing was sent.")
 
+
 def take_message(conversation_id: str | None) -> tuple[str | None, bool]:
     """The message the chat input just gave (or Send again): saved before any provider call and its reply
     started, or kept in this tab (never lost) until Send again delivers it, saved once. Returns the
@@ -368,7 +352,7 @@ def take_message(conversation_id: str | None) -> tuple[str | None, bool]:
         out.held = out.problem is not None
         resend = not out.held
     if (prompt and prompt.strip()) or uploads:
-        files, problems = read_uploads(uploads)
+        files, problems = widgets.read_uploads(uploads)
         out = outbox.Outgoing(prompt or "", conversation_id, files=files)
         if problems:
             left = ("the message" + (" and the other files" if files else "") if out.prompt.strip()
@@ -402,41 +386,20 @@ def take_message(conversation_id: str | None) -> tuple[str | None, bool]:
 
 
 # ---------------------------------------------------------------- the conversation
-tz = render.viewer_timezone()
-all_rows = (read(db.messages, cid, include_superseded=True, default=[]) if cid else [])  # with earlier versions
-rows = [r for r in all_rows if not r["superseded"]]
-out = st.session_state.get(OUTGOING)  # a message not sent yet (kept in this tab)
-said = out.problem if out is not None and not out.saved else None  # the unsent message below says it
-if faults and faults[0] != said:
-    st.error(faults[0], icon=":material/error:")
-running = live.replies.running(cid)
-# a reply another app process is writing (several replicas share the store): followed from its checkpoints
-elsewhere = None if running else next((r for r in rows if r.get("status") == "streaming"), None)
-streaming_id = running.message_id if running else elsewhere["id"] if elsewhere else None
-
-if not rows:
-    st.caption(f"Talking to **{model_id}**. Ask anything below.")
-hidden = render.earlier_messages(len(rows), f"drawn-{cid}")  # a long conversation opens on its latest
-for row in rows[hidden:]:
-    if row["id"] != streaming_id:
-        render.message(row, db.blob, tz=tz)
-if out is not None:
-    unsent(out)
-
-def show_version(message_id: int) -> None:
-    change(turns.show_version, db, cid, message_id)
-    st.session_state[REDRAW] = True
 
 
-def ask(*what) -> None:
-    """Regenerate, Continue: done by the next full run."""
-    st.session_state[ACTION] = what
-
-
-def resend_edited(edit_key: str) -> None:
-    """Resend in the Edit box: the edited message replaces the last one (the next full run sends it)."""
-    ask("edit", st.session_state[edit_key])
-    st.session_state[f"{edit_key}-open"] = False
+def unsent_buttons(out: outbox.Outgoing) -> None:
+    """Under a message whose reply has not started: Send again; for one held for its files (it waits for the
+    user: another model, or files removed), also Send without files and Discard. A message the database
+    refused is saved in the background as soon as it takes it."""
+    cols = st.columns([1, 1, 4]) if out.held else [st]
+    cols[0].button("Send again", icon=":material/send:", key="send_again", on_click=send_again,
+                   help="Your message and its files are kept in this tab until they can go.")
+    if out.held:
+        if out.files:
+            cols[1].button("Send without files", icon=":material/attach_file_off:", key="send_bare",
+                           disabled=not out.prompt.strip(), on_click=send_again, args=(False,))
+        cols[2].button("Discard", icon=":material/delete:", type="tertiary", key="discard", on_click=discard)
 
 
 def reply_actions() -> None:
@@ -476,6 +439,28 @@ def reply_actions() -> None:
                       disabled=now_shown == len(versions) - 1, help="Show the later version of this reply",
                       on_click=show_version, args=(later["id"],))
 
+
+tz = render.viewer_timezone()
+all_rows = (read(db.messages, cid, include_superseded=True, default=[]) if cid else [])  # with earlier versions
+rows = [r for r in all_rows if not r["superseded"]]
+out = st.session_state.get(OUTGOING)  # a message not sent yet (kept in this tab)
+said = out.problem if out is not None and not out.saved else None  # the unsent message below says it
+if faults and faults[0] != said:
+    st.error(faults[0], icon=":material/error:")
+running = live.replies.running(cid)
+# a reply another app process is writing (several replicas share the store): followed from its checkpoints
+elsewhere = None if running else next((r for r in rows if r.get("status") == "streaming"), None)
+streaming_id = running.message_id if running else elsewhere["id"] if elsewhere else None
+
+if not rows:
+    st.caption(f"Talking to **{model_id}**. Ask anything below.")
+hidden = render.earlier_messages(len(rows), f"drawn-{cid}")  # a long conversation opens on its latest
+for row in rows[hidden:]:
+    if row["id"] != streaming_id:
+        render.message(row, db.blob, tz=tz)
+if out is not None:
+    render.unsent(out)
+    unsent_buttons(out)
 
 
 actions_area = st.empty()  # the actions under the last message: drawn by the composer below

@@ -264,12 +264,9 @@ def compare_tab(work: dict) -> None:
                                help="Hide which model wrote which column (labels A, B, …) until you vote.")
     if run_clicked:
         try:
-            files = []
-            for upload in uploads or []:  # read by their content; a file that cannot go stops the run here
-                try:
-                    files.append(attachments.read(upload.name, upload.getvalue()))
-                except attachments.AttachmentError as exc:
-                    raise CompareError(exc.hint) from None
+            files, problems = widgets.read_uploads(uploads)
+            if problems:  # a file that cannot go stops the run here
+                raise CompareError(problems[0])
             started = start_run(
                 db, providers(), pricer(), user=user, prompt=prompt, targets=targets,
                 blind=blind, window_for=window_for, options={"synced": synced}, daily_limit=cfg.daily_limit_usd,

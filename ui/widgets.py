@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from chat import attachments
 from chat.models import Capabilities
 
 MODEL_DEFAULT = "model default"  # the choice that sends nothing: the model decides
@@ -76,3 +77,15 @@ def reasoning(caps: Capabilities, *, thinking: bool, effort_key: str, thinking_k
             "Thinking", THINKING_CHOICES, key=thinking_key,
             help="On: the model thinks before it answers, and you see its thinking above the reply.")
     return {name: None if value == MODEL_DEFAULT else value for name, value in chosen.items()}
+
+
+def read_uploads(uploads) -> tuple[tuple[attachments.Attachment, ...], list[str]]:
+    """The files an uploader (or the chat input) brought, read and checked by their content; and one sentence
+    per file that cannot be taken (empty, damaged, SVG, not what its name says)."""
+    files, problems = [], []
+    for upload in uploads or ():
+        try:
+            files.append(attachments.read(upload.name, upload.getvalue()))
+        except attachments.AttachmentError as exc:
+            problems.append(exc.hint)
+    return tuple(files), problems
