@@ -160,6 +160,154 @@ def usage(_store, db_key: str, filters: Filters, cards_key: tuple) -> tuple[list
     return by_day, by_model, usage_by_user(_store, filters)
 
 
+# ---------------------------------------------------------------- drawing
+
+
+def search_hit(row: dict) -> None:
+    """One conversation found by the search: its title, Open, the matching snippet and its facts."""
+    with st.container(border=True, gap="xsmall"):
+        with st.container(horizontal=True, vertical_alignment="center"):
+            st.markdown(f"**{escape_markdown(title_of(row))}**", width="stretch")
+            st.button("Open", key=f"open-{row['id']}", icon=":material/open_in_full:",
+                      on_click=open_conversation, args=(row["id"],), type="tertiary")
+        if row["snippet"]:
+            st.markdown(highlight_markdown(row["snippet"]))
+        meta = [escape_markdown(row["user"]), escape_markdown(", ".join(row["models"])) or "no replies",
+                row["source"], f"{row['message_count']:,} messages", totals_line(row),
+                f"last active {stamp(row['updated_at'])} UTC"]
+        if row["hits"] > 1:
+            meta.insert(3, f"{row['hits']} matching messages")
+        st.caption(" · ".join(meta))
+
+
+def transcript(conversation: dict) -> None:
+    """The open conversation: its facts, what its owner can do with it, exports, its settings and its
+    messages (a long one opens on its latest)."""
+    cid = conversation["id"]
+    deleted = conversation["deleted_at"] is not None
+    st.subheader(escape_markdown(title_of(conversation)), anchor=False)
+    facts = [escape_markdown(conversation["user"]), conversation["source"],
+             f"started {stamp(conversation['created_at'])}",
+             f"last active {stamp(conversation['updated_at'])} UTC", totals_line(conversation)]
+    if problems(conversation):
+        facts.append(problems(conversation))
+    st.caption(" · ".join(facts))
+    messages = db.messages(cid, include_superseded=True)
+    owner = viewer.can_change(conversation["user"])
+    with st.container(horizontal=True):
+        if deleted and owner:
+            st.button("Restore", icon=":material/restore_from_trash:", type="primary",
+                      on_click=restore, args=(cid,))
+        elif owner and st.button("Continue in chat", icon=":material/chat:", type="primary"):
+            st.switch_page("app_pages/chat.py", query_params={"c": cid})
+        # built when clicked, not on every run: a long conversation's export is large
+        st.download_button("Export Markdown",
+                           data=functools.partial(conversation_markdown, conversation, messages),
+                           file_name=f"conversation-{cid[:8]}.md", mime="text/markdown",
+                           icon=":material/download:", on_click="ignore")
+        st.download_button("Export JSON",
+                           data=functools.partial(conversation_json, conversation, messages),
+                           file_name=f"conversation-{cid[:8]}.json", mime="application/json",
+                           icon=":material/data_object:", on_click="ignore")
+        if any(m.get("attachments") for m in messages):
+            st.download_button("Export JSON with files",
+                               data=functools.partial(conversation_json, conversation, messages,
+                                                      db.blob),
+                               file_name=f"conversation-{cid[:8]}-files.json", mime="application/json",
+                               icon=":material/attach_file:", on_click="ignore")
+        if owner and not deleted:
+            st.button("Delete", icon=":material/delete:", on_click=delete, args=(cid,))
+        st.button("Close", type="tertiary", on_click=close_conversation)
+    if not owner:
+        st.caption(f"Only {escape_markdown(conversation['user'])} can continue, delete or restore "
+                   "this conversation.")
+    if deleted:
+        st.info(f"This conversation was deleted on {stamp(conversation['deleted_at'])} UTC. "
+                "Restore it to see it in lists and search again.")
+    replies = [m for m in messages if m["role"] == "assistant"]
+    with st.expander("System prompt and parameters"):
+        used = conversation["settings"] or {}
+        st.markdown("**Last used**")
+        st.code("\n".join(settings_lines(used)) or "(none recorded)", language=None,
+                wrap_lines=True)
+        per_reply = [{"Reply": i, "Model": f"{m['provider']}:{m['model']}",
+                      "Temperature": (m["settings"] or {}).get("temperature"),
+                      "Max output tokens": (m["settings"] or {}).get("max_tokens"),
+                      "System prompt": (m["settings"] or {}).get("system") or ""}
+                     for i, m in enumerate(replies, 1)]
+        if per_reply:
+            st.markdown("**Each reply**")
+            st.dataframe(pd.DataFrame(per_reply), hide_index=True)
+    visible = [m for m in messages if not m["superseded"]]
+    if not visible:
+        st.caption("No messages yet.")
+    hidden = render.earlier_messages(len(visible), f"history-drawn-{cid}")  # exports stay whole
+    tz = render.viewer_timezone()
+    for message in visible[hidden:]:
+        render.message(message, db.blob, tz=tz)
+
+
+def analytics(filters: Filters) -> None:
+    """Cards, daily charts and the tables by model and by user, for the conversations matching ``filters``."""
+    cards = summary(db, filters)
+    with st.container(horizontal=True):
+        st.metric("Conversations", f"{cards['conversations']:,}", border=True)
+        st.metric("Messages", f"{cards['messages']:,}", border=True)
+        st.metric("Tokens", format_tokens(cards["tokens"]), border=True)
+        unknown = cards["unknown_cost_count"]
+        if unknown == 1:
+            cost_help = "One reply has no known price and is not counted."
+        elif unknown:
+            cost_help = f"{unknown:,} replies have no known price and are not counted."
+        else:
+            cost_help = "Every reply has a known price."
+        st.metric("Cost", total_cost_text(cards["cost"], unknown), border=True, help=cost_help)
+    if not cards["conversations"]:
+        st.info("No conversations match these filters.")
+    else:
+        by_day, by_model, by_user = usage(db, str(db.path), filters, tuple(sorted(cards.items())))
+        st.caption("Whole conversations matching the filters above (the search text does not apply here); "
+                   "replies are counted on the UTC day they were sent.")
+        if by_day:
+            days = pd.DataFrame(by_day)
+            days["day"] = days["day"].astype(str).str[:10]
+            left, right = st.columns(2)
+            with left:
+                st.markdown("**Cost per day by model** (USD, priced replies)")
+                st.vega_lite_chart(days, charts.daily_bars(list(days["day"]), field="cost", title="Cost",
+                                                           value_format="$.4~f"), width="stretch")
+            with right:
+                st.markdown("**Tokens per day by model**")
+                st.vega_lite_chart(days, charts.daily_bars(list(days["day"]), field="tokens", title="Tokens",
+                                                           value_format=",d"), width="stretch")
+        st.markdown("**By model**")
+        st.dataframe(pd.DataFrame({
+            "Model": [m["model"] for m in by_model],
+            "Replies": [m["replies"] for m in by_model],
+            "Tokens": [m["tokens"] for m in by_model],
+            "Cost": [total_cost_text(m["cost"], m["unknown_cost"]) for m in by_model],
+            "Median time to first token (s)": [m["median_ttft"] for m in by_model],
+            "Median tokens/s": [m["median_tokens_per_second"] for m in by_model],
+        }), hide_index=True, column_config={
+            "Replies": st.column_config.NumberColumn(format="localized"),
+            "Tokens": st.column_config.NumberColumn(format="localized"),
+            "Median time to first token (s)": st.column_config.NumberColumn(format="%.2f"),
+            "Median tokens/s": st.column_config.NumberColumn(format="%.0f"),
+        })
+        st.markdown("**By user**")
+        st.dataframe(pd.DataFrame({
+            "User": [u["user"] for u in by_user],
+            "Conversations": [u["conversations"] for u in by_user],
+            "Messages": [u["messages"] for u in by_user],
+            "Tokens": [u["tokens"] for u in by_user],
+            "Cost": [total_cost_text(u["cost"], u["unknown_cost_count"]) for u in by_user],
+        }), hide_index=True, column_config={
+            "Conversations": st.column_config.NumberColumn(format="localized"),
+            "Messages": st.column_config.NumberColumn(format="localized"),
+            "Tokens": st.column_config.NumberColumn(format="localized"),
+        })
+
+
 # ---------------------------------------------------------------- filters (shared by both tabs)
 
 st.title("History")
@@ -260,19 +408,7 @@ if conversations_tab.open:
                 if not found:
                     st.info("No message matches that search with these filters.")
                 for row in hits:
-                    with st.container(border=True, gap="xsmall"):
-                        with st.container(horizontal=True, vertical_alignment="center"):
-                            st.markdown(f"**{escape_markdown(title_of(row))}**", width="stretch")
-                            st.button("Open", key=f"open-{row['id']}", icon=":material/open_in_full:",
-                                      on_click=open_conversation, args=(row["id"],), type="tertiary")
-                        if row["snippet"]:
-                            st.markdown(highlight_markdown(row["snippet"]))
-                        meta = [escape_markdown(row["user"]), escape_markdown(", ".join(row["models"])) or "no replies",
-                                row["source"], f"{row['message_count']:,} messages", totals_line(row),
-                                f"last active {stamp(row['updated_at'])} UTC"]
-                        if row["hits"] > 1:
-                            meta.insert(3, f"{row['hits']} matching messages")
-                        st.caption(" · ".join(meta))
+                    search_hit(row)
             csv_rows = functools.partial(search_csv, ranked)
         else:
             total = count_conversations(db, filters)
@@ -312,127 +448,10 @@ if conversations_tab.open:
                 st.warning("That conversation was not found. The link may be wrong, or it was deleted for good.")
                 st.button("Close", on_click=close_conversation)
             else:
-                cid = conversation["id"]
-                deleted = conversation["deleted_at"] is not None
-                st.subheader(escape_markdown(title_of(conversation)), anchor=False)
-                facts = [escape_markdown(conversation["user"]), conversation["source"],
-                         f"started {stamp(conversation['created_at'])}",
-                         f"last active {stamp(conversation['updated_at'])} UTC", totals_line(conversation)]
-                if problems(conversation):
-                    facts.append(problems(conversation))
-                st.caption(" · ".join(facts))
-                messages = db.messages(cid, include_superseded=True)
-                owner = viewer.can_change(conversation["user"])
-                with st.container(horizontal=True):
-                    if deleted and owner:
-                        st.button("Restore", icon=":material/restore_from_trash:", type="primary",
-                                  on_click=restore, args=(cid,))
-                    elif owner and st.button("Continue in chat", icon=":material/chat:", type="primary"):
-                        st.switch_page("app_pages/chat.py", query_params={"c": cid})
-                    # built when clicked, not on every run: a long conversation's export is large
-                    st.download_button("Export Markdown",
-                                       data=functools.partial(conversation_markdown, conversation, messages),
-                                       file_name=f"conversation-{cid[:8]}.md", mime="text/markdown",
-                                       icon=":material/download:", on_click="ignore")
-                    st.download_button("Export JSON",
-                                       data=functools.partial(conversation_json, conversation, messages),
-                                       file_name=f"conversation-{cid[:8]}.json", mime="application/json",
-                                       icon=":material/data_object:", on_click="ignore")
-                    if any(m.get("attachments") for m in messages):
-                        st.download_button("Export JSON with files",
-                                           data=functools.partial(conversation_json, conversation, messages,
-                                                                  db.blob),
-                                           file_name=f"conversation-{cid[:8]}-files.json", mime="application/json",
-                                           icon=":material/attach_file:", on_click="ignore")
-                    if owner and not deleted:
-                        st.button("Delete", icon=":material/delete:", on_click=delete, args=(cid,))
-                    st.button("Close", type="tertiary", on_click=close_conversation)
-                if not owner:
-                    st.caption(f"Only {escape_markdown(conversation['user'])} can continue, delete or restore "
-                               "this conversation.")
-                if deleted:
-                    st.info(f"This conversation was deleted on {stamp(conversation['deleted_at'])} UTC. "
-                            "Restore it to see it in lists and search again.")
-                replies = [m for m in messages if m["role"] == "assistant"]
-                with st.expander("System prompt and parameters"):
-                    used = conversation["settings"] or {}
-                    st.markdown("**Last used**")
-                    st.code("\n".join(settings_lines(used)) or "(none recorded)", language=None,
-                            wrap_lines=True)
-                    per_reply = [{"Reply": i, "Model": f"{m['provider']}:{m['model']}",
-                                  "Temperature": (m["settings"] or {}).get("temperature"),
-                                  "Max output tokens": (m["settings"] or {}).get("max_tokens"),
-                                  "System prompt": (m["settings"] or {}).get("system") or ""}
-                                 for i, m in enumerate(replies, 1)]
-                    if per_reply:
-                        st.markdown("**Each reply**")
-                        st.dataframe(pd.DataFrame(per_reply), hide_index=True)
-                visible = [m for m in messages if not m["superseded"]]
-                if not visible:
-                    st.caption("No messages yet.")
-                hidden = render.earlier_messages(len(visible), f"history-drawn-{cid}")  # exports stay whole
-                tz = render.viewer_timezone()
-                for message in visible[hidden:]:
-                    render.message(message, db.blob, tz=tz)
+                transcript(conversation)
 
 # ---------------------------------------------------------------- analytics
 
 if analytics_tab.open:
     with analytics_tab:
-        cards = summary(db, filters)
-        with st.container(horizontal=True):
-            st.metric("Conversations", f"{cards['conversations']:,}", border=True)
-            st.metric("Messages", f"{cards['messages']:,}", border=True)
-            st.metric("Tokens", format_tokens(cards["tokens"]), border=True)
-            unknown = cards["unknown_cost_count"]
-            if unknown == 1:
-                cost_help = "One reply has no known price and is not counted."
-            elif unknown:
-                cost_help = f"{unknown:,} replies have no known price and are not counted."
-            else:
-                cost_help = "Every reply has a known price."
-            st.metric("Cost", total_cost_text(cards["cost"], unknown), border=True, help=cost_help)
-        if not cards["conversations"]:
-            st.info("No conversations match these filters.")
-        else:
-            by_day, by_model, by_user = usage(db, str(db.path), filters, tuple(sorted(cards.items())))
-            st.caption("Whole conversations matching the filters above (the search text does not apply here); "
-                       "replies are counted on the UTC day they were sent.")
-            if by_day:
-                days = pd.DataFrame(by_day)
-                days["day"] = days["day"].astype(str).str[:10]
-                left, right = st.columns(2)
-                with left:
-                    st.markdown("**Cost per day by model** (USD, priced replies)")
-                    st.vega_lite_chart(days, charts.daily_bars(list(days["day"]), field="cost", title="Cost",
-                                                               value_format="$.4~f"), width="stretch")
-                with right:
-                    st.markdown("**Tokens per day by model**")
-                    st.vega_lite_chart(days, charts.daily_bars(list(days["day"]), field="tokens", title="Tokens",
-                                                               value_format=",d"), width="stretch")
-            st.markdown("**By model**")
-            st.dataframe(pd.DataFrame({
-                "Model": [m["model"] for m in by_model],
-                "Replies": [m["replies"] for m in by_model],
-                "Tokens": [m["tokens"] for m in by_model],
-                "Cost": [total_cost_text(m["cost"], m["unknown_cost"]) for m in by_model],
-                "Median time to first token (s)": [m["median_ttft"] for m in by_model],
-                "Median tokens/s": [m["median_tokens_per_second"] for m in by_model],
-            }), hide_index=True, column_config={
-                "Replies": st.column_config.NumberColumn(format="localized"),
-                "Tokens": st.column_config.NumberColumn(format="localized"),
-                "Median time to first token (s)": st.column_config.NumberColumn(format="%.2f"),
-                "Median tokens/s": st.column_config.NumberColumn(format="%.0f"),
-            })
-            st.markdown("**By user**")
-            st.dataframe(pd.DataFrame({
-                "User": [u["user"] for u in by_user],
-                "Conversations": [u["conversations"] for u in by_user],
-                "Messages": [u["messages"] for u in by_user],
-                "Tokens": [u["tokens"] for u in by_user],
-                "Cost": [total_cost_text(u["cost"], u["unknown_cost_count"]) for u in by_user],
-            }), hide_index=True, column_config={
-                "Conversations": st.column_config.NumberColumn(format="localized"),
-                "Messages": st.column_config.NumberColumn(format="localized"),
-                "Tokens": st.column_config.NumberColumn(format="localized"),
-            })
+        analytics(filters)
