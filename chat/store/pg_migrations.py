@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chat.store.base import SchemaTooNew, now
+from chat.store.errors import SchemaTooNew
+from chat.store.sql import now
 
 MIGRATIONS_TABLE = "_migrations"
 MIGRATE_LOCK = 7_263_541  # pg_advisory_xact_lock key held while migrating

@@ -24,14 +24,10 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from chat.store import pg_migrations
-from chat.store.base import (
-    DatabaseBusy,
-    DatabaseUnavailable,
-    Filters,
-    Store,
-    StoreError,
-    default_busy_timeout_ms,
-)
+from chat.store.base import Store
+from chat.store.engine import default_busy_timeout_ms
+from chat.store.errors import DatabaseBusy, DatabaseUnavailable, StoreError
+from chat.store.filters import Filters
 from chat.store.search import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,

@@ -19,14 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from chat.lean_imports import sqlite_utils
-from chat.store.base import (
-    DatabaseBusy,
-    DatabaseUnavailable,
-    Filters,
-    Store,
-    StoreError,
-    default_busy_timeout_ms,
-)
+from chat.store.base import Store
+from chat.store.engine import default_busy_timeout_ms
+from chat.store.errors import DatabaseBusy, DatabaseUnavailable, StoreError
+from chat.store.filters import Filters
 from chat.store.search import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,

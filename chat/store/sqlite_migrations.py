@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from chat.lean_imports import sqlite_utils
-from chat.store.base import SchemaTooNew, now
+from chat.store.errors import SchemaTooNew
+from chat.store.sql import now
 
 MIGRATIONS_TABLE = "_migrations"
 
