@@ -3,6 +3,8 @@ an engine turns its driver's errors about the database (not about the code) into
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 
 class StoreError(Exception):
     """Base of every error the store raises. ``str(error)`` is one sentence a UI can show as it is."""
@@ -50,3 +52,11 @@ class NotFound(StoreError, LookupError):
     def __init__(self, what: str, key: object):
         self.key = key
         super().__init__(f"That {what} no longer exists.")
+
+
+def raise_typed(exc: Exception, typed: StoreError | None) -> NoReturn:
+    """Inside an engine's ``except``: raise ``typed``, the store's error for a driver error about the
+    database, from ``exc``; without one the error is about the code, and ``exc`` goes on as it is."""
+    if typed is None:
+        raise exc
+    raise typed from exc
