@@ -321,6 +321,7 @@ CALL_STATUS = {"waiting": "waiting for your approval", "running": "running…", 
 APPROVAL_QUESTION = ("This tool is not marked read-only by its server: it may change things. Run it with these "
                      "arguments?")
 DENIED_NOTE = "You denied this call; the model was told so."
+SKIPPED_AT_STEP_LIMIT = "The step limit was reached."  # a call not run, as its error says
 APPROVAL_ELSEWHERE = "A tool call waits for approval in the tab where this reply was started."
 
 
