@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from chat.config import ModelId
 from chat.pricing import Pricer
-from chat.providers.base import Usage
+from chat.providers.base import Reply, Usage
 
 Priced = tuple[Usage | None, float | None]  # one model call's usage and cost
 
@@ -19,6 +19,15 @@ def call_cost(pricer: Pricer, model_id: ModelId, usage: Usage) -> tuple[float | 
     if cost is None and usage.provider_cost is not None:
         return usage.provider_cost, "provider"
     return cost, None
+
+
+def refused_unbilled(reply: Reply | None, status: str, text: str, reasoning: str) -> bool:
+    """A failed reply that received nothing, not even an exact input count: the provider refused the request
+    or failed before answering it, so nothing is billed."""
+    if reply is None:
+        return False
+    return (status == "error" and not text and not reasoning and not reply.usage.input_exact
+            and not reply.reasoning_hidden)
 
 
 def sum_calls(parts: Sequence[Priced]) -> tuple[Usage, float | None]:

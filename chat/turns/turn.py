@@ -36,10 +36,11 @@ from chat.providers.base import (
     Reply,
     StreamError,
     Timeout,
+    Usage,
 )
 from chat.store import DatabaseBusy, StoreError
 from chat.tool_loop import CallRecord, StepRecord, steps_to_json
-from chat.turns.cost import Priced, cache_saved_sum, call_cost, sum_calls
+from chat.turns.cost import Priced, cache_saved_sum, call_cost, refused_unbilled, sum_calls
 from chat.turns.request import fit_context, history_from_rows, with_file_data
 from chat.turns.settings import DEFAULT_OUTPUT_RESERVE, TurnContext, TurnSettings
 
@@ -470,11 +471,7 @@ class Turn:
         tool_calls: list[str] = []
         reasoning = self.reasoning
         if reply is not None:
-            # reasoning is output too: a reply stopped or failed while the model thought is billed for it
-            usage = tokens.fill_missing_usage(reply.usage, messages=self._history, system=self.settings.system,
-                                              reply_text=text + reasoning, model=model_id.model)
-            if not usage.output_exact and reasoning and usage.reasoning_tokens is None:
-                usage.reasoning_tokens = tokens.count_text(reasoning, model_id.model).tokens
+            usage = self._final_usage(reply, text, reasoning)
             ttft = reply.time_to_first_token
             duration = reply.duration
             finish_reason = reply.finish_reason
@@ -482,10 +479,7 @@ class Turn:
         cost, cost_source = call_cost(self.pricer, model_id, usage) if usage else (None, None)
         cache_saved = self.pricer.cache_saving(model_id.provider, model_id.model, usage) if usage else None
         nothing_sent = reply is None or reply.started_at is None  # never iterated: no request made
-        refused = (status == "error" and not text and not reasoning and not reply.usage.input_exact
-                   and not reply.reasoning_hidden) if reply else False
-        if nothing_sent or refused:
-            # nothing reached the provider, or it refused: nothing billed
+        if nothing_sent or refused_unbilled(reply, status, text, reasoning):
             usage, cost, cost_source, cache_saved = None, 0.0, None, None
         steps = None
         if self.steps:  # a reply that used tools: every model call of the loop counts
@@ -504,20 +498,32 @@ class Turn:
                 duration = (reply.finished_at or time.monotonic()) - first.started_at
             tool_calls = []
             steps = steps_to_json(self.steps)
-        if forced_reason:
-            finish_reason = forced_reason
-        for attempt in range(3):  # the final write must land: a busy database gets two more chances
+        self._write_record(
+            content=text, status=status, usage=usage, cost=cost, ttft=ttft, duration=duration,
+            finish_reason=forced_reason or finish_reason, error=(error.hint if error else None),
+            tool_calls=tool_calls, cost_source=cost_source,
+            cache_saved=cache_saved if cost is not None and cost_source is None else None,
+            reasoning=reasoning or None,
+            reasoning_ttft=reply.time_to_first_reasoning if reply is not None else None,
+            reasoning_hidden=bool(reply is not None and reply.reasoning_hidden),
+            **({"tool_steps": steps} if steps is not None else {}),
+        )
+
+    def _final_usage(self, reply: Reply, text: str, reasoning: str) -> Usage:
+        """The last model call's usage, estimated where the provider reported none. Reasoning is output too:
+        a reply stopped or failed while the model thought is billed for it."""
+        model = self.settings.model_id.model
+        usage = tokens.fill_missing_usage(reply.usage, messages=self._history, system=self.settings.system,
+                                          reply_text=text + reasoning, model=model)
+        if not usage.output_exact and reasoning and usage.reasoning_tokens is None:
+            usage.reasoning_tokens = tokens.count_text(reasoning, model).tokens
+        return usage
+
+    def _write_record(self, **fields) -> None:
+        """The finished reply into its row. This write must land: a busy database gets two more chances."""
+        for attempt in range(3):
             try:
-                self.record = self.store.finish_reply(
-                    self.message_id, content=text, status=status, usage=usage, cost=cost, ttft=ttft,
-                    duration=duration, finish_reason=finish_reason,
-                    error=(error.hint if error else None), tool_calls=tool_calls, cost_source=cost_source,
-                    cache_saved=cache_saved if cost is not None and cost_source is None else None,
-                    reasoning=reasoning or None,
-                    reasoning_ttft=reply.time_to_first_reasoning if reply is not None else None,
-                    reasoning_hidden=bool(reply is not None and reply.reasoning_hidden),
-                    **({"tool_steps": steps} if steps is not None else {}),
-                )
+                self.record = self.store.finish_reply(self.message_id, **fields)
                 return
             except DatabaseBusy:
                 if attempt == 2:
