@@ -84,7 +84,7 @@ def test_the_modules_the_chat_page_imports_leave_the_heavy_libraries_for_later()
 
 
 def test_sqlite_utils_left_without_pandas_still_stores_and_reads_rows(tmp_path):
-    from chat.lean_imports import sqlite_utils
+    from chat.lean_sqlite_utils import sqlite_utils
 
     db = sqlite_utils.Database(tmp_path / "t.db")
     db["rows"].insert_all([{"id": 1, "text": "héllo", "n": 2.5}], pk="id")
