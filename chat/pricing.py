@@ -1,8 +1,8 @@
 """What a reply cost, from its token usage: configured overrides first, then genai-prices' bundled data.
 
 - genai-prices is used offline: its bundled snapshot only; its updater (``UpdatePrices``) is never started.
-  It is imported on first use (~0.5 s, plus ~0.25 s for the first lookup), so pages that only format figures
-  do not pay for it.
+  It is imported on first use, off the first paint's path (its import and first lookup are slow: README,
+  Performance).
 - Only the providers in :data:`GENAI_PRICES_PROVIDERS` are looked up there. A named OpenAI-compatible
   endpoint (Ollama, vLLM, a gateway...) may serve a model with a well-known name at another price, or for
   free: its cost is unknown unless configuration gives an override.
@@ -177,7 +177,7 @@ class Pricer:
 
 def _genai_prices_total(provider_id: str, model: str, usage: Usage) -> Decimal | None:
     """genai-prices' total for ``usage``, or None when it does not know the model."""
-    import genai_prices  # lazily: ~0.5 s
+    import genai_prices  # lazily: off the first paint's path
 
     cached = usage.cache_read_tokens + usage.cache_write_tokens
     gp_usage = genai_prices.Usage(
