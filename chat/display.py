@@ -342,7 +342,7 @@ def blind_figures(row: dict) -> list[str]:
     return ([f"{word[0].upper()}{word[1:]}."] if word else []) + [BLIND_FIGURES]
 
 
-# ---------------------------------------------------------------- a reply's tool steps (issue 18)
+# ---------------------------------------------------------------- a reply's tool steps
 CALL_STATUS = {"waiting": "waiting for your approval", "running": "running…", "done": "done", "failed": "failed",
                "denied": "denied by you", "stopped": "stopped", "skipped": "not run (step limit reached)"}
 APPROVAL_QUESTION = ("This tool is not marked read-only by its server: it may change things. Run it with these "
