@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from chat.lean_imports import sqlite_utils
+from chat.lean_sqlite_utils import sqlite_utils
 from chat.store.migration_list import registering, still_to_apply
 from chat.store.sql import now
 
