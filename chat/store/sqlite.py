@@ -18,15 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from chat.lean_imports import sqlite_utils
-from chat.store.base import (
-    DatabaseBusy,
-    DatabaseUnavailable,
-    Filters,
-    Store,
-    StoreError,
-    default_busy_timeout_ms,
-)
+from chat.lean_sqlite_utils import sqlite_utils
+from chat.store.base import Store
+from chat.store.engine import default_busy_timeout_ms
+from chat.store.errors import DatabaseBusy, DatabaseUnavailable, StoreError, raise_typed
+from chat.store.filters import Filters
 from chat.store.search import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
@@ -262,20 +258,15 @@ class SqliteStore(Store):
         try:
             db = self._acquire()
         except sqlite3.Error as exc:
-            typed = _translate(exc, self.path)
-            if typed is None:
-                raise
-            raise typed from exc
+            raise_typed(exc, _translate(exc, self.path))
         self._local.db = db
         broken = False
         try:
             yield db
         except sqlite3.Error as exc:
             typed = _translate(exc, self.path)
-            if typed is None:
-                raise
             broken = isinstance(typed, DatabaseUnavailable)
-            raise typed from exc
+            raise_typed(exc, typed)
         finally:
             self._local.db = None
             self._release(db, broken=broken)
