@@ -9,7 +9,7 @@ from chat.config import parse_model_id
 from chat.display import ending, escape_markdown, next_cost_line, plain_sentence, totals_line, version_label
 from chat.history.search import search
 from chat.mcp_servers import LIST_TIMEOUT
-from chat.providers import TAKES_TEMPERATURE, Params
+from chat.providers import Params
 from chat.store import Filters, StoreError, title_from
 from chat.tool_loop import ToolRunner
 from ui import render, stream, widgets
@@ -202,12 +202,13 @@ with st.sidebar:
     chosen_tools: list[str] = []
     if available:
         model_id = parse_model_id(widgets.model_picker("Model", available, key="model", default=cfg.initial_model()))
-        kind = cfg.endpoint(model_id.provider).kind
         caps_now = models.capabilities(model_id.provider, model_id.model)
         with st.expander("Settings"):
-            temperature = widgets.temperature(key="temperature", adjustable=TAKES_TEMPERATURE[kind])
+            temperature = widgets.temperature(key="temperature",
+                                              adjustable=widgets.takes_temperature(cfg, model_id))
             max_tokens = widgets.max_tokens(key="max_tokens")
-            reasoning_choices = widgets.reasoning(caps_now, thinking=kind == "anthropic",
+            reasoning_choices = widgets.reasoning(caps_now,
+                                                  thinking=cfg.endpoint(model_id.provider).kind == "anthropic",
                                                   effort_key="reasoning_effort", thinking_key="thinking")
             system = widgets.system_prompt(key="system")
         if cfg.mcp_servers:

@@ -41,7 +41,6 @@ from chat.compare.votes import cast_vote, vote_choices, vote_text
 from chat.config import ModelId, parse_model_id
 from chat.display import BLIND_TARGETS, blind_figures, column_figures, escape_markdown, inert_markdown
 from chat.models import Capabilities
-from chat.providers import TAKES_TEMPERATURE
 from chat.store import StoreError, title_from
 from chat.turns import TurnSettings
 from ui import render, stream, widgets
@@ -93,10 +92,6 @@ def show_targets() -> None:
     st.session_state[SHOW_TARGETS] = st.query_params.get("run")
 
 
-def takes_temperature(model: str) -> bool:
-    return TAKES_TEMPERATURE[cfg.endpoint(parse_model_id(model).provider).kind]
-
-
 # ---------------------------------------------------------------- targets and parameters (sidebar)
 with st.sidebar:
     st.subheader("Targets", divider=False)
@@ -124,7 +119,8 @@ with st.sidebar:
     else:
         for i, model in enumerate(models):
             with st.expander(f"Target {i + 1}" if hide_targets else f"Target {i + 1}: {model}"):
-                temperature = widgets.temperature(key=f"cmp_temperature_{i}", adjustable=takes_temperature(model))
+                temperature = widgets.temperature(
+                    key=f"cmp_temperature_{i}", adjustable=widgets.takes_temperature(cfg, parse_model_id(model)))
                 max_tokens = widgets.max_tokens(key=f"cmp_max_tokens_{i}")
                 system = widgets.system_prompt(key=f"cmp_system_{i}", placeholder="empty: the shared system prompt")
             targets.append(TurnSettings.parse(model, system=system or shared_system, temperature=temperature,
