@@ -114,7 +114,9 @@ class Reporting(Engine):
         totals), in batches of (UTC day, model name, tokens, cost, ttft, tokens per second) tuples."""
         where, params = self.filter_sql(filters)
         # The conversations are the outer loop: the filters pick them, an index finds their replies.
-        # The rate is chat.display.tokens_per_second, in SQL.
+        # The rate is chat.display.tokens_per_second, in SQL: generation starts at the first reasoning token,
+        # at the start when the reasoning was hidden, else at the first answer token.
+        start = ("COALESCE(m.reasoning_ttft, CASE WHEN m.reasoning_tokens > 0 THEN 0 ELSE COALESCE(m.ttft, 0) END)")
         sql = f"""
             SELECT substr(m.created_at, 1, 10),
                    CASE WHEN m.provider IS NULL THEN COALESCE(m.model, 'unknown model')
@@ -122,8 +124,8 @@ class Reporting(Engine):
                    COALESCE(m.input_tokens, 0) + COALESCE(m.output_tokens, 0) + COALESCE(m.cache_read_tokens, 0)
                      + COALESCE(m.cache_write_tokens, 0),
                    m.cost, m.ttft,
-                   CASE WHEN m.output_tokens > 0 AND m.duration - COALESCE(m.ttft, 0) > 0.05
-                        THEN m.output_tokens / (m.duration - COALESCE(m.ttft, 0)) END
+                   CASE WHEN m.output_tokens > 0 AND m.duration - {start} > 0.05
+                        THEN m.output_tokens / (m.duration - {start}) END
             FROM {self._replies_join()}
             WHERE {where} AND m.role = 'assistant' AND m.status != 'streaming'"""
         with self.db() as db:
