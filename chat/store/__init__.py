@@ -9,7 +9,6 @@ sqlite_migrations.py) and PostgreSQL (postgres.py, pg_migrations.py); what a sea
 
 from chat.store.base import Store, is_postgres_url
 from chat.store.conversations import TITLE_LENGTH, title_from
-from chat.store.engine import BUSY_TIMEOUT_MS
 from chat.store.errors import DatabaseBusy, DatabaseUnavailable, NotFound, SchemaTooNew, StoreError
 from chat.store.filters import STATUSES, Filters
 from chat.store.replies import Budget, StartedReply
@@ -31,7 +30,6 @@ from chat.store.sql import now
 __all__ = [
     "ConversationRow",
     "MessageRow",
-    "BUSY_TIMEOUT_MS",
     "FINAL_STATUSES",
     "SEARCH_MAX_CHARS",
     "SEARCH_MAX_PREFIXES",

@@ -21,14 +21,8 @@ from chat.store.sql import one
 if TYPE_CHECKING:
     from chat.store.filters import Filters
 
-BUSY_TIMEOUT_MS = 15000  # how long a write waits for another writer before DatabaseBusy
+BUSY_TIMEOUT_MS = 15000  # how long a write waits for another writer before DatabaseBusy; read when a store opens
 
-
-def default_busy_timeout_ms() -> int:
-    """``chat.store.BUSY_TIMEOUT_MS``, read when a store opens (so it can be changed there, as tests do)."""
-    import chat.store
-
-    return chat.store.BUSY_TIMEOUT_MS
 
 
 class Engine:

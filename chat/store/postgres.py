@@ -23,9 +23,9 @@ from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+import chat.store.engine
 from chat.store import pg_migrations
 from chat.store.base import Store
-from chat.store.engine import default_busy_timeout_ms
 from chat.store.errors import DatabaseBusy, DatabaseUnavailable, StoreError, raise_typed
 from chat.store.filters import Filters
 from chat.store.search import (
@@ -231,7 +231,7 @@ class PostgresStore(Store):
                  connect_timeout: float = 10.0):
         self.url = url
         self.where = redacted(url)
-        self.busy_timeout_ms = int(default_busy_timeout_ms() if busy_timeout_ms is None else busy_timeout_ms)
+        self.busy_timeout_ms = int(chat.store.engine.BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms)
         self._local = threading.local()
         self._closed = False
         self._pool: ConnectionPool | None = None

@@ -9,12 +9,17 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+from chat.display import TOKEN_COLUMNS
 from chat.store.conversations import name_untitled
 from chat.store.engine import Engine
 from chat.store.filters import STATUSES, Filters
 from chat.store.rows import conversation_row
 from chat.store.sql import chunks, marks, rows
 
+
+def tokens(table: str) -> str:
+    """A row's tokens in SQL: input, output and cache reads and writes (chat.display.total_tokens)."""
+    return " + ".join(f"COALESCE({table}.{k}, 0)" for k in TOKEN_COLUMNS)
 
 class Reporting(Engine):
     def filter_sql(self, filters: Filters) -> tuple[str, list[Any]]:
@@ -94,8 +99,7 @@ class Reporting(Engine):
                 SELECT COUNT(*) AS conversations,
                        COALESCE(SUM(c.message_count), 0) AS messages,
                        COALESCE(SUM(c.reply_count), 0) AS replies,
-                       COALESCE(SUM(c.input_tokens + c.output_tokens + c.cache_read_tokens
-                                    + c.cache_write_tokens), 0) AS tokens,
+                       COALESCE(SUM({tokens("c")}), 0) AS tokens,
                        COALESCE(SUM(c.cost), 0.0) AS cost,
                        COALESCE(SUM(c.unknown_cost_count), 0) AS unknown_cost_count
                 FROM {self._totals_source(filters)} WHERE {where}""", params)[0]
@@ -105,7 +109,7 @@ class Reporting(Engine):
         with self.db() as db:
             return rows(db, f"""
                 SELECT c."user" AS "user", COUNT(*) AS conversations, SUM(c.message_count) AS messages,
-                       SUM(c.input_tokens + c.output_tokens + c.cache_read_tokens + c.cache_write_tokens) AS tokens,
+                       SUM({tokens("c")}) AS tokens,
                        COALESCE(SUM(c.cost), 0.0) AS cost, SUM(c.unknown_cost_count) AS unknown_cost_count
                 FROM {self._totals_source(filters)} WHERE {where} GROUP BY c."user" ORDER BY 1""", params)
 
@@ -114,16 +118,17 @@ class Reporting(Engine):
         totals), in batches of (UTC day, model name, tokens, cost, ttft, tokens per second) tuples."""
         where, params = self.filter_sql(filters)
         # The conversations are the outer loop: the filters pick them, an index finds their replies.
-        # The rate is chat.display.tokens_per_second, in SQL.
+        # The rate is chat.display.tokens_per_second, in SQL: generation starts at the first reasoning token,
+        # at the start when the reasoning was hidden, else at the first answer token.
+        start = ("COALESCE(m.reasoning_ttft, CASE WHEN m.reasoning_tokens > 0 THEN 0 ELSE COALESCE(m.ttft, 0) END)")
         sql = f"""
             SELECT substr(m.created_at, 1, 10),
                    CASE WHEN m.provider IS NULL THEN COALESCE(m.model, 'unknown model')
                         ELSE m.provider || ':' || m.model END,
-                   COALESCE(m.input_tokens, 0) + COALESCE(m.output_tokens, 0) + COALESCE(m.cache_read_tokens, 0)
-                     + COALESCE(m.cache_write_tokens, 0),
+                   {tokens("m")},
                    m.cost, m.ttft,
-                   CASE WHEN m.output_tokens > 0 AND m.duration - COALESCE(m.ttft, 0) > 0.05
-                        THEN m.output_tokens / (m.duration - COALESCE(m.ttft, 0)) END
+                   CASE WHEN m.output_tokens > 0 AND m.duration - {start} > 0.05
+                        THEN m.output_tokens / (m.duration - {start}) END
             FROM {self._replies_join()}
             WHERE {where} AND m.role = 'assistant' AND m.status != 'streaming'"""
         with self.db() as db:

@@ -61,7 +61,7 @@ class ConversationRow(TypedDict):
     id: str
     user: str
     title: str
-    source: str  # chat, compare or batch
+    source: str  # chat or compare (a batch's calls are compare conversations): SOURCES
     compare_run_id: str | None
     created_at: str
     updated_at: str
