@@ -9,18 +9,28 @@ from chat.config import parse_model_id
 from chat.display import ending, escape_markdown, next_cost_line, plain_sentence, totals_line, version_label
 from chat.history.search import search
 from chat.mcp_servers import LIST_TIMEOUT
-from chat.providers import TAKES_TEMPERATURE, Params
+from chat.providers import Params
 from chat.store import Filters, StoreError, title_from
 from chat.tool_loop import ToolRunner
-from ui import render, stream
-from ui.resources import boot, catalog, current_viewer, pricer, providers, signed_in_caption, toolbox
+from ui import render, stream, widgets
+from ui.page import context
+from ui.resources import catalog, pricer, providers, toolbox
 
-cfg, db = boot()
-viewer = current_viewer()
+cfg, db, viewer = context()
 user = viewer.user
 models = catalog()
 available = models.models()  # what the endpoints serve (configured ones pinned), or the configured lists
-DEFAULT = "model default"
+
+# What this page keeps in the session from one run to the next (besides its widgets' own keys)
+OPEN = "open_cid"  # the conversation the settings widgets were last set from
+ACTION = "action"  # a click under the last message (Regenerate, Edit, Continue), done by the next full run
+REDRAW = "_redraw"  # a click under the last message that only changes what is shown: a full run draws it
+PROMPT = "pending_prompt"  # what the chat input gave, copied in its callback (a disabled input drops it)
+OUTGOING = "outgoing"  # a message not sent yet, kept in this tab (an outbox.Outgoing)
+RESEND = "resend"  # Send again (with its files, or without them)
+UNDO = "chat_undo"  # the chat just deleted, offered back with Undo
+FOLLOWED = "_followed"  # the composer is following a reply (the full run after it ends draws it settled)
+NEXT_COST = "_next_cost"  # the cost of the next send, with what it was counted for
 
 # ---------------------------------------------------------------- which conversation is open
 faults: list[str] = []  # database faults met while reading: shown once, the page draws what it can
@@ -43,22 +53,31 @@ if cid and conversation is None and not faults:
     del st.query_params["c"]
     cid = None
 
-if st.session_state.get("open_cid") != cid:
-    # Opening a conversation restores the settings it was last used with.
-    st.session_state.open_cid = cid
-    used = (conversation or {}).get("settings") or {}
+
+def restore_settings(used: dict) -> None:
+    """Opening a conversation sets the settings widgets to what it was last used with: its model (when still
+    served), system prompt, parameters (an empty input: the model's default) and tool servers (none unless
+    it chose some)."""
     model_id = f"{used['provider']}:{used['model']}" if used.get("provider") else None
-    st.session_state.model = model_id if model_id in available else cfg.initial_model()
-    st.session_state.system = used.get("system", "")
-    for key in ("temperature", "max_tokens"):  # None means "model default": an empty input
-        if used.get(key) is None:
+    values = {"model": model_id if model_id in available else cfg.initial_model(),
+              "system": used.get("system", ""), "temperature": used.get("temperature"),
+              "max_tokens": used.get("max_tokens"),
+              "reasoning_effort": used.get("reasoning_effort") or widgets.MODEL_DEFAULT,
+              "thinking": used.get("thinking") or widgets.MODEL_DEFAULT,
+              "tools": [n for n in used.get("tools") or [] if cfg.mcp_server(n) is not None]}
+    for key, value in values.items():
+        if value is None:
             st.session_state.pop(key, None)
         else:
-            st.session_state[key] = used[key]
-    for key in ("reasoning_effort", "thinking"):
-        st.session_state[key] = used.get(key) or DEFAULT
-    # the MCP servers whose tools the model may use: none unless this conversation chose some
-    st.session_state.tools = [n for n in used.get("tools") or [] if cfg.mcp_server(n) is not None]
+            st.session_state[key] = value
+
+
+if st.session_state.get(OPEN) != cid:
+    st.session_state[OPEN] = cid
+    restore_settings((conversation or {}).get("settings") or {})
+
+
+# ---------------------------------------------------------------- what a click does (run before the next run)
 
 
 def save_tools(conversation_id: str | None) -> None:
@@ -76,45 +95,91 @@ def save_tools(conversation_id: str | None) -> None:
 
 def new_chat() -> None:
     st.query_params.clear()
-    st.session_state.open_cid = None
-    st.session_state.pop("action", None)
+    st.session_state[OPEN] = None
+    st.session_state.pop(ACTION, None)
 
 
-def change(fn, *args) -> None:
+def open_chat(conversation_id: str) -> None:
+    st.query_params["c"] = conversation_id
+
+
+def change(fn, *args, **kwargs) -> bool:
     """A database change from a button: a fault is said in one toast, nothing else happens."""
     try:
-        fn(*args)
+        fn(*args, **kwargs)
     except StoreError as exc:
         st.toast(str(exc), icon=":material/error:")
+        return False
+    return True
 
 
 def rename(conversation_id: str) -> None:
     title = " ".join((st.session_state.get(f"title-{conversation_id}") or "").split())
     if title:
-        change(lambda: db.update_conversation(conversation_id, title=title))
+        change(db.update_conversation, conversation_id, title=title)
     st.session_state["rename_open"] = False
 
 
 def delete_chat(conversation_id: str) -> None:
-    try:
-        db.soft_delete(conversation_id)
-    except StoreError as exc:
-        st.toast(str(exc), icon=":material/error:")
-        return
-    st.session_state["chat_undo"] = conversation_id
-    new_chat()
+    if change(db.soft_delete, conversation_id):
+        st.session_state[UNDO] = conversation_id
+        new_chat()
 
 
 def undo_delete(conversation_id: str) -> None:
-    st.session_state.pop("chat_undo", None)
+    dismiss_undo()
     change(db.restore, conversation_id)
-    st.query_params["c"] = conversation_id
+    open_chat(conversation_id)
+
+
+def dismiss_undo() -> None:
+    st.session_state.pop(UNDO, None)
+
+
+def stop_reply(conversation_id: str) -> None:
+    """The Stop button: the reply is stopped at once; this run then draws it settled (its partial text,
+    figures with "stopped by you", Retry, totals)."""
+    running = live.replies.running(conversation_id)
+    if running is not None:
+        running.stop()
+        running.wait(1.0)
+
+
+def send_again(with_files: bool = True) -> None:
+    st.session_state[RESEND] = "with files" if with_files else "without files"
+
+
+def discard() -> None:
+    st.session_state.pop(OUTGOING, None)
+
+
+def keep_prompt() -> None:
+    """The chat input's callback: what it gave, kept for this run (a disabled input would drop it)."""
+    st.session_state[PROMPT] = st.session_state.prompt
+
+
+def show_version(message_id: int) -> None:
+    change(turns.show_version, db, cid, message_id)
+    st.session_state[REDRAW] = True
+
+
+def ask(*what) -> None:
+    """Regenerate, Continue: done by the next full run."""
+    st.session_state[ACTION] = what
+
+
+def resend_edited(edit_key: str) -> None:
+    """Resend in the Edit box: the edited message replaces the last one (the next full run sends it)."""
+    ask("edit", st.session_state[edit_key])
+    st.session_state[f"{edit_key}-open"] = False
+
+
+# ---------------------------------------------------------------- sidebar: the conversations and the settings
 
 
 def chat_button(conv: dict, key: str) -> None:
     label = escape_markdown(title_from(conv["title"] or "Untitled", 40))
-    st.button(label, key=key, type="tertiary", disabled=conv["id"] == cid,
-              on_click=lambda c=conv["id"]: st.query_params.update(c=c))
+    st.button(label, key=key, type="tertiary", disabled=conv["id"] == cid, on_click=open_chat, args=(conv["id"],))
 
 
 @st.fragment(run_every=1.0)
@@ -132,48 +197,30 @@ def tools_connecting(names: list[str]) -> None:
                         f"{LIST_TIMEOUT:.0f} s is reported. Refresh tools asks again.")
 
 
-# ---------------------------------------------------------------- sidebar
 with st.sidebar:
-    signed_in_caption(viewer)
     st.button("New chat", icon=":material/add:", on_click=new_chat, use_container_width=True)
+    chosen_tools: list[str] = []
     if available:
-        if st.session_state.get("model") not in available:
-            st.session_state.model = cfg.initial_model()
-        st.selectbox("Model", available, key="model")
-        takes_temperature = TAKES_TEMPERATURE[cfg.endpoint(parse_model_id(st.session_state.model).provider).kind]
+        model_id = parse_model_id(widgets.model_picker("Model", available, key="model", default=cfg.initial_model()))
+        caps_now = models.capabilities(model_id.provider, model_id.model)
         with st.expander("Settings"):
-            st.number_input("Temperature", min_value=0.0, max_value=2.0, step=0.1, key="temperature",
-                            value=None, placeholder="model default" if takes_temperature else "not adjustable",
-                            disabled=not takes_temperature,
-                            help=None if takes_temperature else "This provider's API fixes the temperature.")
-            st.number_input("Max output tokens", min_value=1, max_value=200_000, step=256, key="max_tokens",
-                            value=None, placeholder="model default")
-            picked = parse_model_id(st.session_state.model)
-            caps = models.capabilities(picked.provider, picked.model)
-            reasoning_choices: dict[str, str | None] = {}
-            if caps.reasoning_effort is not False:  # known to take it, or unknown: offered, sent only when chosen
-                options = [DEFAULT, *caps.efforts]
-                if st.session_state.get("reasoning_effort") not in options:
-                    st.session_state.reasoning_effort = DEFAULT
-                reasoning_choices["reasoning_effort"] = st.selectbox(
-                    "Reasoning effort", options, key="reasoning_effort",
-                    help="How much the model thinks before it answers. More effort: slower, costlier, often better.")
-            if cfg.endpoint(picked.provider).kind == "anthropic" and caps.thinking is not False:
-                if st.session_state.get("thinking") not in (DEFAULT, "on", "off"):
-                    st.session_state.thinking = DEFAULT
-                reasoning_choices["thinking"] = st.selectbox(
-                    "Thinking", [DEFAULT, "on", "off"], key="thinking",
-                    help="On: the model thinks before it answers, and you see its thinking above the reply.")
-            st.text_area("System prompt", key="system", placeholder="You are a helpful assistant.")
+            temperature = widgets.temperature(key="temperature",
+                                              adjustable=widgets.takes_temperature(cfg, model_id))
+            max_tokens = widgets.max_tokens(key="max_tokens")
+            reasoning_choices = widgets.reasoning(caps_now,
+                                                  thinking=cfg.endpoint(model_id.provider).kind == "anthropic",
+                                                  effort_key="reasoning_effort", thinking_key="thinking")
+            system = widgets.system_prompt(key="system")
         if cfg.mcp_servers:
-            servers = {s.name: s for s in cfg.mcp_servers}
-            st.session_state.tools = [n for n in st.session_state.get("tools") or [] if n in servers]
-            st.multiselect("Tools", list(servers), key="tools", format_func=lambda n: servers[n].label,
-                           placeholder="none", on_change=save_tools, args=(cid,),
-                           help="The MCP servers whose tools the model may use in this chat. Tools a server does "
-                                "not mark read-only ask you before they run.")
-            if st.session_state.tools:  # listed in the background: a server still connecting is said so
-                _, tool_errors, connecting = toolbox().tools(st.session_state.tools)
+            labels = {s.name: s.label for s in cfg.mcp_servers}
+            st.session_state.tools = [n for n in st.session_state.get("tools") or [] if n in labels]
+            chosen_tools = st.multiselect(
+                "Tools", list(labels), key="tools", format_func=labels.__getitem__, placeholder="none",
+                on_change=save_tools, args=(cid,),
+                help="The MCP servers whose tools the model may use in this chat. Tools a server does not mark "
+                     "read-only ask you before they run.")
+            if chosen_tools:  # listed in the background: a server still connecting is said so
+                _, tool_errors, connecting = toolbox().tools(chosen_tools)
                 for problem in tool_errors:
                     st.warning(plain_sentence(problem.hint), icon=":material/build:")
                 if connecting:
@@ -197,17 +244,16 @@ with st.sidebar:
                 st.button("Save", type="primary", key="rename_save", on_click=rename, args=(cid,))
             st.button("Delete", icon=":material/delete:", type="tertiary", key="delete_chat",
                       on_click=delete_chat, args=(cid,))
-    undone = st.session_state.get("chat_undo")
+    undone = st.session_state.get(UNDO)
     deleted = read(db.get_conversation, undone, include_deleted=True) if undone else None
     if deleted is not None and deleted["deleted_at"]:
         with st.container(border=True):
             st.caption(f"Deleted {escape_markdown(title_from(deleted['title'] or 'Untitled', 40))}.")
             with st.container(horizontal=True, gap="small"):
                 st.button("Undo", icon=":material/undo:", key="undo_delete", on_click=undo_delete, args=(undone,))
-                st.button("Dismiss", type="tertiary", key="dismiss_undo",
-                          on_click=lambda: st.session_state.pop("chat_undo", None))
+                st.button("Dismiss", type="tertiary", key="dismiss_undo", on_click=dismiss_undo)
     elif undone:
-        st.session_state.pop("chat_undo", None)
+        dismiss_undo()
     search_text = st.text_input("Search your chats", key="chat_search", placeholder="Search your chats",
                                 label_visibility="collapsed", icon=":material/search:")
     if search_text.strip():
@@ -227,30 +273,13 @@ with st.sidebar:
                 chat_button(conv, f"open-{conv['id']}")
 
 if not available:
-    st.title("Set up a provider")
-    st.markdown(
-        "No provider is configured yet, so there is nobody to talk to. Do one of these, then reload:\n\n"
-        "- **OpenAI**: set `OPENAI_API_KEY` in the environment or in `.streamlit/secrets.toml`.\n"
-        "- **Anthropic**: set `ANTHROPIC_API_KEY` the same way.\n"
-        "- **A local or internal OpenAI-compatible server** (Ollama, vLLM, LM Studio): add it to "
-        "`.streamlit/secrets.toml`:\n\n"
-        "```toml\n[endpoints.ollama]\nbase_url = \"http://localhost:11434/v1\"\nmodels = [\"llama3.2\"]\n```\n\n"
-        "`.streamlit/secrets.toml.example` lists every setting."
-    )
-    st.stop()
+    widgets.provider_setup()
 
 # ---------------------------------------------------------------- what this run does
-model_id = parse_model_id(st.session_state.model)
-settings = turns.TurnSettings(
-    model_id=model_id,
-    system=(st.session_state.get("system") or "").strip() or None,
-    params=Params(temperature=st.session_state.get("temperature") if takes_temperature else None,
-                  max_tokens=st.session_state.get("max_tokens"),
-                  **{k: (None if v == DEFAULT else v) for k, v in reasoning_choices.items()}),
-    tools=tuple(st.session_state.get("tools") or ()) if cfg.mcp_servers else (),
-)
-endpoint = cfg.endpoint(model_id.provider)
-context_window = models.capabilities(model_id.provider, model_id.model).context_window
+settings = turns.TurnSettings(model_id=model_id, system=system,
+                              params=Params(temperature=temperature, max_tokens=max_tokens, **reasoning_choices),
+                              tools=tuple(chosen_tools))
+context_window = caps_now.context_window
 # one runner per turn (a run starts at most one): the chosen servers' tools (the reply waits for a listing still
 # under way, not the page), the step limit
 tool_runner = ToolRunner(toolbox(), servers=settings.tools, max_steps=cfg.tool_steps) if settings.tools else None
@@ -262,44 +291,6 @@ def turn_context() -> turns.TurnContext:
                              user=user, daily_limit=cfg.daily_limit_usd, idle_timeout=cfg.timeout, tools=tool_runner)
 
 
-# ---------------------------------------------------------------- starting a reply
-def stop_reply(conversation_id: str) -> None:
-    """The Stop button: the reply is stopped at once; this run then draws it settled (its partial text,
-    figures with "stopped by you", Retry, totals)."""
-    running = live.replies.running(conversation_id)
-    if running is not None:
-        running.stop()
-        running.wait(1.0)
-
-
-def unsent(out: outbox.Outgoing) -> None:
-    """A message whose reply has not started: the database fault (or why a file cannot go) in one sentence,
-    the words and files, and Send again. A message the database refused is saved in the background as soon
-    as it takes it; one held for its files waits for the user (another model, or files removed)."""
-    if out.saved:
-        st.info("Your message is saved; its reply has not been asked for yet.", icon=":material/info:")
-    else:
-        st.error(plain_sentence(out.problem or "The chat database did not take your message."),
-                 icon=":material/error:")
-        with st.chat_message("user"):
-            by_sha = {f.sha256: f.data for f in out.files}
-            render.attached([f.meta() for f in out.files], by_sha.__getitem__)
-            if out.prompt:
-                render.message_body(out.prompt)
-    cols = st.columns([1, 1, 4]) if out.held else [st]
-    cols[0].button("Send again", icon=":material/send:", key="send_again",
-                   on_click=lambda: st.session_state.update(resend=True),
-                   help="Your message and its files are kept in this tab until they can go.")
-    if out.held:
-        if out.files:
-            cols[1].button("Send without files", icon=":material/attach_file_off:", key="send_bare",
-                           disabled=not out.prompt.strip(),
-                           on_click=lambda: st.session_state.update(resend=True, drop_files=True))
-        cols[2].button("Discard", icon=":material/delete:", type="tertiary", key="discard",
-                       on_click=lambda: st.session_state.pop("outgoing", None))
-
-
-caps_now = models.capabilities(model_id.provider, model_id.model)
 attach_limits = attachments.Limits(max_file_bytes=int(cfg.attach_max_file_mb * 1024 * 1024),
                                    max_message_bytes=int(cfg.attach_max_message_mb * 1024 * 1024))
 
@@ -314,19 +305,7 @@ def files_problem(files: tuple) -> str | None:
     return None
 
 
-def read_uploads(uploads: list) -> tuple[tuple, list[str]]:
-    """The files the chat input brought, read and checked by their content; and one sentence per file that
-    cannot be taken (empty, damaged, SVG, not what its name says)."""
-    files, problems = [], []
-    for upload in uploads:
-        try:
-            files.append(attachments.read(upload.name, upload.getvalue()))
-        except attachments.AttachmentError as exc:
-            problems.append(exc.hint)
-    return tuple(files), problems
-
-
-action = st.session_state.pop("action", None)
+action = st.session_state.pop(ACTION, None)
 if action and cid:  # Regenerate, Retry, Edit, Continue: a new reply, owned by the conversation
     ctx = turn_context()
     try:
@@ -355,24 +334,26 @@ if action and cid:  # Regenerate, Retry, Edit, Continue: a new reply, owned by t
     except attachments.AttachmentError as exc:
         faults.append(f"{exc.hint} Nothing was sent.")
 
+
 def take_message(conversation_id: str | None) -> tuple[str | None, bool]:
     """The message the chat input just gave (or Send again): saved before any provider call and its reply
     started, or kept in this tab (never lost) until Send again delivers it, saved once. Returns the
     conversation it went to (a new one for a new chat) and whether the page needs a full run to show what
     happened (a message kept back, a database fault)."""
-    submitted = st.session_state.pop("pending_prompt", None)
+    submitted = st.session_state.pop(PROMPT, None)
     prompt = getattr(submitted, "text", submitted)  # with files, the chat input gives text and files together
     uploads = list(getattr(submitted, "files", None) or [])
-    out: outbox.Outgoing | None = st.session_state.get("outgoing")
-    resend = st.session_state.pop("resend", False) and out is not None
-    if resend and st.session_state.pop("drop_files", False):
+    out: outbox.Outgoing | None = st.session_state.get(OUTGOING)
+    resend = st.session_state.pop(RESEND, None)
+    if resend == "without files" and out is not None:
         out.files = ()
+    resend = resend is not None and out is not None
     if resend and out.held:  # held for its files: checked again (another model may read them now)
         out.problem = files_problem(out.files) if out.prompt.strip() or out.files else "There is nothing left to send."
         out.held = out.problem is not None
         resend = not out.held
     if (prompt and prompt.strip()) or uploads:
-        files, problems = read_uploads(uploads)
+        files, problems = widgets.read_uploads(uploads)
         out = outbox.Outgoing(prompt or "", conversation_id, files=files)
         if problems:
             left = ("the message" + (" and the other files" if files else "") if out.prompt.strip()
@@ -383,7 +364,7 @@ def take_message(conversation_id: str | None) -> tuple[str | None, bool]:
             out.problem = files_problem(files)
         out.held = out.problem is not None
         if out.held:  # nothing saved or sent: the words and the files that could be read stay for Send again
-            st.session_state.outgoing = out
+            st.session_state[OUTGOING] = out
             return conversation_id, True
     if out is None or out.held or not ((prompt and prompt.strip()) or uploads or resend):
         return conversation_id, False
@@ -393,23 +374,77 @@ def take_message(conversation_id: str | None) -> tuple[str | None, bool]:
             raise live.ReplyInProgress()
         new = outbox.deliver(turn_context(), out, settings)
         live.replies.start(new, grace=live.START_GRACE)
-        st.session_state.pop("outgoing", None)
+        st.session_state.pop(OUTGOING, None)
     except (StoreError, live.ReplyInProgress) as exc:
         out.problem = out.problem if isinstance(exc, StoreError) else str(exc)
-        st.session_state.outgoing = out
+        st.session_state[OUTGOING] = out
         out.save_soon(db, user=user, settings=settings.as_dict())  # saved as soon as the database takes it
     went_to = (out if new is None else new).conversation_id
     if went_to is not None and went_to != conversation_id:  # a new conversation: it is in the URL now
-        st.session_state.open_cid = went_to
+        st.session_state[OPEN] = went_to
         st.query_params["c"] = went_to
     return went_to, new is None
 
 
 # ---------------------------------------------------------------- the conversation
+
+
+def unsent_buttons(out: outbox.Outgoing) -> None:
+    """Under a message whose reply has not started: Send again; for one held for its files (it waits for the
+    user: another model, or files removed), also Send without files and Discard. A message the database
+    refused is saved in the background as soon as it takes it."""
+    cols = st.columns([1, 1, 4]) if out.held else [st]
+    cols[0].button("Send again", icon=":material/send:", key="send_again", on_click=send_again,
+                   help="Your message and its files are kept in this tab until they can go.")
+    if out.held:
+        if out.files:
+            cols[1].button("Send without files", icon=":material/attach_file_off:", key="send_bare",
+                           disabled=not out.prompt.strip(), on_click=send_again, args=(False,))
+        cols[2].button("Discard", icon=":material/delete:", type="tertiary", key="discard", on_click=discard)
+
+
+def reply_actions() -> None:
+    """Under the last message: Regenerate (or Retry), Edit, Continue and the reply's versions. Their clicks
+    are handled by a full run (ACTION, REDRAW)."""
+    visible = [r for r in rows if not r.get("superseded")]
+    if not visible:
+        return
+    last = visible[-1]
+    last_user = next((r for r in reversed(visible) if r["role"] == "user"), None)
+    end = ending(last) if last["role"] == "assistant" else None
+    retry = last["role"] == "user" or end.action == "retry"
+    versions = turns.reply_versions(all_rows) if last["role"] == "assistant" else []
+    shown = [i for i, v in enumerate(versions) if not v["superseded"]]
+    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+        st.button("Retry" if retry else "Regenerate", icon=":material/refresh:", type="tertiary",
+                  help=None if retry else "Ask again; the earlier reply stays a click away.",
+                  on_click=ask, args=("regenerate",))
+        if last_user is not None:
+            edit_key = f"edit-{last_user['id']}"
+            with st.popover("Edit", icon=":material/edit:", type="tertiary", key=f"{edit_key}-open",
+                            on_change="rerun"):
+                st.text_area("Your last message", value=last_user["content"], key=edit_key)
+                st.button("Resend", type="primary", on_click=resend_edited, args=(edit_key,))
+        if end is not None and end.action == "continue":
+            st.button("Continue", icon=":material/fast_forward:", type="tertiary",
+                      help="Ask the model to go on from where its reply stopped.",
+                      on_click=ask, args=("continue",))
+        if len(versions) > 1 and len(shown) == 1:
+            now_shown = shown[0]
+            earlier, later = versions[max(now_shown - 1, 0)], versions[min(now_shown + 1, len(versions) - 1)]
+            st.button("", icon=":material/chevron_left:", type="tertiary", key="version_previous",
+                      disabled=now_shown == 0, help="Show the earlier version of this reply",
+                      on_click=show_version, args=(earlier["id"],))
+            st.caption(version_label(now_shown, len(versions)), width="content")
+            st.button("", icon=":material/chevron_right:", type="tertiary", key="version_next",
+                      disabled=now_shown == len(versions) - 1, help="Show the later version of this reply",
+                      on_click=show_version, args=(later["id"],))
+
+
 tz = render.viewer_timezone()
 all_rows = (read(db.messages, cid, include_superseded=True, default=[]) if cid else [])  # with earlier versions
 rows = [r for r in all_rows if not r["superseded"]]
-out = st.session_state.get("outgoing")  # a message not sent yet (kept in this tab)
+out = st.session_state.get(OUTGOING)  # a message not sent yet (kept in this tab)
 said = out.problem if out is not None and not out.saved else None  # the unsent message below says it
 if faults and faults[0] != said:
     st.error(faults[0], icon=":material/error:")
@@ -425,58 +460,15 @@ for row in rows[hidden:]:
     if row["id"] != streaming_id:
         render.message(row, db.blob, tz=tz)
 if out is not None:
-    unsent(out)
-
-def show_version(message_id: int) -> None:
-    change(turns.show_version, db, cid, message_id)
-    st.session_state["_redraw"] = True
-
-
-def reply_actions() -> None:
-    """Under the last message: Regenerate (or Retry), Edit, Continue and the reply's versions. Their clicks
-    are handled by a full run (``action``, ``_redraw``)."""
-    visible = [r for r in rows if not r.get("superseded")]
-    if not visible:
-        return
-    last = visible[-1]
-    last_user = next((r for r in reversed(visible) if r["role"] == "user"), None)
-    end = ending(last) if last["role"] == "assistant" else None
-    retry = last["role"] == "user" or end.action == "retry"
-    versions = turns.reply_versions(all_rows) if last["role"] == "assistant" else []
-    shown = [i for i, v in enumerate(versions) if not v["superseded"]]
-    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-        st.button("Retry" if retry else "Regenerate", icon=":material/refresh:", type="tertiary",
-                  help=None if retry else "Ask again; the earlier reply stays a click away.",
-                  on_click=lambda: st.session_state.update(action=("regenerate",)))
-        if last_user is not None:
-            edit_key = f"edit-{last_user['id']}"
-            with st.popover("Edit", icon=":material/edit:", type="tertiary", key=f"{edit_key}-open",
-                            on_change="rerun"):
-                st.text_area("Your last message", value=last_user["content"], key=edit_key)
-                st.button("Resend", type="primary", on_click=lambda: st.session_state.update(
-                    {"action": ("edit", st.session_state[edit_key]), f"{edit_key}-open": False}))
-        if end is not None and end.action == "continue":
-            st.button("Continue", icon=":material/fast_forward:", type="tertiary",
-                      help="Ask the model to go on from where its reply stopped.",
-                      on_click=lambda: st.session_state.update(action=("continue",)))
-        if len(versions) > 1 and len(shown) == 1:
-            now_shown = shown[0]
-            earlier, later = versions[max(now_shown - 1, 0)], versions[min(now_shown + 1, len(versions) - 1)]
-            st.button("", icon=":material/chevron_left:", type="tertiary", key="version_previous",
-                      disabled=now_shown == 0, help="Show the earlier version of this reply",
-                      on_click=show_version, args=(earlier["id"],))
-            st.caption(version_label(now_shown, len(versions)), width="content")
-            st.button("", icon=":material/chevron_right:", type="tertiary", key="version_next",
-                      disabled=now_shown == len(versions) - 1, help="Show the later version of this reply",
-                      on_click=show_version, args=(later["id"],))
-
+    render.unsent(out)
+    unsent_buttons(out)
 
 
 actions_area = st.empty()  # the actions under the last message: drawn by the composer below
 turn_area = st.empty()  # the turn being written: drawn by the composer below
 drawn = {r["id"] for r in rows}
 last_position = max((r["position"] for r in all_rows), default=None) if cid else None
-st.session_state.pop("_followed", None)  # this full run draws every reply that has settled
+st.session_state.pop(FOLLOWED, None)  # this full run draws every reply that has settled
 
 
 @st.fragment
@@ -485,7 +477,7 @@ def composer() -> None:
     reply are drawn under the conversation without drawing the conversation again (which costs the browser
     far more than the new turn). Anything else the send changes is drawn by a full run once the reply
     has settled, or at once when the message was kept back."""
-    if st.session_state.get("action") or st.session_state.pop("_redraw", False):
+    if st.session_state.get(ACTION) or st.session_state.pop(REDRAW, False):
         st.rerun()  # a click under the last message: handled (and drawn) by a full run
     conversation_id, full_run = take_message(cid)
     if full_run:
@@ -495,16 +487,16 @@ def composer() -> None:
     # pinned to the window's bottom; while a reply is being written it says so rather than taking a second one
     st.chat_input("A reply is being written…" if busy else "Ask anything, or attach files", key="prompt",
                   disabled=busy, accept_file="multiple", file_type=attachments.FILE_TYPES,
-                  on_submit=lambda: st.session_state.update(pending_prompt=st.session_state.prompt))
+                  on_submit=keep_prompt)
     if not faults and not busy:
         # what the next send would cost (drawn after the input, so the input is painted first: the first
         # estimate after a start waits for the price data and token encodings). Counted again only when the
         # chat or the settings change.
         asked = (cid, len(all_rows), rows[-1]["id"] if rows else None, rows[-1]["updated_at"] if rows else None,
                  settings)
-        held = st.session_state.get("_next_cost")
+        held = st.session_state.get(NEXT_COST)
         if held is None or held[0] != asked:
-            held = st.session_state["_next_cost"] = (asked, turns.next_cost(pricer(), settings, rows))
+            held = st.session_state[NEXT_COST] = (asked, turns.next_cost(pricer(), settings, rows))
         st.caption(next_cost_line(held[1]))
     if busy:
         actions_area.empty()
@@ -513,10 +505,10 @@ def composer() -> None:
             reply_actions()
     if running is None:
         turn_area.empty()
-        if st.session_state.pop("_followed", None):
+        if st.session_state.pop(FOLLOWED, None):
             st.rerun()  # the reply this fragment followed has ended (a Stop): drawn settled by a full run
         return
-    st.session_state["_followed"] = True
+    st.session_state[FOLLOWED] = True
     with turn_area.container():
         sent = st.empty()  # the reply keeps its place whether or not a full run has drawn these since
         new_rows = [row for row in read(db.messages, conversation_id, after_position=last_position, default=[])

@@ -16,6 +16,7 @@ stops the calls in flight (saved as stopped) and skips the rest.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import streamlit as st
@@ -37,28 +38,32 @@ from chat.compare.runs import input_estimate, live_row, start_run
 from chat.compare.targets import MAX_TARGETS, MIN_TARGETS, CompareError, describe_settings
 from chat.compare.views import RunColumn, RunView, anonymise, column_title, load_run
 from chat.compare.votes import cast_vote, vote_choices, vote_text
-from chat.config import ModelId
+from chat.config import ModelId, parse_model_id
 from chat.display import BLIND_TARGETS, blind_figures, column_figures, escape_markdown, inert_markdown
+from chat.models import Capabilities
 from chat.store import StoreError, title_from
 from chat.turns import TurnSettings
-from ui import render, stream
-from ui.resources import boot, catalog, current_viewer, pricer, providers, signed_in_caption
+from ui import render, stream, widgets
+from ui.page import context
+from ui.resources import catalog, pricer, providers
 
-cfg, db = boot()
-viewer = current_viewer()
+cfg, db, viewer = context()
 user = viewer.user
 available = catalog().models()  # what the endpoints serve (configured ones pinned), or the configured lists
-
 if not available:
-    st.title("Set up a provider")
-    st.markdown("No provider is configured yet, so there is nothing to compare. The Chat page explains how "
-                "to add an OpenAI or Anthropic key or a local OpenAI-compatible server.")
-    st.page_link("app_pages/chat.py", label="Set-up instructions", icon=":material/chat:")
-    st.stop()
+    widgets.provider_setup()
+
+# What this page keeps in the session from one run to the next (besides its widgets' own keys)
+SHOW_TARGETS = "cmp_show_targets"  # the blind run whose targets the user asked to see in the sidebar
+BATCH_STREAMED = "batch_streamed"  # the batch the last run streamed (interrupted: its calls are still stopping)
+
+
+def capabilities_of(model_id: ModelId) -> Capabilities:
+    return catalog().capabilities(model_id.provider, model_id.model)
 
 
 def window_for(model_id: ModelId) -> int | None:
-    return catalog().capabilities(model_id.provider, model_id.model).context_window
+    return capabilities_of(model_id).context_window
 
 
 def open_run(run_id: str | None) -> None:
@@ -74,7 +79,7 @@ def blind_pending() -> bool:
     if st.session_state.get("cmp_run") and st.session_state.get("cmp_blind"):
         return True
     run_id = st.query_params.get("run")
-    if not run_id or st.session_state.get("cmp_show_targets") == run_id:
+    if not run_id or st.session_state.get(SHOW_TARGETS) == run_id:
         return False
     try:
         run = db.get_compare_run(run_id)
@@ -83,9 +88,12 @@ def blind_pending() -> bool:
     return bool(run and viewer.can_change(run["user"]) and run["blind"] and run["vote"] is None)
 
 
+def show_targets() -> None:
+    st.session_state[SHOW_TARGETS] = st.query_params.get("run")
+
+
 # ---------------------------------------------------------------- targets and parameters (sidebar)
 with st.sidebar:
-    signed_in_caption(viewer)
     st.subheader("Targets", divider=False)
     count = st.radio("How many", list(range(MIN_TARGETS, MAX_TARGETS + 1)), horizontal=True,
                      key="cmp_count")
@@ -95,40 +103,28 @@ with st.sidebar:
     if hide_targets:
         st.caption(BLIND_TARGETS)
         st.button("Show targets", icon=":material/visibility:", type="tertiary", key="cmp_show",
-                  on_click=lambda: st.session_state.update(cmp_show_targets=st.query_params.get("run")),
+                  on_click=show_targets,
                   help="Shows which models you chose (not which column is which).")
-    models = []
-    for i in range(count):
-        key = f"cmp_model_{i}"
-        if st.session_state.get(key) not in available:
-            st.session_state[key] = defaults[i % len(defaults)]
-        if hide_targets:
-            st.session_state[key] = st.session_state[key]  # kept while its selectbox is not drawn
-            models.append(st.session_state[key])
-        else:
-            models.append(st.selectbox(f"Target {i + 1}", available, key=key))
-    st.text_area("System prompt", key="cmp_system", placeholder="You are a helpful assistant.")
+    models = [widgets.model_picker(f"Target {i + 1}", available, key=f"cmp_model_{i}",
+                                   default=defaults[i % len(defaults)], shown=not hide_targets)
+              for i in range(count)]
+    shared_system = widgets.system_prompt(key="cmp_system")
     synced = st.toggle("Same parameters for every target", value=True, key="cmp_synced")
-    shared_system = (st.session_state.get("cmp_system") or "").strip() or None
     targets: list[TurnSettings] = []
-    if synced:
-        temperature = st.number_input("Temperature", min_value=0.0, max_value=2.0, step=0.1, value=None,
-                                      placeholder="model default", key="cmp_temperature")
-        max_tokens = st.number_input("Max output tokens", min_value=1, max_value=200_000, step=256, value=None,
-                                     placeholder="model default", key="cmp_max_tokens")
+    if synced:  # the temperature goes to the targets that take it (a column says where it was not sent)
+        temperature = widgets.temperature(key="cmp_temperature")
+        max_tokens = widgets.max_tokens(key="cmp_max_tokens")
         targets = [TurnSettings.parse(m, system=shared_system, temperature=temperature, max_tokens=max_tokens)
                    for m in models]
     else:
         for i, model in enumerate(models):
             with st.expander(f"Target {i + 1}" if hide_targets else f"Target {i + 1}: {model}"):
-                temperature = st.number_input("Temperature", min_value=0.0, max_value=2.0, step=0.1, value=None,
-                                              placeholder="model default", key=f"cmp_temperature_{i}")
-                max_tokens = st.number_input("Max output tokens", min_value=1, max_value=200_000, step=256,
-                                             value=None, placeholder="model default", key=f"cmp_max_tokens_{i}")
-                system = st.text_area("System prompt", key=f"cmp_system_{i}",
-                                      placeholder="empty: the shared system prompt")
-            targets.append(TurnSettings.parse(model, system=(system or "").strip() or shared_system,
-                                        temperature=temperature, max_tokens=max_tokens))
+                temperature = widgets.temperature(
+                    key=f"cmp_temperature_{i}", adjustable=widgets.takes_temperature(cfg, parse_model_id(model)))
+                max_tokens = widgets.max_tokens(key=f"cmp_max_tokens_{i}")
+                system = widgets.system_prompt(key=f"cmp_system_{i}", placeholder="empty: the shared system prompt")
+            targets.append(TurnSettings.parse(model, system=system or shared_system, temperature=temperature,
+                                              max_tokens=max_tokens))
     try:
         recent = db.recent_compare_runs(user, limit=8, mode="single")
     except StoreError:
@@ -213,7 +209,7 @@ def saved_column(view: RunView, column: RunColumn) -> None:
     if reply.get("content"):
         render.message_body(reply["content"])
     names = provider_names(column.settings.get("provider") or "")
-    render.ending_notice(reply, anonymise=None if view.revealed else lambda text: anonymise(text, names))
+    render.ending_notice(reply, anonymise=None if view.revealed else functools.partial(anonymise, names=names))
     st.caption("  \n".join(column_figures(reply) if view.revealed else blind_figures(reply)))
     if view.revealed and st.button("Continue as chat", key=f"cmp_continue_{column.conversation_id}",
                                    icon=":material/chat:", type="tertiary"):
@@ -254,7 +250,7 @@ def saved_run(view: RunView) -> None:
 
 # ---------------------------------------------------------------- the Compare tab
 def compare_tab(work: dict) -> None:
-    st.text_area("Prompt", key="cmp_prompt", placeholder="Ask every target the same thing", height=100)
+    prompt = st.text_area("Prompt", key="cmp_prompt", placeholder="Ask every target the same thing", height=100)
     uploads = st.file_uploader("Attach files (sent to every target)", accept_multiple_files=True,
                                type=attachments.FILE_TYPES, key="cmp_files")
     run_col, stop_col, blind_col = st.columns([1, 1, 4], vertical_alignment="center")
@@ -264,16 +260,13 @@ def compare_tab(work: dict) -> None:
                                help="Hide which model wrote which column (labels A, B, …) until you vote.")
     if run_clicked:
         try:
-            files = []
-            for upload in uploads or []:  # read by their content; a file that cannot go stops the run here
-                try:
-                    files.append(attachments.read(upload.name, upload.getvalue()))
-                except attachments.AttachmentError as exc:
-                    raise CompareError(exc.hint) from None
+            files, problems = widgets.read_uploads(uploads)
+            if problems:  # a file that cannot go stops the run here
+                raise CompareError(problems[0])
             started = start_run(
-                db, providers(), pricer(), user=user, prompt=st.session_state.cmp_prompt, targets=targets,
+                db, providers(), pricer(), user=user, prompt=prompt, targets=targets,
                 blind=blind, window_for=window_for, options={"synced": synced}, daily_limit=cfg.daily_limit_usd,
-                files=files, capabilities_for=lambda m: catalog().capabilities(m.provider, m.model),
+                files=files, capabilities_for=capabilities_of,
                 file_limits=attachments.Limits(max_file_bytes=int(cfg.attach_max_file_mb * 1024 * 1024),
                                                max_message_bytes=int(cfg.attach_max_message_mb * 1024 * 1024)))
             import chat.providers.openai
@@ -329,7 +322,7 @@ def batch_prompts() -> list[str]:
 
 
 def batch_results(batch_id: str) -> None:
-    if st.session_state.pop("batch_streamed", None) == batch_id:
+    if st.session_state.pop(BATCH_STREAMED, None) == batch_id:
         # just interrupted (as for a comparison): the old run is still stopping its calls
         with st.spinner("Stopping…"):
             rows = batch_rows_settled(db, batch_id, user=user, timeout=3.0)
@@ -368,7 +361,7 @@ def batch_tab(work: dict) -> None:
     work["table"] = st.empty()
     if batch is not None:
         st.query_params["batch"] = batch.batch_id
-        st.session_state.batch_streamed = batch.batch_id
+        st.session_state[BATCH_STREAMED] = batch.batch_id
     elif batch_id := st.query_params.get("batch"):
         batch_results(batch_id)
 

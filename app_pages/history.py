@@ -29,18 +29,21 @@ from chat.history.listing import (
 from chat.history.search import WINDOW, Ranked, highlight_markdown, rank, search_page
 from chat.store import SOURCES, STATUSES, Filters, StoreError
 from ui import render
-from ui.resources import boot, current_viewer, signed_in_caption
+from ui.page import context
 
 SEARCH_PAGE_SIZE = 20
 EARLIEST = date(2000, 1, 1)
 
-cfg, db = boot()
-viewer = current_viewer()
+_, db, viewer = context()
 # Whose conversations this page shows: your own; an analyst's scope is None (everyone's), with a user filter.
 # Continuing, deleting and restoring stay with the owner.
 scope: str | None = viewer.scope
-with st.sidebar:
-    signed_in_caption(viewer)
+
+# What this page keeps in the session from one run to the next (besides its widgets' own keys)
+UNDO = "undo"  # the conversation just deleted, offered back with Undo
+FILTERS_CHANGED = "filters_changed"  # set by a filter's callback: an open transcript is checked against them
+SCROLL_TO_OPEN = "scroll_to_open"  # a conversation was just opened: its transcript is brought into view
+SELECTED = "selected"  # the table row last selected (a new selection opens its conversation)
 
 
 # ---------------------------------------------------------------- actions (callbacks run before the page)
@@ -49,13 +52,13 @@ with st.sidebar:
 def first_page() -> None:
     """A filter or the search changed: back to the first page, and an open transcript is checked again."""
     st.session_state["page"] = 1
-    st.session_state["filters_changed"] = True
+    st.session_state[FILTERS_CHANGED] = True
 
 
 def open_conversation(conversation_id: str) -> None:
     st.query_params["open"] = conversation_id
-    st.session_state.pop("undo", None)
-    st.session_state["scroll_to_open"] = True  # the transcript is drawn below the list: bring it into view
+    dismiss_undo()
+    st.session_state[SCROLL_TO_OPEN] = True  # the transcript is drawn below the list: bring it into view
 
 
 def close_conversation() -> None:
@@ -66,14 +69,18 @@ def close_conversation() -> None:
 def delete(conversation_id: str) -> None:
     db.soft_delete(conversation_id)
     close_conversation()
-    st.session_state["undo"] = conversation_id
+    st.session_state[UNDO] = conversation_id
     st.toast("Conversation deleted.", icon=":material/delete:")
 
 
 def undo_delete(conversation_id: str) -> None:
     db.restore(conversation_id)
-    st.session_state.pop("undo", None)
+    dismiss_undo()
     st.query_params["open"] = conversation_id
+
+
+def dismiss_undo() -> None:
+    st.session_state.pop(UNDO, None)
 
 
 def restore(conversation_id: str) -> None:
@@ -152,20 +159,168 @@ def usage(_store, db_key: str, filters: Filters, cards_key: tuple) -> tuple[list
     return by_day, by_model, usage_by_user(_store, filters)
 
 
+# ---------------------------------------------------------------- drawing
+
+
+def search_hit(row: dict) -> None:
+    """One conversation found by the search: its title, Open, the matching snippet and its facts."""
+    with st.container(border=True, gap="xsmall"):
+        with st.container(horizontal=True, vertical_alignment="center"):
+            st.markdown(f"**{escape_markdown(title_of(row))}**", width="stretch")
+            st.button("Open", key=f"open-{row['id']}", icon=":material/open_in_full:",
+                      on_click=open_conversation, args=(row["id"],), type="tertiary")
+        if row["snippet"]:
+            st.markdown(highlight_markdown(row["snippet"]))
+        meta = [escape_markdown(row["user"]), escape_markdown(", ".join(row["models"])) or "no replies",
+                row["source"], f"{row['message_count']:,} messages", totals_line(row),
+                f"last active {stamp(row['updated_at'])} UTC"]
+        if row["hits"] > 1:
+            meta.insert(3, f"{row['hits']} matching messages")
+        st.caption(" · ".join(meta))
+
+
+def transcript(conversation: dict) -> None:
+    """The open conversation: its facts, what its owner can do with it, exports, its settings and its
+    messages (a long one opens on its latest)."""
+    cid = conversation["id"]
+    deleted = conversation["deleted_at"] is not None
+    st.subheader(escape_markdown(title_of(conversation)), anchor=False)
+    facts = [escape_markdown(conversation["user"]), conversation["source"],
+             f"started {stamp(conversation['created_at'])}",
+             f"last active {stamp(conversation['updated_at'])} UTC", totals_line(conversation)]
+    if problems(conversation):
+        facts.append(problems(conversation))
+    st.caption(" · ".join(facts))
+    messages = db.messages(cid, include_superseded=True)
+    owner = viewer.can_change(conversation["user"])
+    with st.container(horizontal=True):
+        if deleted and owner:
+            st.button("Restore", icon=":material/restore_from_trash:", type="primary",
+                      on_click=restore, args=(cid,))
+        elif owner and st.button("Continue in chat", icon=":material/chat:", type="primary"):
+            st.switch_page("app_pages/chat.py", query_params={"c": cid})
+        # built when clicked, not on every run: a long conversation's export is large
+        st.download_button("Export Markdown",
+                           data=functools.partial(conversation_markdown, conversation, messages),
+                           file_name=f"conversation-{cid[:8]}.md", mime="text/markdown",
+                           icon=":material/download:", on_click="ignore")
+        st.download_button("Export JSON",
+                           data=functools.partial(conversation_json, conversation, messages),
+                           file_name=f"conversation-{cid[:8]}.json", mime="application/json",
+                           icon=":material/data_object:", on_click="ignore")
+        if any(m.get("attachments") for m in messages):
+            st.download_button("Export JSON with files",
+                               data=functools.partial(conversation_json, conversation, messages,
+                                                      db.blob),
+                               file_name=f"conversation-{cid[:8]}-files.json", mime="application/json",
+                               icon=":material/attach_file:", on_click="ignore")
+        if owner and not deleted:
+            st.button("Delete", icon=":material/delete:", on_click=delete, args=(cid,))
+        st.button("Close", type="tertiary", on_click=close_conversation)
+    if not owner:
+        st.caption(f"Only {escape_markdown(conversation['user'])} can continue, delete or restore "
+                   "this conversation.")
+    if deleted:
+        st.info(f"This conversation was deleted on {stamp(conversation['deleted_at'])} UTC. "
+                "Restore it to see it in lists and search again.")
+    replies = [m for m in messages if m["role"] == "assistant"]
+    with st.expander("System prompt and parameters"):
+        used = conversation["settings"] or {}
+        st.markdown("**Last used**")
+        st.code("\n".join(settings_lines(used)) or "(none recorded)", language=None,
+                wrap_lines=True)
+        per_reply = [{"Reply": i, "Model": f"{m['provider']}:{m['model']}",
+                      "Temperature": (m["settings"] or {}).get("temperature"),
+                      "Max output tokens": (m["settings"] or {}).get("max_tokens"),
+                      "System prompt": (m["settings"] or {}).get("system") or ""}
+                     for i, m in enumerate(replies, 1)]
+        if per_reply:
+            st.markdown("**Each reply**")
+            st.dataframe(pd.DataFrame(per_reply), hide_index=True)
+    visible = [m for m in messages if not m["superseded"]]
+    if not visible:
+        st.caption("No messages yet.")
+    hidden = render.earlier_messages(len(visible), f"history-drawn-{cid}")  # exports stay whole
+    tz = render.viewer_timezone()
+    for message in visible[hidden:]:
+        render.message(message, db.blob, tz=tz)
+
+
+def analytics(filters: Filters) -> None:
+    """Cards, daily charts and the tables by model and by user, for the conversations matching ``filters``."""
+    cards = summary(db, filters)
+    with st.container(horizontal=True):
+        st.metric("Conversations", f"{cards['conversations']:,}", border=True)
+        st.metric("Messages", f"{cards['messages']:,}", border=True)
+        st.metric("Tokens", format_tokens(cards["tokens"]), border=True)
+        unknown = cards["unknown_cost_count"]
+        if unknown == 1:
+            cost_help = "One reply has no known price and is not counted."
+        elif unknown:
+            cost_help = f"{unknown:,} replies have no known price and are not counted."
+        else:
+            cost_help = "Every reply has a known price."
+        st.metric("Cost", total_cost_text(cards["cost"], unknown), border=True, help=cost_help)
+    if not cards["conversations"]:
+        st.info("No conversations match these filters.")
+    else:
+        by_day, by_model, by_user = usage(db, str(db.path), filters, tuple(sorted(cards.items())))
+        st.caption("Whole conversations matching the filters above (the search text does not apply here); "
+                   "replies are counted on the UTC day they were sent.")
+        if by_day:
+            days = pd.DataFrame(by_day)
+            days["day"] = days["day"].astype(str).str[:10]
+            left, right = st.columns(2)
+            with left:
+                st.markdown("**Cost per day by model** (USD, priced replies)")
+                st.vega_lite_chart(days, charts.daily_bars(list(days["day"]), field="cost", title="Cost",
+                                                           value_format="$.4~f"), width="stretch")
+            with right:
+                st.markdown("**Tokens per day by model**")
+                st.vega_lite_chart(days, charts.daily_bars(list(days["day"]), field="tokens", title="Tokens",
+                                                           value_format=",d"), width="stretch")
+        st.markdown("**By model**")
+        st.dataframe(pd.DataFrame({
+            "Model": [m["model"] for m in by_model],
+            "Replies": [m["replies"] for m in by_model],
+            "Tokens": [m["tokens"] for m in by_model],
+            "Cost": [total_cost_text(m["cost"], m["unknown_cost"]) for m in by_model],
+            "Median time to first token (s)": [m["median_ttft"] for m in by_model],
+            "Median tokens/s": [m["median_tokens_per_second"] for m in by_model],
+        }), hide_index=True, column_config={
+            "Replies": st.column_config.NumberColumn(format="localized"),
+            "Tokens": st.column_config.NumberColumn(format="localized"),
+            "Median time to first token (s)": st.column_config.NumberColumn(format="%.2f"),
+            "Median tokens/s": st.column_config.NumberColumn(format="%.0f"),
+        })
+        st.markdown("**By user**")
+        st.dataframe(pd.DataFrame({
+            "User": [u["user"] for u in by_user],
+            "Conversations": [u["conversations"] for u in by_user],
+            "Messages": [u["messages"] for u in by_user],
+            "Tokens": [u["tokens"] for u in by_user],
+            "Cost": [total_cost_text(u["cost"], u["unknown_cost_count"]) for u in by_user],
+        }), hide_index=True, column_config={
+            "Conversations": st.column_config.NumberColumn(format="localized"),
+            "Messages": st.column_config.NumberColumn(format="localized"),
+            "Tokens": st.column_config.NumberColumn(format="localized"),
+        })
+
+
 # ---------------------------------------------------------------- filters (shared by both tabs)
 
 st.title("History")
 
-undone = st.session_state.get("undo")
+undone = st.session_state.get(UNDO)
 if undone:
     deleted_row = db.get_conversation(undone, include_deleted=True)
     if deleted_row is not None and deleted_row["deleted_at"]:
         with st.container(border=True, horizontal=True, vertical_alignment="center"):
             st.markdown(f"Deleted **{escape_markdown(title_of(deleted_row))}**.")
             st.button("Undo", icon=":material/undo:", on_click=undo_delete, args=(undone,))
-            st.button("Dismiss", type="tertiary", on_click=lambda: st.session_state.pop("undo", None))
+            st.button("Dismiss", type="tertiary", on_click=dismiss_undo)
     else:
-        st.session_state.pop("undo", None)
+        dismiss_undo()
 
 options = filter_options(db, scope)
 with st.container(horizontal=True, vertical_alignment="bottom"):
@@ -195,7 +350,7 @@ filters = Filters(user=scope if scope is not None else chosen_user, since=since,
                   model=model, status=status, source=source, deleted=show_deleted)
 
 # A transcript left open that a changed filter (or search) no longer matches is closed.
-filters_changed = st.session_state.pop("filters_changed", False)
+filters_changed = st.session_state.pop(FILTERS_CHANGED, False)
 if filters_changed and st.query_params.get("open"):
     opened = get_conversation(db, st.query_params["open"], user=scope)
     if opened is None or not filtering.matches(filters, opened):
@@ -252,19 +407,7 @@ if conversations_tab.open:
                 if not found:
                     st.info("No message matches that search with these filters.")
                 for row in hits:
-                    with st.container(border=True, gap="xsmall"):
-                        with st.container(horizontal=True, vertical_alignment="center"):
-                            st.markdown(f"**{escape_markdown(title_of(row))}**", width="stretch")
-                            st.button("Open", key=f"open-{row['id']}", icon=":material/open_in_full:",
-                                      on_click=open_conversation, args=(row["id"],), type="tertiary")
-                        if row["snippet"]:
-                            st.markdown(highlight_markdown(row["snippet"]))
-                        meta = [escape_markdown(row["user"]), escape_markdown(", ".join(row["models"])) or "no replies",
-                                row["source"], f"{row['message_count']:,} messages", totals_line(row),
-                                f"last active {stamp(row['updated_at'])} UTC"]
-                        if row["hits"] > 1:
-                            meta.insert(3, f"{row['hits']} matching messages")
-                        st.caption(" · ".join(meta))
+                    search_hit(row)
             csv_rows = functools.partial(search_csv, ranked)
         else:
             total = count_conversations(db, filters)
@@ -281,8 +424,8 @@ if conversations_tab.open:
                                          selection_mode="single-row", hide_index=True, column_config=TABLE_COLUMNS)
                     selected = event.selection.rows
                     chosen = ids_shown[selected[0]] if selected and selected[0] < len(rows) else None
-                    if chosen != st.session_state.get("selected"):
-                        st.session_state["selected"] = chosen
+                    if chosen != st.session_state.get(SELECTED):
+                        st.session_state[SELECTED] = chosen
                         if chosen is not None:
                             open_conversation(chosen)
                 else:
@@ -298,133 +441,16 @@ if conversations_tab.open:
         if open_id:
             conversation = get_conversation(db, open_id, user=scope)
             st.divider()
-            if st.session_state.pop("scroll_to_open", False):
+            if st.session_state.pop(SCROLL_TO_OPEN, False):
                 render.scroll_here(key=f"scroll-{open_id}")
             if conversation is None:
                 st.warning("That conversation was not found. The link may be wrong, or it was deleted for good.")
                 st.button("Close", on_click=close_conversation)
             else:
-                cid = conversation["id"]
-                deleted = conversation["deleted_at"] is not None
-                st.subheader(escape_markdown(title_of(conversation)), anchor=False)
-                facts = [escape_markdown(conversation["user"]), conversation["source"],
-                         f"started {stamp(conversation['created_at'])}",
-                         f"last active {stamp(conversation['updated_at'])} UTC", totals_line(conversation)]
-                if problems(conversation):
-                    facts.append(problems(conversation))
-                st.caption(" · ".join(facts))
-                messages = db.messages(cid, include_superseded=True)
-                owner = viewer.can_change(conversation["user"])
-                with st.container(horizontal=True):
-                    if deleted and owner:
-                        st.button("Restore", icon=":material/restore_from_trash:", type="primary",
-                                  on_click=restore, args=(cid,))
-                    elif owner and st.button("Continue in chat", icon=":material/chat:", type="primary"):
-                        st.switch_page("app_pages/chat.py", query_params={"c": cid})
-                    # built when clicked, not on every run: a long conversation's export is large
-                    st.download_button("Export Markdown",
-                                       data=functools.partial(conversation_markdown, conversation, messages),
-                                       file_name=f"conversation-{cid[:8]}.md", mime="text/markdown",
-                                       icon=":material/download:", on_click="ignore")
-                    st.download_button("Export JSON",
-                                       data=functools.partial(conversation_json, conversation, messages),
-                                       file_name=f"conversation-{cid[:8]}.json", mime="application/json",
-                                       icon=":material/data_object:", on_click="ignore")
-                    if any(m.get("attachments") for m in messages):
-                        st.download_button("Export JSON with files",
-                                           data=functools.partial(conversation_json, conversation, messages,
-                                                                  db.blob),
-                                           file_name=f"conversation-{cid[:8]}-files.json", mime="application/json",
-                                           icon=":material/attach_file:", on_click="ignore")
-                    if owner and not deleted:
-                        st.button("Delete", icon=":material/delete:", on_click=delete, args=(cid,))
-                    st.button("Close", type="tertiary", on_click=close_conversation)
-                if not owner:
-                    st.caption(f"Only {escape_markdown(conversation['user'])} can continue, delete or restore "
-                               "this conversation.")
-                if deleted:
-                    st.info(f"This conversation was deleted on {stamp(conversation['deleted_at'])} UTC. "
-                            "Restore it to see it in lists and search again.")
-                replies = [m for m in messages if m["role"] == "assistant"]
-                with st.expander("System prompt and parameters"):
-                    used = conversation["settings"] or {}
-                    st.markdown("**Last used**")
-                    st.code("\n".join(settings_lines(used)) or "(none recorded)", language=None,
-                            wrap_lines=True)
-                    per_reply = [{"Reply": i, "Model": f"{m['provider']}:{m['model']}",
-                                  "Temperature": (m["settings"] or {}).get("temperature"),
-                                  "Max output tokens": (m["settings"] or {}).get("max_tokens"),
-                                  "System prompt": (m["settings"] or {}).get("system") or ""}
-                                 for i, m in enumerate(replies, 1)]
-                    if per_reply:
-                        st.markdown("**Each reply**")
-                        st.dataframe(pd.DataFrame(per_reply), hide_index=True)
-                visible = [m for m in messages if not m["superseded"]]
-                if not visible:
-                    st.caption("No messages yet.")
-                hidden = render.earlier_messages(len(visible), f"history-drawn-{cid}")  # exports stay whole
-                tz = render.viewer_timezone()
-                for message in visible[hidden:]:
-                    render.message(message, db.blob, tz=tz)
+                transcript(conversation)
 
 # ---------------------------------------------------------------- analytics
 
 if analytics_tab.open:
     with analytics_tab:
-        cards = summary(db, filters)
-        with st.container(horizontal=True):
-            st.metric("Conversations", f"{cards['conversations']:,}", border=True)
-            st.metric("Messages", f"{cards['messages']:,}", border=True)
-            st.metric("Tokens", format_tokens(cards["tokens"]), border=True)
-            unknown = cards["unknown_cost_count"]
-            if unknown == 1:
-                cost_help = "One reply has no known price and is not counted."
-            elif unknown:
-                cost_help = f"{unknown:,} replies have no known price and are not counted."
-            else:
-                cost_help = "Every reply has a known price."
-            st.metric("Cost", total_cost_text(cards["cost"], unknown), border=True, help=cost_help)
-        if not cards["conversations"]:
-            st.info("No conversations match these filters.")
-        else:
-            by_day, by_model, by_user = usage(db, str(db.path), filters, tuple(sorted(cards.items())))
-            st.caption("Whole conversations matching the filters above (the search text does not apply here); "
-                       "replies are counted on the UTC day they were sent.")
-            if by_day:
-                days = pd.DataFrame(by_day)
-                days["day"] = days["day"].astype(str).str[:10]
-                left, right = st.columns(2)
-                with left:
-                    st.markdown("**Cost per day by model** (USD, priced replies)")
-                    st.vega_lite_chart(days, charts.daily_bars(list(days["day"]), field="cost", title="Cost",
-                                                               value_format="$.4~f"), width="stretch")
-                with right:
-                    st.markdown("**Tokens per day by model**")
-                    st.vega_lite_chart(days, charts.daily_bars(list(days["day"]), field="tokens", title="Tokens",
-                                                               value_format=",d"), width="stretch")
-            st.markdown("**By model**")
-            st.dataframe(pd.DataFrame({
-                "Model": [m["model"] for m in by_model],
-                "Replies": [m["replies"] for m in by_model],
-                "Tokens": [m["tokens"] for m in by_model],
-                "Cost": [total_cost_text(m["cost"], m["unknown_cost"]) for m in by_model],
-                "Median time to first token (s)": [m["median_ttft"] for m in by_model],
-                "Median tokens/s": [m["median_tokens_per_second"] for m in by_model],
-            }), hide_index=True, column_config={
-                "Replies": st.column_config.NumberColumn(format="localized"),
-                "Tokens": st.column_config.NumberColumn(format="localized"),
-                "Median time to first token (s)": st.column_config.NumberColumn(format="%.2f"),
-                "Median tokens/s": st.column_config.NumberColumn(format="%.0f"),
-            })
-            st.markdown("**By user**")
-            st.dataframe(pd.DataFrame({
-                "User": [u["user"] for u in by_user],
-                "Conversations": [u["conversations"] for u in by_user],
-                "Messages": [u["messages"] for u in by_user],
-                "Tokens": [u["tokens"] for u in by_user],
-                "Cost": [total_cost_text(u["cost"], u["unknown_cost_count"]) for u in by_user],
-            }), hide_index=True, column_config={
-                "Conversations": st.column_config.NumberColumn(format="localized"),
-                "Messages": st.column_config.NumberColumn(format="localized"),
-                "Tokens": st.column_config.NumberColumn(format="localized"),
-            })
+        analytics(filters)

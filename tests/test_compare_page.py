@@ -175,6 +175,18 @@ def test_parameters_can_be_set_per_target(app_env, fake_provider):
     assert result_columns(at)["B"].caption[0].value == "temperature 1.5 · system prompt set"
 
 
+def test_a_targets_temperature_is_fixed_where_its_provider_fixes_it_as_on_the_chat_page(app_env, fake_provider):
+    at = choose(compare_page(), "openai:gpt-4o-mini", "openai:gpt-4o-mini")
+    at.sidebar.toggle(key="cmp_synced").set_value(False).run()
+    at.sidebar.number_input(key="cmp_temperature_1").set_value(0.7)
+    at.sidebar.selectbox(key="cmp_model_1").set_value("anthropic:claude-haiku-4-5").run()
+    assert not at.sidebar.number_input(key="cmp_temperature_0").disabled
+    anthropic = at.sidebar.number_input(key="cmp_temperature_1")
+    assert anthropic.disabled and anthropic.placeholder == "not adjustable"
+    run(at, "fixed")  # the value set for the other model is not sent, and the column does not show it
+    assert "temperature" not in result_columns(at)["B"].caption[0].value
+
+
 def test_synced_parameters_go_to_every_target(app_env, fake_provider):
     at = choose(compare_page(), "openai:gpt-4o-mini", "anthropic:claude-haiku-4-5")
     at.sidebar.number_input(key="cmp_temperature").set_value(0.3)

@@ -149,6 +149,20 @@ def attached(files: list[dict], load: Callable[[str], bytes] | None = None) -> N
         st.caption(f"{icon} {escape_markdown(attachments.chip(meta))}")
 
 
+def unsent(out) -> None:
+    """A message (an ``outbox.Outgoing``) whose reply has not started: saved and waiting, or the database
+    fault (or why a file cannot go) in one sentence, with its words and files."""
+    if out.saved:
+        st.info("Your message is saved; its reply has not been asked for yet.", icon=":material/info:")
+        return
+    st.error(plain_sentence(out.problem or "The chat database did not take your message."), icon=":material/error:")
+    with st.chat_message("user"):
+        by_sha = {f.sha256: f.data for f in out.files}
+        attached([f.meta() for f in out.files], by_sha.__getitem__)
+        if out.prompt:
+            message_body(out.prompt)
+
+
 def viewer_timezone() -> str | None:
     """The browser's time zone (an IANA name), None when unknown (tests, scripts)."""
     try:
