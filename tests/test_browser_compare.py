@@ -81,7 +81,7 @@ def replies(db_path: Path) -> list[tuple]:
         con.close()
 
 
-def test_three_targets_stream_side_by_side_in_about_the_time_of_the_slowest(stack, page):
+def test_three_targets_stream_side_by_side_each_stream_open_while_the_others_are(stack, page):
     provider, _, _, _ = stack
     for model, rate in zip(MODELS, (60, 40, 30), strict=True):  # 24 words: ~0.4 s, ~0.6 s, ~0.8 s
         provider.set_scenario(model, words=24, tokens_per_second=rate)
@@ -92,10 +92,9 @@ def test_three_targets_stream_side_by_side_in_about_the_time_of_the_slowest(stac
     wait_idle(page)
     timing = spans(provider.log())
     assert set(timing) == set(MODELS)
-    durations = {m: b - a for m, (a, b) in timing.items()}
-    wall = max(b for _, b in timing.values()) - min(a for a, _ in timing.values())
-    assert wall < 0.75 * sum(durations.values()), (wall, durations)
-    assert wall < durations["slow"] + 0.5 * durations["fast"], (wall, durations)
+    # In parallel, not one after another: every request arrived before the first stream ended (in series the
+    # second would only be asked for after the first had finished). No clock limit: the machine may be slow.
+    assert max(a for a, _ in timing.values()) < min(b for _, b in timing.values()), timing
     # every column shows its full reply, with its figures
     for label, model in zip("ABC", MODELS, strict=True):
         column = page.locator("[data-testid='stColumn']", has_text=f"{label}: openai:{model}").last
