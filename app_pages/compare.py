@@ -39,7 +39,7 @@ from chat.compare.targets import MAX_TARGETS, MIN_TARGETS, CompareError, describ
 from chat.compare.views import RunColumn, RunView, anonymise, column_title, load_run
 from chat.compare.votes import cast_vote, vote_choices, vote_text
 from chat.config import ModelId, parse_model_id
-from chat.display import BLIND_TARGETS, blind_figures, column_figures, escape_markdown, inert_markdown
+from chat.display import BLIND_TARGETS, blind_figures, column_figures, escape_markdown
 from chat.models import Capabilities
 from chat.store import StoreError, title_from
 from chat.turns import TurnSettings
@@ -141,32 +141,13 @@ with st.sidebar:
 def live_column(reply: live.LiveReply, prompt_tokens: int, blind: bool = False) -> None:
     """Follow one column's live reply on a worker thread: its text and figures as they grow (in a blind run
     before the vote, none of the figures that would tell the model)."""
-    thinking = render.LiveThinking(reply.turn)  # "Thinking…", the reasoning as it comes, collapsed at the answer
-    text_slot = st.empty()
-    figures_slot = st.empty()
     prices = pricer()
-    text = ""
-    text_drawn = figures_drawn = 0.0
-    for chunk in reply.follow():
-        now = time.monotonic()
-        if not text:
-            thinking.update()  # collapses itself once the answer has started
-        text += chunk
-        # a long text is redrawn less often: each redraw sends all of it
-        if chunk and now - text_drawn >= (0.05 if len(text) < 10_000 else 0.25):
-            text_slot.markdown(inert_markdown(text))
-            text_drawn = now
-        elif not chunk or now - figures_drawn >= 0.25:  # a heartbeat always draws: a rerun lands there
-            sdk_reply = reply.turn.reply
-            if not text and sdk_reply is not None and sdk_reply.failed_attempts:
-                # the SDK retries before streaming: say so, as the chat page does
-                thinking.note = f"Busy; retrying (attempt {sdk_reply.failed_attempts + 1})…"
-            row = live_row(reply.turn, input_tokens=prompt_tokens, pricer=prices)
-            figures_slot.caption("  \n".join(blind_figures(row) if blind else column_figures(row)) or "…")
-            figures_drawn = now
-    thinking.finish()
-    if text:
-        text_slot.markdown(inert_markdown(text))
+
+    def figures() -> str:
+        row = live_row(reply.turn, input_tokens=prompt_tokens, pricer=prices)
+        return "  \n".join(blind_figures(row) if blind else column_figures(row))
+
+    stream.follow_column(reply, figures)
 
 
 def stop_replies(conversation_ids: list[str]) -> None:

@@ -350,6 +350,12 @@ APPROVAL_QUESTION = ("This tool is not marked read-only by its server: it may ch
 DENIED_NOTE = "You denied this call; the model was told so."
 SKIPPED_AT_STEP_LIMIT = "The step limit was reached."  # a call not run, as its error says
 APPROVAL_ELSEWHERE = "A tool call waits for approval in the tab where this reply was started."
+CONNECTING_TOOLS = "Connecting to the tool servers…"
+
+
+def retrying(failed_attempts: int) -> str:
+    """What a reply says while the SDK retries before it streams."""
+    return f"The provider is busy; retrying (attempt {failed_attempts + 1})…"
 
 
 def steps_breakdown(steps: list[dict] | None) -> str | None:

@@ -12,7 +12,7 @@ from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestTy
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from chat import live
-from chat.display import APPROVAL_ELSEWHERE, InertStream, inert_markdown
+from chat.display import APPROVAL_ELSEWHERE, CONNECTING_TOOLS, InertStream, inert_markdown, retrying
 from chat.live import HEARTBEAT, LiveReply
 from chat.store import Store, StoreError
 from chat.tool_loop import steps_to_json
@@ -22,40 +22,46 @@ from ui.render import LiveThinking
 STORED_POLL = 0.5  # seconds between reads of a reply another process is writing (it checkpoints every second)
 
 
-def _shown(chunks: Iterator[str], status, retries: Callable[[], int] | None = None,
-           thinking: LiveThinking | None = None, handed_over: Callable[[], bool] | None = None) -> Iterator[str]:
-    """The chunks, made inert (no remote images), with "Thinking…" replaced by the first text. Empty chunks
-    (heartbeats) touch the session, which is where a rerun of this page interrupts the stream. With
-    ``thinking``, the reply's Thinking section is kept up to date from its turn until the answer starts.
-    The chunks end early once ``handed_over()`` says a click is waiting for this run to end."""
+FIGURES_EVERY = 0.25  # seconds between redraws of a Compare column's live figures
+
+
+def _shown(chunks: Iterator[str], reply: LiveReply, thinking: LiveThinking,
+           handed_over: Callable[[], bool] | None = None, on_tick: Callable[[], None] | None = None) -> Iterator[str]:
+    """The chunks, made inert (no remote images), for ``st.write_stream``. Until the answer starts, the
+    reply's Thinking section is kept up to date from its turn (and says so while the SDK retries). Empty
+    chunks (heartbeats) touch the session, which is where a rerun of this page interrupts the stream.
+    ``on_tick`` is called on every chunk and heartbeat; the chunks end early once ``handed_over()`` says a
+    click is waiting for this run to end."""
     guard = InertStream()
     first = True
-    failures = 0
     for chunk in chunks:
         if handed_over is not None and handed_over():
             break
+        if on_tick is not None:
+            on_tick()
         if not chunk:
             st.session_state["_heartbeat"] = True
-            if first and retries is not None and retries() > failures:
-                failures = retries()  # the SDK retries before streaming: say so while it waits
-                note = f"The provider is busy; retrying (attempt {failures + 1})…"
-                if thinking is not None:
-                    thinking.note = note
-                else:
-                    status.caption(note)
-            if first and thinking is not None:
+            if first:
+                thinking.note = _waiting_note(reply)
                 thinking.update()
             continue
         if first:
-            if thinking is not None:
-                thinking.finish()
-            else:
-                status.empty()
+            thinking.finish()
             first = False
         yield guard.feed(chunk)
-    if thinking is not None:
-        thinking.finish()
+    thinking.finish()
     yield guard.flush()
+
+
+def _waiting_note(reply: LiveReply) -> str | None:
+    """What the Thinking section says instead of "Thinking…" while nothing streams: the SDK's retries, or
+    the tool servers still being listed."""
+    turn = reply.turn
+    if turn.reply is not None and turn.reply.failed_attempts:
+        return retrying(turn.reply.failed_attempts)
+    if turn.reply is None and turn.tools is not None and not turn.tools.ready():
+        return CONNECTING_TOOLS
+    return None
 
 
 def clicked(interruption: BaseException, key: str) -> bool:
@@ -95,8 +101,7 @@ def _step_signature(turn) -> tuple:
     return tuple((len(step.calls), tuple(call.status for call in step.calls)) for step in list(turn.steps))
 
 
-def _follow_steps(reply: LiveReply, steps_area, thinking: LiveThinking, retries: Callable[[], int],
-                  handed_over: Callable[[], bool]) -> None:
+def _follow_steps(reply: LiveReply, steps_area, thinking: LiveThinking, handed_over: Callable[[], bool]) -> None:
     """A reply that may use tools: its steps so far drawn as they are (each call a status block; Approve /
     Deny on a call waiting for the user), then the text of the model call under way, as it streams. When a
     step or a call changes, this returns: the page reruns and draws the steps anew (widgets are drawn once
@@ -116,12 +121,7 @@ def _follow_steps(reply: LiveReply, steps_area, thinking: LiveThinking, retries:
             return
         text = turn.text_after_steps
         if not text and not turn.steps:
-            if retries():  # the SDK retries before streaming: say so while it waits
-                thinking.note = f"The provider is busy; retrying (attempt {retries() + 1})…"
-            elif turn.reply is None and not turn.tools.ready():
-                thinking.note = "Connecting to the tool servers…"
-            else:
-                thinking.note = None
+            thinking.note = _waiting_note(reply)
             thinking.update()
             continue
         if text != drawn:
@@ -159,21 +159,35 @@ def follow_reply(reply: LiveReply, *, on_stop: Callable[[str], None]) -> bool:
         st.button("Stop", key=stop_key, icon=":material/stop_circle:", type="secondary",
                   on_click=on_stop, args=(reply.conversation_id,))
 
-        def retries() -> int:
-            sdk_reply = reply.turn.reply
-            return sdk_reply.failed_attempts if sdk_reply is not None else 0
-
         try:
             with body:
                 if with_tools:
-                    _follow_steps(reply, steps_area, thinking, retries, handed_over)
+                    _follow_steps(reply, steps_area, thinking, handed_over)
                 else:
-                    st.write_stream(_shown(reply.follow(), thinking.slot, retries, thinking, handed_over))
+                    st.write_stream(_shown(reply.follow(), reply, thinking, handed_over))
         except BaseException as interruption:
             if clicked(interruption, stop_key):
                 reply.stop()
             raise
     return not handed
+
+
+def follow_column(reply: LiveReply, figures: Callable[[], str]) -> None:
+    """A Compare column's live reply: its Thinking section, its text as it streams, and under it the line
+    ``figures()`` gives, redrawn every quarter second. A rerun of the page ends only this drawing."""
+    thinking = LiveThinking(reply.turn)
+    body = st.container()
+    figures_slot = st.empty()
+    drawn = 0.0
+
+    def redraw_figures() -> None:
+        nonlocal drawn
+        if time.monotonic() - drawn >= FIGURES_EVERY:
+            figures_slot.caption(figures() or "…")
+            drawn = time.monotonic()
+
+    with body:
+        st.write_stream(_shown(reply.follow(), reply, thinking, on_tick=redraw_figures))
 
 
 def _silent_for(row: dict) -> float:
