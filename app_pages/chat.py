@@ -149,7 +149,7 @@ with st.sidebar:
             st.number_input("Max output tokens", min_value=1, max_value=200_000, step=256, key="max_tokens",
                             value=None, placeholder="model default")
             picked = parse_model_id(st.session_state.model)
-            caps = models.capabilities(picked.provider, picked.model)
+            caps = models.capabilities(picked.provider, picked.model, window=False)  # a turn asks the window
             reasoning_choices: dict[str, str | None] = {}
             if caps.reasoning_effort is not False:  # known to take it, or unknown: offered, sent only when chosen
                 options = [DEFAULT, *caps.efforts]
@@ -250,7 +250,6 @@ settings = turns.TurnSettings(
     tools=tuple(st.session_state.get("tools") or ()) if cfg.mcp_servers else (),
 )
 endpoint = cfg.endpoint(model_id.provider)
-context_window = models.capabilities(model_id.provider, model_id.model).context_window
 # one runner per turn (a run starts at most one): the chosen servers' tools (the reply waits for a listing still
 # under way, not the page), the step limit
 tool_runner = ToolRunner(toolbox(), servers=settings.tools, max_steps=cfg.tool_steps) if settings.tools else None
@@ -258,6 +257,7 @@ tool_runner = ToolRunner(toolbox(), servers=settings.tools, max_steps=cfg.tool_s
 
 def turn_context() -> turns.TurnContext:
     """What a turn started by this run runs with (the provider is built when a turn starts, not on first paint)."""
+    context_window = models.capabilities(model_id.provider, model_id.model).context_window
     return turns.TurnContext(db, providers()[model_id.provider], pricer(), context_window=context_window,
                              user=user, daily_limit=cfg.daily_limit_usd, idle_timeout=cfg.timeout, tools=tool_runner)
 
@@ -299,7 +299,7 @@ def unsent(out: outbox.Outgoing) -> None:
                        on_click=lambda: st.session_state.pop("outgoing", None))
 
 
-caps_now = models.capabilities(model_id.provider, model_id.model)
+caps_now = models.capabilities(model_id.provider, model_id.model, window=False)  # what it reads
 attach_limits = attachments.Limits(max_file_bytes=int(cfg.attach_max_file_mb * 1024 * 1024),
                                    max_message_bytes=int(cfg.attach_max_message_mb * 1024 * 1024))
 
