@@ -23,7 +23,8 @@ import anthropic  # noqa: E402
 
 from chat import turns  # noqa: E402
 from chat.config import parse_model_id  # noqa: E402
-from chat.pricing import Pricer, format_cost  # noqa: E402
+from chat.display import format_cost  # noqa: E402
+from chat.pricing import Pricer  # noqa: E402
 from chat.providers.anthropic import AnthropicProvider  # noqa: E402
 from chat.store import Store  # noqa: E402
 from fake_provider import FakeProvider  # noqa: E402

@@ -5,15 +5,42 @@ from here."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from chat.pricing import format_cost, format_tokens
-
 HIDDEN_REASONING = "reasoning hidden by the provider"
+
+# ---------------------------------------------------------------- a cost, a token count
+
+
+def format_cost(usd: float | None, *, estimated: bool = False) -> str:
+    """"cost unknown" for None; "$1.23" from one cent up; two significant digits below ("$0.0025",
+    "$0.00031"); "$0.00" for a true zero; "≈" in front when estimated."""
+    if usd is None or not math.isfinite(usd):
+        return "cost unknown"
+    prefix = "≈" if estimated else ""
+    sign = "-" if usd < 0 else ""
+    value = abs(usd)
+    if value == 0:
+        return f"{prefix}$0.00"
+    if value < 0.01:
+        digits = 1 - math.floor(math.log10(value))  # decimals that leave two significant digits
+        rounded = round(value, digits)
+        if rounded < 0.01:
+            return f"{prefix}{sign}${rounded:.{digits}f}"
+    return f"{prefix}{sign}${value:,.2f}"
+
+
+def format_tokens(n: int | None, *, estimated: bool = False) -> str:
+    """"1,234", "≈1,234" when estimated, "unknown" for None."""
+    if n is None:
+        return "unknown"
+    return f"{'≈' if estimated else ''}{n:,}"
+
 
 # ---------------------------------------------------------------- how a reply ended
 
@@ -300,7 +327,7 @@ def next_cost_line(estimate) -> str:
     model = escape_markdown(estimate.model)
     head = f"Next send to {model}: ≈{estimate.input_tokens:,} tokens of this chat + your message"
     if estimate.input_cost is None or estimate.total_cost is None:
-        return head + "; cost unknown (no price for this model)."
+        return f"{head}; {format_cost(None)} (no price for this model)."
     return (f"{head}, ≈{format_cost(estimate.input_cost)} in; up to ≈{format_cost(estimate.total_cost)} with a "
             f"reply of {estimate.output_tokens:,} tokens.")
 
@@ -315,12 +342,13 @@ def blind_figures(row: dict) -> list[str]:
     return ([f"{word[0].upper()}{word[1:]}."] if word else []) + [BLIND_FIGURES]
 
 
-# ---------------------------------------------------------------- a reply's tool steps (issue 18)
+# ---------------------------------------------------------------- a reply's tool steps
 CALL_STATUS = {"waiting": "waiting for your approval", "running": "running…", "done": "done", "failed": "failed",
                "denied": "denied by you", "stopped": "stopped", "skipped": "not run (step limit reached)"}
 APPROVAL_QUESTION = ("This tool is not marked read-only by its server: it may change things. Run it with these "
                      "arguments?")
 DENIED_NOTE = "You denied this call; the model was told so."
+SKIPPED_AT_STEP_LIMIT = "The step limit was reached."  # a call not run, as its error says
 APPROVAL_ELSEWHERE = "A tool call waits for approval in the tab where this reply was started."
 
 
@@ -363,7 +391,7 @@ def total_cost_text(cost: float | None, unknown: int = 0, *, estimated: bool = F
     """The cost of several replies, never an unknown shown as $0: "cost unknown" when none is priced,
     "$0.031 + 2 replies of unknown cost" when some are."""
     if unknown and not cost:
-        return "cost unknown"
+        return format_cost(None)
     text = format_cost(cost or 0.0, estimated=estimated)
     if unknown:
         text += f" + {unknown} repl{'y' if unknown == 1 else 'ies'} of unknown cost"

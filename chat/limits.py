@@ -15,7 +15,8 @@ import dataclasses
 from datetime import UTC, datetime
 
 from chat import tokens
-from chat.pricing import Pricer, format_cost
+from chat.display import format_cost
+from chat.pricing import Pricer
 from chat.providers.base import Message, ProviderError, Usage
 from chat.store import Budget, Store
 

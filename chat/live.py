@@ -5,7 +5,7 @@ finishing it, an error, or a Stop (:meth:`LiveReply.stop`, from any thread). Pag
 (:meth:`LiveReply.follow` yields the text so far, then the rest as it arrives), so leaving the page, opening
 another conversation, refreshing or closing the tab does not end it; coming back follows it again from where
 it is. The turn keeps checkpointing the text to the store, so another process shows it from there, and a
-crash leaves it to be marked interrupted as before.
+crash leaves it to be marked interrupted.
 
 :data:`replies` is the process's registry: at most one live reply per conversation.
 """

@@ -1,12 +1,12 @@
 """What a reply cost, from its token usage: configured overrides first, then genai-prices' bundled data.
 
 - genai-prices is used offline: its bundled snapshot only; its updater (``UpdatePrices``) is never started.
-  It is imported on first use (~0.5 s, plus ~0.25 s for the first lookup), so pages that only format figures
-  do not pay for it.
+  It is imported on first use, off the first paint's path (its import and first lookup are slow: README,
+  Performance).
 - Only the providers in :data:`GENAI_PRICES_PROVIDERS` are looked up there. A named OpenAI-compatible
   endpoint (Ollama, vLLM, a gateway...) may serve a model with a well-known name at another price, or for
   free: its cost is unknown unless configuration gives an override.
-- An unknown price is ``None`` and shown as "cost unknown", never $0.
+- An unknown price is ``None``, never $0 (chat/display.py words it "cost unknown").
 
 Overrides (negotiated rates, self-hosted models) are keyed ``provider:model``, or ``provider:*`` for every
 model of a provider, with USD per million tokens::
@@ -27,7 +27,6 @@ wildcard, and any override wins over genai-prices.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -178,7 +177,7 @@ class Pricer:
 
 def _genai_prices_total(provider_id: str, model: str, usage: Usage) -> Decimal | None:
     """genai-prices' total for ``usage``, or None when it does not know the model."""
-    import genai_prices  # lazily: ~0.5 s
+    import genai_prices  # lazily: off the first paint's path
 
     cached = usage.cache_read_tokens + usage.cache_write_tokens
     gp_usage = genai_prices.Usage(
@@ -196,31 +195,3 @@ def _genai_prices_total(provider_id: str, model: str, usage: Usage) -> Decimal |
     except Exception:  # bad data must not break a chat turn: the cost is then shown as unknown
         log.warning("genai-prices failed to price %s:%s", provider_id, model, exc_info=True)
         return None
-
-
-# ---------------------------------------------------------------- formatting
-
-
-def format_cost(usd: float | None, *, estimated: bool = False) -> str:
-    """"cost unknown" for None; "$1.23" from one cent up; two significant digits below ("$0.0025",
-    "$0.00031"); "$0.00" for a true zero; "≈" in front when estimated."""
-    if usd is None or not math.isfinite(usd):
-        return "cost unknown"
-    prefix = "≈" if estimated else ""
-    sign = "-" if usd < 0 else ""
-    value = abs(usd)
-    if value == 0:
-        return f"{prefix}$0.00"
-    if value < 0.01:
-        digits = 1 - math.floor(math.log10(value))  # decimals that leave two significant digits
-        rounded = round(value, digits)
-        if rounded < 0.01:
-            return f"{prefix}{sign}${rounded:.{digits}f}"
-    return f"{prefix}{sign}${value:,.2f}"
-
-
-def format_tokens(n: int | None, *, estimated: bool = False) -> str:
-    """"1,234", "≈1,234" when estimated, "unknown" for None."""
-    if n is None:
-        return "unknown"
-    return f"{'≈' if estimated else ''}{n:,}"

@@ -400,7 +400,7 @@ def fill_missing_usage(usage: Usage, *, messages: list[Message], system: str | N
 
 
 def warm_up(names: Iterable[str] = (O200K_BASE,)) -> None:
-    """Load encodings now rather than on the first count (measured: ~0.3 s for o200k_base, ~0.1 s for
-    cl100k_base). Blocks; the app calls it once at start on a background thread. Safe to call concurrently
-    with counts, which wait for the load rather than load a second copy."""
+    """Load encodings now rather than on the first count (a load takes a noticeable fraction of a second).
+    Blocks; the app calls it once at start on a background thread. Safe to call concurrently with counts,
+    which wait for the load rather than load a second copy."""
     _default.warm_up(names)

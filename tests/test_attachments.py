@@ -10,7 +10,7 @@ import json
 import pytest
 from attachment_files import jpeg_with_gps, noisy_png, pdf, png
 
-from chat import attachments, turns
+from chat import attachments, tokens, turns
 from chat.attachments import Attachment, AttachmentError, Limits, ModelCannotRead, TooLarge
 from chat.config import ModelId
 from chat.history.export import conversation_json, conversation_markdown
@@ -252,7 +252,7 @@ def test_a_stopped_replys_input_estimate_includes_its_image(store, providers, fa
     stream.close()
     row = store.messages(conversation)[-1]
     assert row["status"] == "stopped" and not row["input_exact"]
-    bare = turns.tokens.estimate_input([Message("user", "hi")], "gpt-4o-mini").tokens
+    bare = tokens.estimate_input([Message("user", "hi")], "gpt-4o-mini").tokens
     assert row["input_tokens"] == bare + 765
 
 

@@ -1,27 +1,33 @@
-"""What the modules import: no cycles among the providers' modules, and nothing heavy before the first paint."""
+"""What the modules import: no cycles among the modules of a package (providers, turns), and nothing heavy before
+the first paint."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-PROVIDERS = Path(__file__).resolve().parent.parent / "chat" / "providers"
+CHAT = Path(__file__).resolve().parent.parent / "chat"
+PROVIDERS = CHAT / "providers"
 
 
-def provider_imports() -> dict[str, set[str]]:
-    """Each module of chat/providers/ with the modules of chat/providers/ it imports, anywhere in its code
+def package_imports(package: str) -> dict[str, set[str]]:
+    """Each module of chat/<package>/ with the modules of chat/<package>/ it imports, anywhere in its code
     (inside functions too: a lazy import still closes a cycle)."""
-    names = {p.stem for p in PROVIDERS.glob("*.py")}
+    folder, dotted = CHAT / package, f"chat.{package}"
+    names = {p.stem for p in folder.glob("*.py")}
     graph: dict[str, set[str]] = {}
-    for path in PROVIDERS.glob("*.py"):
+    for path in folder.glob("*.py"):
         edges = graph.setdefault(path.stem, set())
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module == "chat.providers":
+            if isinstance(node, ast.ImportFrom) and node.module == dotted:
                 edges.update(a.name if a.name in names else "__init__" for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("chat.providers."):
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(dotted + "."):
                 edges.add(node.module.split(".")[2])
             elif isinstance(node, ast.Import):
-                edges.update(a.name.split(".")[2] for a in node.names if a.name.startswith("chat.providers."))
+                edges.update(a.name.split(".")[2] for a in node.names if a.name.startswith(dotted + "."))
+            elif isinstance(node, ast.ImportFrom) and node.module == "chat" and any(a.name == package
+                                                                                     for a in node.names):
+                edges.add("__init__")  # `from chat import <package>` inside the package
         edges.discard(path.stem)
     return graph
 
@@ -45,8 +51,14 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_the_providers_modules_import_each_other_without_a_cycle():
-    graph = provider_imports()
-    assert {"base", "transport", "_common", "_sdk"} <= graph.keys()  # the walk saw the package
+    graph = package_imports("providers")
+    assert {"base", "transport", "http_errors", "sdk_reply"} <= graph.keys()  # the walk saw the package
+    assert cycles(graph) == []
+
+
+def test_the_turns_modules_import_each_other_without_a_cycle():
+    graph = package_imports("turns")
+    assert {"__init__", "turn", "actions", "request"} <= graph.keys() and "turn" in graph["actions"]
     assert cycles(graph) == []
 
 
@@ -72,7 +84,7 @@ def test_the_modules_the_chat_page_imports_leave_the_heavy_libraries_for_later()
 
 
 def test_sqlite_utils_left_without_pandas_still_stores_and_reads_rows(tmp_path):
-    from chat.lean_imports import sqlite_utils
+    from chat.lean_sqlite_utils import sqlite_utils
 
     db = sqlite_utils.Database(tmp_path / "t.db")
     db["rows"].insert_all([{"id": 1, "text": "héllo", "n": 2.5}], pk="id")

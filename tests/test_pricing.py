@@ -6,7 +6,8 @@ import genai_prices
 import pytest
 
 from chat import tokens
-from chat.pricing import Cost, Pricer, format_cost, format_tokens
+from chat.display import format_cost, format_tokens
+from chat.pricing import Cost, Pricer
 from chat.providers.base import Message, Usage
 
 

@@ -8,7 +8,6 @@ import time
 import httpx2
 import pytest
 
-from chat.providers._common import redact, retry_after_seconds
 from chat.providers.anthropic import AnthropicProvider
 from chat.providers.base import (
     AuthenticationFailed,
@@ -23,6 +22,7 @@ from chat.providers.base import (
     StreamError,
     Timeout,
 )
+from chat.providers.http_errors import redact, retry_after_seconds
 from chat.providers.openai import OpenAIProvider
 
 HELLO = [Message("user", "hello there")]

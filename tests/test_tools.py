@@ -17,6 +17,7 @@ from chat.display import ending
 from chat.mcp_servers import Toolbox
 from chat.pricing import Pricer
 from chat.providers.anthropic import AnthropicProvider
+from chat.providers.base import Usage
 from chat.providers.openai import OpenAIProvider
 from chat.tool_loop import DENIED, ToolRunner
 
@@ -111,7 +112,7 @@ def test_what_the_prompt_cache_saved_is_summed_over_every_model_call_of_the_loop
     pricer = Pricer({"ollama:*": {"input_mtok": 1.0, "output_mtok": 2.0, "cache_read_mtok": 0.1}})
     _, row, _ = run(store, providers, "chat", runner(toolbox), pricer=pricer)
     assert row["cache_read_tokens"] == 2000
-    one_call = pricer.cache_saving(*MODELS["chat"], turns.Usage(100, 10, cache_read_tokens=1000))
+    one_call = pricer.cache_saving(*MODELS["chat"], Usage(100, 10, cache_read_tokens=1000))
     assert one_call == pytest.approx(1000 * 0.9 / 1e6) and row["cache_saved"] == pytest.approx(2 * one_call)
 
 

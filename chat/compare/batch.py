@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from chat import turns
 from chat.compare.targets import LABELS, MAX_TARGETS, CompareError, WindowFor, check_providers
-from chat.display import csv_cell, ending, estimated, tokens_per_second, total_cost_text
-from chat.pricing import Pricer, format_cost, format_tokens
+from chat.display import csv_cell, ending, estimated, format_cost, format_tokens, tokens_per_second, total_cost_text
+from chat.pricing import Pricer
 from chat.providers.base import Provider, ProviderError
 from chat.store import Store, StoreError
 

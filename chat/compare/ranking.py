@@ -7,8 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chat.compare.views import RunView
-from chat.display import cost_text, ending, estimated, tokens_per_second
-from chat.pricing import format_tokens
+from chat.display import cost_text, ending, estimated, format_tokens, tokens_per_second
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,6 @@ import anthropic
 import httpx2
 
 from chat import attachments
-from chat.providers._common import error_for_status, looks_like_context_too_long, redact, retry_after_seconds
-from chat.providers._sdk import SDKReply, as_built, field
 from chat.providers.base import (
     ConnectionLost,
     Message,
@@ -58,6 +56,8 @@ from chat.providers.base import (
     ToolCall,
     ToolDef,
 )
+from chat.providers.http_errors import error_for_status, looks_like_context_too_long, redact, retry_after_seconds
+from chat.providers.sdk_reply import SDKReply, as_built, field
 
 if TYPE_CHECKING:
     from anthropic import Stream

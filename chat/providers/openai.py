@@ -36,8 +36,6 @@ import httpx2
 import openai
 
 from chat import attachments
-from chat.providers._common import error_for_status, looks_like_context_too_long, redact, retry_after_seconds
-from chat.providers._sdk import SDKReply, as_built, field
 from chat.providers.base import (
     ConnectionLost,
     Message,
@@ -51,6 +49,8 @@ from chat.providers.base import (
     ToolCall,
     ToolDef,
 )
+from chat.providers.http_errors import error_for_status, looks_like_context_too_long, redact, retry_after_seconds
+from chat.providers.sdk_reply import SDKReply, as_built, field
 from chat.providers.think_tags import ThinkTags
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx2
 
-from chat.providers._common import retry_after_seconds
+from chat.providers.http_errors import retry_after_seconds
 
 Attempted = Callable[[int | None], None]
 """Told of one call's HTTP attempts: ``None`` as each is about to be sent (raising refuses it), then the status

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from chat.lean_imports import sqlite_utils
+from chat.lean_sqlite_utils import sqlite_utils
 from chat.store.base import (
     DatabaseBusy,
     DatabaseUnavailable,

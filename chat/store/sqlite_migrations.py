@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from chat.lean_imports import sqlite_utils
+from chat.lean_sqlite_utils import sqlite_utils
 from chat.store.base import SchemaTooNew, now
 
 MIGRATIONS_TABLE = "_migrations"

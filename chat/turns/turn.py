@@ -1,18 +1,20 @@
-"""One chat turn: the user's message saved first, the reply streamed, its usage, cost and status recorded.
+"""One chat turn: the reply to a conversation streamed, its usage, cost and status recorded.
 
-The page builds a :class:`TurnContext` (store, provider, pricer, limits) and calls :func:`send` (or
-:func:`regenerate` / :func:`edit_last`) to get a :class:`Turn`, then feeds ``turn.stream()`` to
-``st.write_stream``. Whatever happens to the stream, the reply row is finished:
-complete (the provider said it finished), unfinished (the stream ended without that), stopped (the consumer
-closed the generator: a Stop click, a rerun, a closed tab), or error (a provider failure, with the partial
-text kept). While streaming, the partial text is checkpointed at
-least every second, so a crash loses at most about a second of it.
+:func:`chat.turns.send` (or ``regenerate`` / ``edit_last``) opens a :class:`Turn`, whose ``stream()`` a page
+feeds to ``st.write_stream`` (or a live reply's thread drains). Whatever happens to the stream, the reply row is
+finished: complete (the provider said it finished), unfinished (the stream ended without that), stopped (the
+consumer closed the generator: a Stop click, a rerun, a closed tab), or error (a provider failure, with the
+partial text kept). While streaming, the partial text is checkpointed at least every second, so a crash loses
+at most about a second of it.
 
 Reasoning: the turn keeps what the model thought (``reasoning``, ``thinking_seconds``) apart from its text,
 so any consumer (a page, a background runner) can show it live; ``stream()`` yields an empty string when new
 reasoning has arrived, at most once per flush. Time limits: ``idle_timeout`` bounds the silence between
 chunks once the answer flows; before the first answer token, ``first_output_timeout`` does, and every
 reasoning delta restarts that clock (a model may think for minutes, sending nothing or only its thoughts).
+
+Tools: when the model asks for tools the turn may run, the calls run (see chat/tool_loop.py) and the model is
+called again; each model call is a step, and the reply's usage and cost are those of every step together.
 """
 
 from __future__ import annotations
@@ -23,221 +25,26 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
-from chat import attachments, limits, tokens
-from chat.attachments import Attachment
-from chat.config import Endpoint, ModelId, parse_model_id
-from chat.display import ending
-from chat.models import listed_context_window
-from chat.pricing import Pricer
+from chat import limits, tokens
+from chat.display import SKIPPED_AT_STEP_LIMIT
 from chat.providers.base import (
     ContextTooLong,
     Message,
-    Params,
-    Provider,
     ProviderError,
     Reasoning,
     Reply,
     StreamError,
     Timeout,
-    ToolCall,
     Usage,
 )
-from chat.store import DatabaseBusy, NotFound, Store, StoreError
-from chat.tool_loop import CallRecord, StepRecord, ToolRunner, steps_from_json, steps_to_json
+from chat.store import DatabaseBusy, StoreError
+from chat.tool_loop import CallRecord, StepRecord, steps_to_json
+from chat.turns.cost import Priced, cache_saved_sum, call_cost, refused_unbilled, sum_calls
+from chat.turns.request import fit_context, history_from_rows, with_file_data
+from chat.turns.settings import DEFAULT_OUTPUT_RESERVE, TurnContext, TurnSettings
 
-DEFAULT_OUTPUT_RESERVE = 4096
-CONTINUE_PROMPT = "Continue exactly where your previous reply stopped."
 _DONE = object()
-
-
-@dataclass(frozen=True)
-class TurnSettings:
-    """What produces a reply: a model, the system prompt and the parameters it answers with. Recorded on the
-    reply so one can always tell what produced it. A chat turn has one; each target of a comparison or a
-    batch is one (the same model may appear twice with different settings)."""
-
-    model_id: ModelId
-    system: str | None = None
-    params: Params = Params()
-    tools: tuple[str, ...] = ()  # the MCP servers whose tools the model may use (by name)
-
-    @classmethod
-    def parse(cls, value: str, *, system: str | None = None, temperature: float | None = None,
-              max_tokens: int | None = None) -> TurnSettings:
-        """Settings from a ``provider:model`` id and the parameters a form gives (a blank system prompt: none)."""
-        return cls(parse_model_id(value), (system or "").strip() or None,
-                   Params(temperature=temperature, max_tokens=max_tokens))
-
-    @property
-    def name(self) -> str:
-        return str(self.model_id)
-
-    def as_dict(self) -> dict:
-        return {"provider": self.model_id.provider, "model": self.model_id.model, "system": self.system or "",
-                **self.params.as_dict(), **({"tools": list(self.tools)} if self.tools else {})}
-
-
-def context_window(endpoint: Endpoint | None, model: str) -> int | None:
-    """Tokens the model accepts: the endpoint's configured figure, else genai-prices' listing for the
-    built-in providers, else unknown (the request is sent whole and the provider judges)."""
-    if endpoint is None:
-        return None
-    if endpoint.context_window:
-        return endpoint.context_window
-    if endpoint.name in ("openai", "anthropic"):
-        return listed_context_window(endpoint.name, model)
-    return None
-
-
-def _sum_usage(parts: list[tuple[Usage | None, float | None]]) -> tuple[Usage | None, float | None]:
-    """The usage and cost of several model calls together; the cost is unknown when any part's is."""
-    total = Usage(input_tokens=0, output_tokens=0, input_exact=True, output_exact=True)
-    cost: float | None = 0.0
-    reasoning = None
-    for usage, part_cost in parts:
-        if usage is None:
-            continue
-        total.input_tokens += usage.input_tokens or 0
-        total.output_tokens += usage.output_tokens or 0
-        total.cache_read_tokens += usage.cache_read_tokens
-        total.cache_write_tokens += usage.cache_write_tokens
-        total.cache_write_1h_tokens += usage.cache_write_1h_tokens
-        total.input_exact = total.input_exact and usage.input_exact
-        total.output_exact = total.output_exact and usage.output_exact
-        if usage.reasoning_tokens:
-            reasoning = (reasoning or 0) + usage.reasoning_tokens
-        cost = None if cost is None or part_cost is None else cost + part_cost
-    total.reasoning_tokens = reasoning
-    return total, cost
-
-
-def _step_messages(row: dict) -> list[Message]:
-    """A reply that used tools, as the provider needs it back: per step, the assistant's text with its calls,
-    then the results; then the final answer."""
-    out: list[Message] = []
-    for step in steps_from_json(row.get("tool_steps")):
-        calls = [c for c in step.calls if c.status != "skipped"]
-        if calls:
-            out.append(Message("assistant", step.text, tool_calls=tuple(
-                ToolCall(c.id, c.wire_name, c.arguments) for c in calls)))
-            out.append(Message("user", "", tool_results=tuple(ToolRunner.results(calls))))
-        elif step.text.strip():
-            out.append(Message("assistant", step.text))
-    return out
-
-
-def history_from_rows(rows: list[dict]) -> list[Message]:
-    """The messages sent to the provider: visible rows, in order, always a valid request.
-
-    - A stopped or failed partial reply is sent as it was shown; an empty reply (it failed before its first
-      token, or only asked for a tool) is left out, and the user messages around it are sent as one.
-    - A refused or filtered exchange (the reply and the message it answered) is left out: sent again, it
-      invites the same answer.
-    - The request opens with a user message and never has two of them in a row."""
-    out: list[Message] = []
-    for row in rows:
-        if row.get("superseded"):
-            continue
-        files = tuple(Attachment.from_meta(meta) for meta in row.get("attachments") or ())
-        if row["role"] == "assistant":
-            if ending(row).left_out:
-                while out and out[-1].role == "user":
-                    out.pop()
-                continue
-            if row.get("tool_steps") and out:
-                out += _step_messages(row)
-                if out[-1].role == "user":  # the reply ended with results it never answered
-                    out.append(Message("assistant", "(no answer)"))
-                continue
-            if not (row.get("content") or "").strip() or not out:
-                continue
-        elif out and out[-1].role == "user" and not out[-1].tool_results:
-            out[-1] = Message("user", "\n\n".join(t for t in (out[-1].content, row["content"]) if t),
-                              out[-1].attachments + files)
-            continue
-        out.append(Message(row["role"], row["content"], files))
-    return out
-
-
-def with_file_data(store: Store, history: list[Message]) -> list[Message]:
-    """``history`` with its attachments' bytes read from the store. A file no longer stored (purged) is
-    left out, and the message says so, so the request still goes."""
-    out = []
-    for message in history:
-        if not message.attachments:
-            out.append(message)
-            continue
-        kept, gone = [], []
-        for item in message.attachments:
-            try:
-                kept.append(item if item.data is not None else dataclasses.replace(item, data=store.blob(item.sha256)))
-            except NotFound:
-                gone.append(item.name)
-        content = message.content + "".join(f"\n\n(The attached file {name} is no longer stored.)" for name in gone)
-        out.append(Message(message.role, content, tuple(kept)))
-    return out
-
-
-def message_tokens(message: Message, model: str) -> int:
-    """≈ tokens of one message in a request: its text, 3 of framing, and its attachments."""
-    total = tokens.count_text(message.content, model).tokens + 3
-    for item in message.attachments:
-        total += attachments.estimate_tokens(item, model, lambda text: tokens.count_text(text, model).tokens)
-    return total
-
-
-def fit_context(history: list[Message], *, model: str, system: str | None, context_window: int | None,
-                reserve: int) -> tuple[list[Message], int]:
-    """Leave out the oldest messages until the request fits ``context_window - reserve`` tokens.
-
-    Returns (messages to send, how many were left out). Raises ContextTooLong when even the newest
-    message alone does not fit, before anything is sent."""
-    if not context_window or not history:
-        return history, 0
-    budget = context_window - reserve
-    if budget <= 0:
-        budget = context_window // 2
-    overhead = 3 + (tokens.count_text(system, model).tokens + 3 if system else 0)
-    sizes = [message_tokens(m, model) for m in history]
-    total = overhead + sum(sizes)
-    start = 0
-    while total > budget and start < len(history) - 1:
-        total -= sizes[start]
-        start += 1
-    # A request must open with a user message (Anthropic requires it).
-    while start < len(history) - 1 and history[start].role != "user":
-        total -= sizes[start]
-        start += 1
-    if total > budget:
-        files = history[-1].attachments
-        raise ContextTooLong(
-            f"the newest message needs about {total:,} tokens"
-            + (f" with its {len(files)} attached file{'s' if len(files) != 1 else ''}" if files else "")
-            + f"; this model takes about {budget:,}",
-        )
-    return history[start:], start
-
-
-@dataclass(frozen=True)
-class TurnContext:
-    """What a turn runs with besides its conversation and settings: where it is stored, who answers, what it
-    costs, and its limits. A page builds one per turn it starts; a comparison one per target.
-
-    Unset timeouts come from the provider (build_provider gives it the configured ones). ``daily_limit``
-    (USD) is ``user``'s spending limit; none when unset. ``tools``: the runner of the MCP tools the model
-    may call in this turn (one runner per turn)."""
-
-    store: Store
-    provider: Provider
-    pricer: Pricer
-    context_window: int | None = None
-    user: str | None = None
-    daily_limit: float | None = None
-    idle_timeout: float | None = None
-    first_output_timeout: float | None = None
-    tools: ToolRunner | None = None
 
 
 class Turn:
@@ -275,7 +82,7 @@ class Turn:
         self.budget = limits.budget(ctx.user, ctx.daily_limit)
         self.steps: list[StepRecord] = []  # the model calls of a reply that used tools (see chat/tool_loop.py)
         self.steps_version = 0  # grows whenever a step or call changes: a consumer redraws when it changed
-        self._step_usages: list[tuple[Usage | None, float | None]] = []
+        self._step_usages: list[Priced] = []  # each closed step's usage and cost
         self._stepped: Reply | None = None  # the last reply already counted as a step
         self._first_reply: Reply | None = None
         self._step_start = 0
@@ -536,10 +343,7 @@ class Turn:
         usage = tokens.fill_missing_usage(reply.usage, messages=self._history, system=self.settings.system,
                                           reply_text=text + "".join(reply.reasoning_chunks),
                                           model=self.settings.model_id.model)
-        model_id = self.settings.model_id
-        cost = self.pricer.cost(model_id.provider, model_id.model, usage).usd
-        if cost is None and usage.provider_cost is not None:
-            cost = usage.provider_cost
+        cost, _source = call_cost(self.pricer, self.settings.model_id, usage)
         self._step_usages.append((usage, cost))
         self._stepped = reply
         return StepRecord(text=text, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
@@ -560,7 +364,7 @@ class Turn:
         self.steps.append(step)
         if len(self.steps) >= runner.max_steps:
             step.calls = [CallRecord(id=c.id, wire_name=c.name, server=None, tool=c.name, arguments=c.arguments,
-                                     status="skipped", error="The step limit was reached.") for c in reply.calls]
+                                     status="skipped", error=SKIPPED_AT_STEP_LIMIT) for c in reply.calls]
             self.steps_version += 1
             self._finish("unfinished", finish_reason="step_limit")
             return
@@ -667,25 +471,15 @@ class Turn:
         tool_calls: list[str] = []
         reasoning = self.reasoning
         if reply is not None:
-            # reasoning is output too: a reply stopped or failed while the model thought is billed for it
-            usage = tokens.fill_missing_usage(reply.usage, messages=self._history, system=self.settings.system,
-                                              reply_text=text + reasoning, model=model_id.model)
-            if not usage.output_exact and reasoning and usage.reasoning_tokens is None:
-                usage.reasoning_tokens = tokens.count_text(reasoning, model_id.model).tokens
+            usage = self._final_usage(reply, text, reasoning)
             ttft = reply.time_to_first_token
             duration = reply.duration
             finish_reason = reply.finish_reason
             tool_calls = reply.tool_calls
-        cost = self.pricer.cost(model_id.provider, model_id.model, usage).usd if usage else None
+        cost, cost_source = call_cost(self.pricer, model_id, usage) if usage else (None, None)
         cache_saved = self.pricer.cache_saving(model_id.provider, model_id.model, usage) if usage else None
-        cost_source = None
-        if cost is None and usage is not None and usage.provider_cost is not None:
-            cost, cost_source = usage.provider_cost, "provider"  # no price of ours: what the server billed
         nothing_sent = reply is None or reply.started_at is None  # never iterated: no request made
-        refused = (status == "error" and not text and not reasoning and not reply.usage.input_exact
-                   and not reply.reasoning_hidden) if reply else False
-        if nothing_sent or refused:
-            # nothing reached the provider, or it refused: nothing billed
+        if nothing_sent or refused_unbilled(reply, status, text, reasoning):
             usage, cost, cost_source, cache_saved = None, 0.0, None, None
         steps = None
         if self.steps:  # a reply that used tools: every model call of the loop counts
@@ -696,122 +490,41 @@ class Turn:
                                    finish_reason=reply.finish_reason)
                 self.steps.append(final)
                 self._step_usages.append((usage, cost))
-            usage, cost = _sum_usage(self._step_usages)
-            savings = [self.pricer.cache_saving(model_id.provider, model_id.model, part)
-                       for part, _ in self._step_usages if part is not None]  # each model call's own
-            cache_saved = None if all(x is None for x in savings) else sum(x or 0.0 for x in savings)
+            usage, cost = sum_calls(self._step_usages)
+            cache_saved = cache_saved_sum(self.pricer, model_id, self._step_usages)
             first = self._first_reply
             ttft = first.time_to_first_token if first is not None else ttft
             if first is not None and first.started_at is not None:
                 duration = (reply.finished_at or time.monotonic()) - first.started_at
             tool_calls = []
             steps = steps_to_json(self.steps)
-        if forced_reason:
-            finish_reason = forced_reason
-        for attempt in range(3):  # the final write must land: a busy database gets two more chances
+        self._write_record(
+            content=text, status=status, usage=usage, cost=cost, ttft=ttft, duration=duration,
+            finish_reason=forced_reason or finish_reason, error=(error.hint if error else None),
+            tool_calls=tool_calls, cost_source=cost_source,
+            cache_saved=cache_saved if cost is not None and cost_source is None else None,
+            reasoning=reasoning or None,
+            reasoning_ttft=reply.time_to_first_reasoning if reply is not None else None,
+            reasoning_hidden=bool(reply is not None and reply.reasoning_hidden),
+            **({"tool_steps": steps} if steps is not None else {}),
+        )
+
+    def _final_usage(self, reply: Reply, text: str, reasoning: str) -> Usage:
+        """The last model call's usage, estimated where the provider reported none. Reasoning is output too:
+        a reply stopped or failed while the model thought is billed for it."""
+        model = self.settings.model_id.model
+        usage = tokens.fill_missing_usage(reply.usage, messages=self._history, system=self.settings.system,
+                                          reply_text=text + reasoning, model=model)
+        if not usage.output_exact and reasoning and usage.reasoning_tokens is None:
+            usage.reasoning_tokens = tokens.count_text(reasoning, model).tokens
+        return usage
+
+    def _write_record(self, **fields) -> None:
+        """The finished reply into its row. This write must land: a busy database gets two more chances."""
+        for attempt in range(3):
             try:
-                self.record = self.store.finish_reply(
-                    self.message_id, content=text, status=status, usage=usage, cost=cost, ttft=ttft,
-                    duration=duration, finish_reason=finish_reason,
-                    error=(error.hint if error else None), tool_calls=tool_calls, cost_source=cost_source,
-                    cache_saved=cache_saved if cost is not None and cost_source is None else None,
-                    reasoning=reasoning or None,
-                    reasoning_ttft=reply.time_to_first_reasoning if reply is not None else None,
-                    reasoning_hidden=bool(reply is not None and reply.reasoning_hidden),
-                    **({"tool_steps": steps} if steps is not None else {}),
-                )
+                self.record = self.store.finish_reply(self.message_id, **fields)
                 return
             except DatabaseBusy:
                 if attempt == 2:
                     raise
-
-
-def send(ctx: TurnContext, conversation_id: str, prompt: str, settings: TurnSettings, *,
-         files: tuple[Attachment, ...] = ()) -> Turn:
-    """Save the user's message and its files (committed before any provider call), then open the reply.
-    Past the user's daily spending limit the reply is refused (recorded as failed, nothing sent)."""
-    ctx.store.add_user_message(conversation_id, prompt, files)
-    return answer(ctx, conversation_id, settings)
-
-
-def answer(ctx: TurnContext, conversation_id: str, settings: TurnSettings) -> Turn:
-    """Open the reply to the conversation's messages as they are (the user's message already saved).
-    Past the user's daily spending limit, counting what replies still streaming have reserved, the reply is
-    refused (recorded as failed, nothing sent)."""
-    return Turn.open(ctx, conversation_id, settings)
-
-
-def last_position(rows: list[dict], role: str) -> int | None:
-    for row in reversed(rows):
-        if row["role"] == role and not row.get("superseded"):
-            return row["position"]
-    return None
-
-
-def regenerate(ctx: TurnContext, conversation_id: str, settings: TurnSettings) -> Turn:
-    """Replace the last reply (or retry a failed one): the old reply is superseded, not erased, so what
-    it cost stays counted."""
-    rows = ctx.store.messages(conversation_id)
-    user_pos = last_position(rows, "user")
-    if user_pos is None:
-        raise ValueError("there is no message to answer")
-    ctx.store.supersede_from(conversation_id, user_pos + 1)
-    return answer(ctx, conversation_id, settings)
-
-
-def edit_last(ctx: TurnContext, conversation_id: str, prompt: str, settings: TurnSettings) -> Turn:
-    """Replace the last user message with ``prompt`` and answer it afresh; its attached files go with the
-    new one."""
-    rows = ctx.store.messages(conversation_id)
-    user_pos = last_position(rows, "user")
-    if user_pos is None:
-        raise ValueError("there is no message to edit")
-    last_user = next(r for r in rows if r["position"] == user_pos)
-    files = tuple(Attachment.from_meta(meta) for meta in last_user.get("attachments") or ())
-    ctx.store.supersede_from(conversation_id, user_pos)
-    return send(ctx, conversation_id, prompt, settings, files=files)
-
-
-
-# ---------------------------------------------------------------- versions of the last reply, the next send
-
-
-def reply_versions(rows: list[dict]) -> list[dict]:
-    """The versions of the conversation's last reply, oldest first: every reply after the last visible user
-    message (``rows`` must include the superseded ones). Regenerate adds one; a superseded version with no
-    text (a failure before its first token) is left out. The visible one is what is shown and what the
-    next message continues from."""
-    user_pos = last_position(rows, "user")
-    if user_pos is None:
-        return []
-    return [r for r in rows if r["role"] == "assistant" and r["position"] > user_pos
-            and (not r.get("superseded") or (r.get("content") or "").strip())]
-
-
-def show_version(store: Store, conversation_id: str, message_id: int) -> None:
-    """Show (and continue from) this version of the last reply; the others stay stored, superseded."""
-    store.show_reply(conversation_id, message_id)
-
-
-@dataclass(frozen=True)
-class NextCost:
-    """What sending the conversation as it stands would cost on a model, before the user's next message:
-    ``input_tokens`` (history and system prompt, counted locally), the output at ``output_tokens`` (the max
-    tokens setting, else DEFAULT_OUTPUT_RESERVE). Costs are None when the model's price is unknown."""
-
-    model: str
-    input_tokens: int
-    output_tokens: int
-    input_cost: float | None
-    total_cost: float | None
-
-
-def next_cost(pricer: Pricer, settings: TurnSettings, rows: list[dict]) -> NextCost:
-    """The estimate shown under the input: the visible ``rows`` as they would be sent to ``settings``'
-    model, and a reply as long as it may get. Cache discounts are not counted: an upper bound."""
-    model_id = settings.model_id
-    input_tokens = tokens.estimate_input(history_from_rows(rows), model_id.model, settings.system).tokens
-    output_tokens = settings.params.max_tokens or DEFAULT_OUTPUT_RESERVE
-    input_cost = pricer.cost(model_id.provider, model_id.model, Usage(input_tokens, 0)).usd
-    total = pricer.cost(model_id.provider, model_id.model, Usage(input_tokens, output_tokens)).usd
-    return NextCost(str(model_id), input_tokens, output_tokens, input_cost, total)

@@ -1,4 +1,5 @@
-"""Helpers the provider adapters share: status-code mapping, retry-after parsing, key redaction."""
+"""What a provider's HTTP error answer means: its typed error (by status, and by its words for a context too
+long), how long its ``retry-after`` asks to wait, and its text with API keys redacted."""
 
 from __future__ import annotations
 
