@@ -159,7 +159,7 @@ def generate(path: Path, n_conversations: int, n_messages: int, seed: int = 5) -
     ends = np.cumsum(length).tolist()
     texts = [" ".join(picks[start:end]) for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
-    # Per-conversation totals, as Store._refresh_totals keeps them
+    # Per-conversation totals, as chat.store.totals.refresh_totals keeps them
     reply = is_reply.astype(np.int64)
     counted_cost = np.where(np.isnan(cost), 0.0, cost) * reply
     totals = {

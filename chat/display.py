@@ -382,9 +382,12 @@ def truncated_note(shown_chars: int, total: int) -> str:
             "and in its exports.")
 
 
+TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
 def total_tokens(row: Mapping) -> int:
     """Every token a reply or a total counts: input, output, and from and to the prompt cache."""
-    return sum(row.get(k) or 0 for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"))
+    return sum(row.get(k) or 0 for k in TOKEN_COLUMNS)
 
 
 def total_cost_text(cost: float | None, unknown: int = 0, *, estimated: bool = False) -> str:

@@ -201,7 +201,7 @@ def send(at: AppTest, text: str) -> AppTest:
 
 def test_a_message_sent_while_the_database_is_locked_is_kept_and_stored_once_on_send_again(app_env, fake_provider,
                                                                                             monkeypatch):
-    monkeypatch.setattr(chat.store, "BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr(chat.store.engine, "BUSY_TIMEOUT_MS", 200)
     at = AppTest.from_file("../app.py", default_timeout=30).run()
     with held_lock(app_env):
         send(at, "please keep me")
@@ -251,7 +251,7 @@ def test_history_search_on_a_damaged_index_says_so_and_the_rest_of_the_page_work
 
 def test_regenerate_while_the_database_is_locked_says_so_in_one_sentence_and_works_once_it_clears(
         app_env, fake_provider, monkeypatch):
-    monkeypatch.setattr(chat.store, "BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr(chat.store.engine, "BUSY_TIMEOUT_MS", 200)
     at = send(AppTest.from_file("../app.py", default_timeout=30).run(), "first try")
     with held_lock(app_env):
         next(b for b in at.button if b.label == "Regenerate").click().run()
@@ -267,7 +267,7 @@ def test_a_message_the_database_refused_is_saved_by_itself_once_the_fault_clears
                                                                                  monkeypatch):
     import time
 
-    monkeypatch.setattr(chat.store, "BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr(chat.store.engine, "BUSY_TIMEOUT_MS", 200)
     at = AppTest.from_file("../app.py", default_timeout=30).run()
     with held_lock(app_env):
         send(at, "save me when you can")
@@ -291,7 +291,7 @@ def test_a_message_sent_while_postgresql_is_down_is_kept_and_stored_once_it_is_b
     from chat.store.postgres import redacted
     from pg_support import PostgresServer
 
-    monkeypatch.setattr(chat.store, "BUSY_TIMEOUT_MS", 500)
+    monkeypatch.setattr(chat.store.engine, "BUSY_TIMEOUT_MS", 500)
     with PostgresServer() as server:
         url = server.new_database()
         monkeypatch.setenv("CHAT_DB", url)

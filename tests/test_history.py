@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import sqlite3
+import statistics
 import subprocess
 import sys
 from datetime import date
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from chat.display import total_cost_text
+from chat.display import tokens_per_second, total_cost_text
 from chat.history.analytics import summary, usage_by_model_and_day, usage_by_user
 from chat.history.export import CSV_COLUMNS, EXPORT_FORMAT, conversation_json, conversation_markdown, table_csv
 from chat.history.listing import count_conversations, day_bounds, filter_options, get_conversation, list_conversations
@@ -543,6 +544,27 @@ def test_usage_is_split_by_day_and_model_with_medians_per_model(store, db_path):
     ollama = next(m for m in by_model if m["model"] == "ollama:llama3.2")
     assert ollama["median_ttft"] is None and ollama["median_tokens_per_second"] is None
     assert total_cost_text(ollama["cost"], ollama["unknown_cost"]) == "cost unknown"
+
+
+def test_the_median_speed_of_reasoning_replies_is_the_rate_their_footers_show(store):
+    """From the first reasoning token when the reasoning was shown, from the start when it was hidden: the
+    rate History reports for a model is the one under each of its replies, on both engines."""
+    shown = chat(store, "q", "a", model="o3", usage=None, cost=None)
+    hidden = chat(store, "q", "a", model="o3", usage=None, cost=None)
+    rows = []
+    for cid, reasoning_ttft in ((shown, 0.5), (hidden, None)):
+        store.add_user_message(cid, "again")
+        reply = store.start_reply(cid, provider="openai", model="o3")
+        rows.append(store.finish_reply(reply, content="a", status="complete", cost=None, ttft=2.0, duration=3.0,
+                                       usage=Usage(10, 100, reasoning_tokens=60, input_exact=True,
+                                                   output_exact=True),
+                                       reasoning="thinking" if reasoning_ttft else None,
+                                       reasoning_ttft=reasoning_ttft, reasoning_hidden=reasoning_ttft is None))
+    footers = sorted(tokens_per_second(store.message(row["id"])) for row in rows)
+    assert footers == [pytest.approx(100 / 3.0), pytest.approx(100 / 2.5)]
+    _, by_model = usage_by_model_and_day(store, EVERYONE)
+    o3 = next(m for m in by_model if m["model"] == "openai:o3")
+    assert o3["median_tokens_per_second"] == pytest.approx(statistics.median(footers))
 
 
 def test_usage_per_user_adds_up_each_users_conversations(store):

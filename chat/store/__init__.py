@@ -1,27 +1,18 @@
-"""The only place with SQL: the Store interface and the logic both engines share (base.py), the SQLite engine
-(sqlite.py, sqlite_migrations.py), the PostgreSQL engine (postgres.py, pg_migrations.py) and what a search
-box's text means (search.py). ``Store(path_or_url)`` opens the engine the target names."""
+"""The only place with SQL, and its public surface: every name callers use is importable from here.
 
-from chat.store.base import (
-    BUSY_TIMEOUT_MS,
-    FINAL_STATUSES,
-    SOURCES,
-    STATUSES,
-    TITLE_LENGTH,
-    Budget,
-    DatabaseBusy,
-    DatabaseUnavailable,
-    Filters,
-    NotFound,
-    SchemaTooNew,
-    StartedReply,
-    Store,
-    StoreError,
-    is_postgres_url,
-    now,
-    title_from,
-)
-from chat.store.rows import ConversationRow, MessageRow
+``Store(path_or_url)`` (base.py) opens the engine the target names; it is made of one part per job
+(conversations.py, messages.py, attachments.py, replies.py, compare_runs.py, reporting.py) over what each
+engine provides (engine.py), with the kept totals (totals.py), typed rows (rows.py), errors (errors.py),
+History's filters (filters.py) and the SQL steps they share (sql.py). The engines: SQLite (sqlite.py,
+sqlite_migrations.py) and PostgreSQL (postgres.py, pg_migrations.py); what a search box's text means
+(search.py)."""
+
+from chat.store.base import Store, is_postgres_url
+from chat.store.conversations import TITLE_LENGTH, title_from
+from chat.store.errors import DatabaseBusy, DatabaseUnavailable, NotFound, SchemaTooNew, StoreError
+from chat.store.filters import STATUSES, Filters
+from chat.store.replies import Budget, StartedReply
+from chat.store.rows import FINAL_STATUSES, SOURCES, ConversationRow, MessageRow
 from chat.store.search import (
     SEARCH_MAX_CHARS,
     SEARCH_MAX_PREFIXES,
@@ -34,11 +25,11 @@ from chat.store.search import (
     SearchTooSlow,
     check_search_size,
 )
+from chat.store.sql import now
 
 __all__ = [
     "ConversationRow",
     "MessageRow",
-    "BUSY_TIMEOUT_MS",
     "FINAL_STATUSES",
     "SEARCH_MAX_CHARS",
     "SEARCH_MAX_PREFIXES",

@@ -95,7 +95,7 @@ def main(argv: list[str]) -> int:
         print("usage: python3 dev.py migrate-db SQLITE_FILE postgresql://user:password@host:port/dbname",
               file=sys.stderr)
         return 2
-    from chat.store.base import StoreError
+    from chat.store.errors import StoreError
 
     try:
         copy_store(argv[0], argv[1])

@@ -19,20 +19,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chat.store.base import SchemaTooNew, now
+from chat.store.migration_list import registering, still_to_apply
+from chat.store.sql import now
 
 MIGRATIONS_TABLE = "_migrations"
 MIGRATE_LOCK = 7_263_541  # pg_advisory_xact_lock key held while migrating
 
 PgMigration = Callable[[Any], None]  # takes a psycopg connection
 MIGRATIONS: list[PgMigration] = []
-
-
-def migration(fn: PgMigration) -> PgMigration:
-    if any(m.__name__ == fn.__name__ for m in MIGRATIONS):
-        raise ValueError(f"migration {fn.__name__} is registered twice")
-    MIGRATIONS.append(fn)
-    return fn
+migration = registering(MIGRATIONS)
 
 
 def applied(conn: Any) -> list[str]:
@@ -43,13 +38,8 @@ def applied(conn: Any) -> list[str]:
 
 
 def pending(conn: Any, migrations: list[PgMigration] | None = None) -> list[PgMigration]:
-    migrations = MIGRATIONS if migrations is None else migrations
-    done = applied(conn)
-    known = {m.__name__ for m in migrations}
-    unknown = [name for name in done if name not in known]
-    if unknown:
-        raise SchemaTooNew(unknown)
-    return [m for m in migrations if m.__name__ not in done]
+    """The migrations still to apply (see :func:`chat.store.migration_list.still_to_apply`)."""
+    return still_to_apply(applied(conn), MIGRATIONS if migrations is None else migrations)
 
 
 def migrate(conn: Any, migrations: list[PgMigration] | None = None) -> list[str]:

@@ -23,15 +23,11 @@ from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+import chat.store.engine
 from chat.store import pg_migrations
-from chat.store.base import (
-    DatabaseBusy,
-    DatabaseUnavailable,
-    Filters,
-    Store,
-    StoreError,
-    default_busy_timeout_ms,
-)
+from chat.store.base import Store
+from chat.store.errors import DatabaseBusy, DatabaseUnavailable, StoreError, raise_typed
+from chat.store.filters import Filters
 from chat.store.search import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
@@ -235,7 +231,7 @@ class PostgresStore(Store):
                  connect_timeout: float = 10.0):
         self.url = url
         self.where = redacted(url)
-        self.busy_timeout_ms = int(default_busy_timeout_ms() if busy_timeout_ms is None else busy_timeout_ms)
+        self.busy_timeout_ms = int(chat.store.engine.BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms)
         self._local = threading.local()
         self._closed = False
         self._pool: ConnectionPool | None = None
@@ -268,19 +264,13 @@ class PostgresStore(Store):
         except PoolTimeout as exc:
             raise self._no_connection(exc) from exc
         except psycopg.Error as exc:
-            typed = _translate(exc, self.where)
-            if typed is None:
-                raise
-            raise typed from exc
+            raise_typed(exc, _translate(exc, self.where))
         db = PgConnection(conn)
         self._local.db = db
         try:
             yield db
         except psycopg.Error as exc:
-            typed = _translate(exc, self.where)
-            if typed is None:
-                raise
-            raise typed from exc
+            raise_typed(exc, _translate(exc, self.where))
         finally:
             self._local.db = None
             try:

@@ -1,10 +1,20 @@
-"""What the store gives back: a message and a conversation as typed rows. They stay dicts (pages and exports
-read them as such), and their types say what each field holds once decoded; a test keeps these in step with
-the tables on both engines."""
+"""What the store gives back: a message and a conversation as typed rows, and how a row read from either
+engine is decoded into one. They stay dicts (pages and exports read them as such), and their types say what
+each field holds once decoded; a test keeps these in step with the tables on both engines."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypedDict
+
+SOURCES = ("chat", "compare")  # where a conversation was started
+FINAL_STATUSES = ("complete", "unfinished", "stopped", "error", "interrupted")  # how a reply may end
+
+
+def check_source(source: str) -> None:
+    """Refuse a conversation source the store does not know (ValueError)."""
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
 
 
 class MessageRow(TypedDict):
@@ -51,7 +61,7 @@ class ConversationRow(TypedDict):
     id: str
     user: str
     title: str
-    source: str  # chat, compare or batch
+    source: str  # chat or compare (a batch's calls are compare conversations): SOURCES
     compare_run_id: str | None
     created_at: str
     updated_at: str
@@ -68,3 +78,30 @@ class ConversationRow(TypedDict):
     models: list[str]
     stopped_count: int
     error_count: int
+
+
+def conversation_row(row: dict) -> ConversationRow:
+    row.pop("rowid", None)  # PostgreSQL's stand-in for SQLite's rowid: the order rows were created in
+    row["settings"] = json.loads(row["settings"] or "{}")
+    row["models"] = json.loads(row["models"] or "[]")
+    return row
+
+
+def message_row(row: dict) -> MessageRow:
+    for column in ("search_vector", "owner", "conversation_deleted"):  # PostgreSQL's search columns
+        row.pop(column, None)
+    row["settings"] = None if row["settings"] is None else json.loads(row["settings"])
+    row["tool_calls"] = json.loads(row["tool_calls"]) if row.get("tool_calls") else []
+    if "tool_steps" in row:
+        row["tool_steps"] = json.loads(row["tool_steps"]) if row["tool_steps"] else None
+    for flag in ("input_exact", "output_exact", "superseded"):
+        row[flag] = bool(row[flag])
+    return row
+
+
+def compare_run_row(row: dict) -> dict:
+    """A compare run with its settings decoded and ``blind`` as a bool."""
+    row.pop("rowid", None)
+    row["settings"] = json.loads(row["settings"] or "{}")
+    row["blind"] = bool(row["blind"])
+    return row

@@ -18,15 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import chat.store.engine
 from chat.lean_sqlite_utils import sqlite_utils
-from chat.store.base import (
-    DatabaseBusy,
-    DatabaseUnavailable,
-    Filters,
-    Store,
-    StoreError,
-    default_busy_timeout_ms,
-)
+from chat.store.base import Store
+from chat.store.errors import DatabaseBusy, DatabaseUnavailable, StoreError, raise_typed
+from chat.store.filters import Filters
 from chat.store.search import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
@@ -161,7 +157,7 @@ class SqliteStore(Store):
         if str(path) in ("", ":memory:"):
             raise ValueError("Store needs a file path: each pooled connection would see its own :memory:")
         self.path = Path(path)
-        self.busy_timeout_ms = int(default_busy_timeout_ms() if busy_timeout_ms is None else busy_timeout_ms)
+        self.busy_timeout_ms = int(chat.store.engine.BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms)
         # Only the constructor may create the file. Later connections open it read-write or fail: a file
         # (or folder) deleted while the app runs is an error to show, never a new empty database to fill.
         self._uri = self.path.resolve().as_uri()
@@ -262,20 +258,15 @@ class SqliteStore(Store):
         try:
             db = self._acquire()
         except sqlite3.Error as exc:
-            typed = _translate(exc, self.path)
-            if typed is None:
-                raise
-            raise typed from exc
+            raise_typed(exc, _translate(exc, self.path))
         self._local.db = db
         broken = False
         try:
             yield db
         except sqlite3.Error as exc:
             typed = _translate(exc, self.path)
-            if typed is None:
-                raise
             broken = isinstance(typed, DatabaseUnavailable)
-            raise typed from exc
+            raise_typed(exc, typed)
         finally:
             self._local.db = None
             self._release(db, broken=broken)

@@ -15,19 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from chat.lean_sqlite_utils import sqlite_utils
-from chat.store.base import SchemaTooNew, now
+from chat.store.migration_list import registering, still_to_apply
+from chat.store.sql import now
 
 MIGRATIONS_TABLE = "_migrations"
 
 Migration = Callable[[sqlite_utils.Database], None]
 MIGRATIONS: list[Migration] = []
-
-
-def migration(fn: Migration) -> Migration:
-    if any(m.__name__ == fn.__name__ for m in MIGRATIONS):
-        raise ValueError(f"migration {fn.__name__} is registered twice")
-    MIGRATIONS.append(fn)
-    return fn
+migration = registering(MIGRATIONS)
 
 
 def applied(db: sqlite_utils.Database) -> list[str]:
@@ -40,13 +35,7 @@ def applied(db: sqlite_utils.Database) -> list[str]:
 def pending(db: sqlite_utils.Database, migrations: list[Migration] | None = None) -> list[Migration]:
     """The migrations still to apply. Raises :class:`SchemaTooNew` if the database has applied a
     migration this code does not know."""
-    migrations = MIGRATIONS if migrations is None else migrations
-    done = applied(db)
-    known = {m.__name__ for m in migrations}
-    unknown = [name for name in done if name not in known]
-    if unknown:
-        raise SchemaTooNew(unknown)
-    return [m for m in migrations if m.__name__ not in done]
+    return still_to_apply(applied(db), MIGRATIONS if migrations is None else migrations)
 
 
 def migrate(db: sqlite_utils.Database, migrations: list[Migration] | None = None) -> list[str]:
