@@ -202,7 +202,7 @@ with st.sidebar:
     chosen_tools: list[str] = []
     if available:
         model_id = parse_model_id(widgets.model_picker("Model", available, key="model", default=cfg.initial_model()))
-        caps_now = models.capabilities(model_id.provider, model_id.model)
+        caps_now = models.capabilities(model_id.provider, model_id.model, window=False)  # a turn asks the window
         with st.expander("Settings"):
             temperature = widgets.temperature(key="temperature",
                                               adjustable=widgets.takes_temperature(cfg, model_id))
@@ -279,7 +279,6 @@ if not available:
 settings = turns.TurnSettings(model_id=model_id, system=system,
                               params=Params(temperature=temperature, max_tokens=max_tokens, **reasoning_choices),
                               tools=tuple(chosen_tools))
-context_window = caps_now.context_window
 # one runner per turn (a run starts at most one): the chosen servers' tools (the reply waits for a listing still
 # under way, not the page), the step limit
 tool_runner = ToolRunner(toolbox(), servers=settings.tools, max_steps=cfg.tool_steps) if settings.tools else None
@@ -287,6 +286,7 @@ tool_runner = ToolRunner(toolbox(), servers=settings.tools, max_steps=cfg.tool_s
 
 def turn_context() -> turns.TurnContext:
     """What a turn started by this run runs with (the provider is built when a turn starts, not on first paint)."""
+    context_window = models.capabilities(model_id.provider, model_id.model).context_window
     return turns.TurnContext(db, providers()[model_id.provider], pricer(), context_window=context_window,
                              user=user, daily_limit=cfg.daily_limit_usd, idle_timeout=cfg.timeout, tools=tool_runner)
 

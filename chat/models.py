@@ -160,8 +160,10 @@ def openai_reads_files(model: str) -> bool | None:
 
 
 def capabilities(settings: Settings, provider: str, model: str,
-                 listing: Listing | None = None) -> Capabilities:
-    """What ``provider:model`` can do, first known wins (see the module docstring)."""
+                 listing: Listing | None = None, *, window: bool = True) -> Capabilities:
+    """What ``provider:model`` can do, first known wins (see the module docstring). ``window=False``: without
+    genai-prices' context window (its data takes most of a second to load, which a page drawing its settings
+    should not wait for; a turn asks with it)."""
     endpoint = settings.endpoint(provider)
     found = (listing.capabilities.get(model) if listing is not None else None) or Capabilities()
     configured = settings.capabilities.get(f"{provider}:{model}") or {}
@@ -170,9 +172,9 @@ def capabilities(settings: Settings, provider: str, model: str,
                                   if getattr(found, k) in (None, ())},
                         source=found.source if found.source != "unknown" else "configuration")
     if found.context_window is None and endpoint is not None:
-        window = endpoint.context_window or (
-            listed_context_window(provider, model) if provider in ("openai", "anthropic") else None)
-        found = replace(found, context_window=window)
+        listed = window and provider in ("openai", "anthropic")
+        found = replace(found, context_window=endpoint.context_window or (
+            listed_context_window(provider, model) if listed else None))
     if provider == "openai" and found.reasoning_effort is None:
         reasons = openai_reasons(model)
         if reasons is not None:
@@ -198,9 +200,9 @@ class Catalog:
     ``clients`` returns the providers by endpoint name (each with its SDK ``client``, None when no key is set).
 
     With ``wait`` (seconds) a listing not yet known is asked on a thread of its own and waited for until ``wait``
-    after that ask started, however often it is looked up (the endpoints are asked together): a page run
-    meanwhile uses the configured list (the SDKs' imports are not on the first paint's path), and a later run
-    has the listing. ``wait=None`` asks and waits (tests, scripts)."""
+    after its request went out, however often it is looked up (the endpoints are asked together); never while
+    ``clients`` is still building the clients (a cold server importing the SDKs): a page run meanwhile uses the
+    configured list, and a later run has the listing. ``wait=None`` asks and waits (tests, scripts)."""
 
     def __init__(self, settings: Settings, clients: Callable[[], Mapping[str, Any]], *, ttl: float = TTL,
                  failed_ttl: float = FAILED_TTL, timeout: float = LIST_TIMEOUT, wait: float | None = None):
@@ -214,7 +216,10 @@ class Catalog:
 
     def _ask(self, name: str, endpoint: Endpoint) -> None:
         try:
-            client = getattr(self._clients().get(name), "client", None)
+            clients = self._clients()
+            with self._lock:
+                self._asked_at[name] = time.monotonic()  # the request goes out: page runs may wait for it now
+            client = getattr(clients.get(name), "client", None)
             fresh = discover(endpoint, client, timeout=self._timeout)
         except Exception as exc:  # building the clients failed: the configured list stands
             fresh = Listing(error=f"{type(exc).__name__}: {exc}"[:200], at=time.monotonic())
@@ -236,7 +241,7 @@ class Catalog:
             if asking is None:
                 asking = self._asking[name] = threading.Thread(target=self._ask, args=(name, endpoint),
                                                                name=f"models-{name}", daemon=True)
-                self._asked_at[name] = now
+                self._asked_at[name] = 0.0  # not asked yet: no page run waits while the clients are built
                 asking.start()
             return asking
 
@@ -275,8 +280,8 @@ class Catalog:
     def models(self) -> list[str]:
         return picker_models(self.settings, self.listings())
 
-    def capabilities(self, provider: str, model: str) -> Capabilities:
-        return capabilities(self.settings, provider, model, self.listing(provider))
+    def capabilities(self, provider: str, model: str, *, window: bool = True) -> Capabilities:
+        return capabilities(self.settings, provider, model, self.listing(provider), window=window)
 
     def refresh(self) -> None:
         with self._lock:

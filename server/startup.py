@@ -1,5 +1,5 @@
-"""What a server process does once, at its first page run: the socket fix at once, and in the background
-what the first reply needs but the first paint does not."""
+"""What a server process does once, at its first page run: the socket fix at once, and what a first reply
+needs but the first paint does not, loaded in the background once that run has ended."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import importlib
 import threading
 
 from server import tuning
+
+FIRST_RUN_WAIT = 10.0  # seconds the background loading waits for the first page run to end before it starts anyway
 
 first_reply_loaded = threading.Event()
 """Set once what a first reply needs is loaded (or failed to load): other loading waits for it rather than
@@ -19,26 +21,30 @@ _started = False
 def once(port: int, *, first_kind: str = "openai") -> None:
     """Turn Nagle's algorithm off on the server's sockets and start the background loading, the SDK of
     ``first_kind`` (the default model's wire format) first; later calls do nothing. ``port``: the port
-    Streamlit serves on."""
+    Streamlit serves on. Called from a page run: the loading starts when that run ends."""
     global _started
     with _starting:
         if _started:
             return
         _started = True
     tuning.disable_nagle(port)
-    threading.Thread(target=preload, args=(first_kind,), name="preload", daemon=True).start()
+    page_run = threading.current_thread()
+    threading.Thread(target=preload, args=(first_kind, page_run), name="preload", daemon=True).start()
 
 
-def preload(first_kind: str = "openai") -> None:
-    """Load, while the first page is drawn and read (an import still in flight is simply waited for): what a
-    first reply on ``first_kind`` needs (pandas, which Streamlit's first `st.write_stream` imports, the SDK and
-    its adapter with OpenAI's Responses parser, the token encodings and the price data), then the other SDK;
-    then freeze the start-up heap (see tuning)."""
+def preload(first_kind: str = "openai", after: threading.Thread | None = None) -> None:
+    """Load what a first reply on ``first_kind`` needs (see ``reply_needs``; then the token encodings and the
+    price data), then the other SDK; then freeze the start-up heap (see tuning).
+
+    ``after``: the thread of the page run that started this (Streamlit runs a session's script on a thread
+    that ends when its runs do), up to FIRST_RUN_WAIT: threads share the interpreter lock, so loading
+    alongside that run would slow the run that draws the chat input. A reply sent before this is done loads
+    what it needs itself (``reply_needs``)."""
+    if after is not None and after is not threading.current_thread():
+        after.join(FIRST_RUN_WAIT)
     kinds = ["anthropic", "openai"] if first_kind == "anthropic" else ["openai", "anthropic"]
     try:
-        for name in ("pandas", "pyarrow"):  # first: a reply waits for its SDK before any text, the page not
-            importlib.import_module(name)  # for pandas once the text flows
-        _load(kinds[0])
+        reply_needs(kinds[0])
         from chat import tokens
         from chat.pricing import Pricer
         from chat.providers import Usage
@@ -49,6 +55,16 @@ def preload(first_kind: str = "openai") -> None:
         first_reply_loaded.set()
     _load(kinds[1])
     tuning.freeze_startup_heap()
+
+
+def reply_needs(kind: str) -> None:
+    """Load, in the calling thread, what a reply on ``kind`` needs before its request goes out (what another
+    thread is loading is waited for; quick once loaded): pandas, which Streamlit's first `st.write_stream`
+    imports (a reply whose text flowed meanwhile would be drawn in one piece), then the SDK and its adapter
+    with OpenAI's Responses parser."""
+    for name in ("pandas", "pyarrow"):
+        importlib.import_module(name)
+    _load(kind)
 
 
 def _load(kind: str) -> None:

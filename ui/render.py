@@ -328,6 +328,7 @@ def scroll_here(key: str) -> None:
 # up. Given no text at all: only the open conversation's id, to start at the bottom when it changes.
 _FOLLOW_JS = """
 export default function ({ data }) {
+  const opened = data[0];
   const content = document.querySelector('[data-testid="stMainBlockContainer"]');
   if (!content) return;
   let scroller = content.parentElement;
@@ -344,8 +345,8 @@ export default function ({ data }) {
     }, { passive: true });
     new ResizeObserver(toBottom).observe(content);
   }
-  if (state.opened !== data) {
-    state.opened = data;
+  if (state.opened !== opened) {
+    state.opened = opened;
     state.stick = true;
   }
   requestAnimationFrame(toBottom);
@@ -359,4 +360,4 @@ def follow_bottom(opened: str | None) -> None:
     global _follow_component
     if _follow_component is None:
         _follow_component = st.components.v2.component("chat_follow_bottom", html="<span></span>", js=_FOLLOW_JS)
-    _follow_component(data=opened or "", key="follow-bottom", width="stretch")
+    _follow_component(data=[opened or ""], key="follow-bottom", width="stretch")

@@ -55,12 +55,14 @@ def store() -> Store:
 
 @st.cache_resource(show_spinner=False)
 def providers() -> Providers:
-    """Each endpoint's provider, built (its SDK imported) when first used."""
-    def listed_thinking(name: str, provider: Provider) -> None:
+    """Each endpoint's provider, built (its SDK imported) when first used, with what its first reply needs
+    (a reply may be sent before the start-up loading got to it)."""
+    def built(name: str, provider: Provider) -> None:
         if hasattr(provider, "thinking_mode"):  # Anthropic: adaptive thinking or a budget, as its models API says
             provider.thinking_mode = lambda model: catalog().capabilities(name, model).thinking_mode
+        startup.reply_needs(settings().endpoint(name).kind)
 
-    return build_providers(settings(), then=listed_thinking)
+    return build_providers(settings(), then=built)
 
 
 LISTING_WAIT = 1.0  # seconds a page run waits for a model listing before showing the configured list
