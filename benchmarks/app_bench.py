@@ -95,9 +95,9 @@ def rerun_ms(page) -> float:
 def bench_rerun(browser, app, provider, db: Path, tmp: Path, reps: int) -> list[str]:
     from _support import Proc, free_port, wait_http
 
-    from chat.store import Store
+    from chat.store import open_store
 
-    Store(db).close()  # the schema, before seeding
+    open_store(db).close()  # the schema, before seeding
     bare_file = tmp / "bare.py"
     bare_file.write_text(BARE)
     port = free_port()

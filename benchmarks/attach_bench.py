@@ -35,7 +35,7 @@ from chat.config import ModelId  # noqa: E402
 from chat.pricing import Pricer  # noqa: E402
 from chat.providers.anthropic import AnthropicProvider  # noqa: E402
 from chat.providers.openai import OpenAIProvider  # noqa: E402
-from chat.store import Store  # noqa: E402
+from chat.store import open_store  # noqa: E402
 from fake_provider import DEFAULT_KEY, FakeProvider  # noqa: E402
 
 
@@ -71,7 +71,7 @@ def main(argv: list[str]) -> None:
     print(f"image: 4000×3000 JPEG, {len(photo) / 1024 / 1024:.1f} MB; {runs} runs each, medians")
     with FakeProvider(api_key=DEFAULT_KEY) as server, tempfile.TemporaryDirectory() as tmp:
         server.set_scenario(None, words=20)
-        store = Store(Path(tmp) / "bench.db")
+        store = open_store(Path(tmp) / "bench.db")
         clients = {"openai": OpenAIProvider("openai", openai.OpenAI(base_url=server.url + "/v1", api_key=DEFAULT_KEY,
                                                                     max_retries=0, timeout=60)),
                    "anthropic": AnthropicProvider("anthropic", anthropic.Anthropic(

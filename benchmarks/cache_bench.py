@@ -26,7 +26,7 @@ from chat.config import parse_model_id  # noqa: E402
 from chat.display import format_cost  # noqa: E402
 from chat.pricing import Pricer  # noqa: E402
 from chat.providers.anthropic import AnthropicProvider  # noqa: E402
-from chat.store import Store  # noqa: E402
+from chat.store import Store, open_store  # noqa: E402
 from fake_provider import FakeProvider  # noqa: E402
 
 QUESTION = ("Here is the next part of the design document we are reviewing together; read it and tell me what "
@@ -63,7 +63,7 @@ def main(argv: list[str]) -> int:
     model = argv[argv.index("--model") + 1] if "--model" in argv else "claude-sonnet-4-5"
     turn_count = int(argv[argv.index("--turns") + 1]) if "--turns" in argv else 20
     with tempfile.TemporaryDirectory() as tmp, FakeProvider() as server:
-        store = Store(Path(tmp) / "chat.db")
+        store = open_store(Path(tmp) / "chat.db")
         cached = conversation(server, store, model, turn_count, cache=True)
         plain = conversation(server, store, model, turn_count, cache=False)
         store.close()

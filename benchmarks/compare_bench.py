@@ -57,13 +57,13 @@ def logic_level(provider: FakeProviderProcess, repeat: int) -> dict:
     from chat.pricing import Pricer
     from chat.providers.base import Params
     from chat.providers.openai import OpenAIProvider
-    from chat.store import Store
+    from chat.store import open_store
 
     client = openai.OpenAI(base_url=provider.url + "/v1", api_key="test-key", max_retries=0, timeout=10)
     providers = {"openai": OpenAIProvider("openai", client)}
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp) / "bench.db")
+        store = open_store(Path(tmp) / "bench.db")
         alone = []
         for _ in range(repeat):
             provider.reset()

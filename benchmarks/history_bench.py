@@ -33,7 +33,7 @@ from chat.history.analytics import summary, usage_by_model_and_day, usage_by_use
 from chat.history.export import table_csv  # noqa: E402
 from chat.history.listing import count_conversations, list_conversations  # noqa: E402
 from chat.history.search import search  # noqa: E402
-from chat.store import Filters, Store  # noqa: E402
+from chat.store import Filters, Store, open_store  # noqa: E402
 from chat.store.search import plain_words  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data"
@@ -97,7 +97,7 @@ def generate(path: Path, n_conversations: int, n_messages: int, seed: int = 5) -
     tmp = path.with_suffix(".tmp")
     for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
         leftover.unlink(missing_ok=True)
-    Store(tmp).close()  # the schema, through the migrations
+    open_store(tmp).close()  # the schema, through the migrations
     words = np.array(vocabulary(rng))
     zipf = 1.0 / np.arange(1, len(words) + 1) ** 1.05
     zipf_cdf = np.cumsum(zipf / zipf.sum())
@@ -318,7 +318,7 @@ def load_postgres(server, sqlite_path: Path) -> str:
 
     started = time.perf_counter()
     url = server.new_database()
-    Store(url, pool_size=1).close()  # the schema, through the PostgreSQL migrations
+    open_store(url, pool_size=1).close()  # the schema, through the PostgreSQL migrations
     source = sqlite3.connect(f"{sqlite_path.resolve().as_uri()}?mode=ro", uri=True)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET maintenance_work_mem = '1GB'")
@@ -472,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     summaries: dict[str, dict[str, list[float]]] = {}
     if args.engine in ("sqlite", "both"):
-        store = Store(path)  # migrates the cached database if a migration was added since it was generated
+        store = open_store(path)  # migrates the cached database if a migration was added since it was generated
         try:
             missed, summaries["sqlite"] = run(store, args.runs)
             failed += missed
@@ -484,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = {"shared_buffers": "1GB", "work_mem": "16MB", "effective_cache_size": "8GB",
                     "max_wal_size": "8GB", "random_page_cost": "1.1", "jit": "off"}
         with PostgresServer(settings=settings) as server:
-            store = Store(load_postgres(server, path))
+            store = open_store(load_postgres(server, path))
             try:
                 missed, summaries["postgresql"] = run(store, args.runs)
                 failed += missed

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chat.providers.base import Usage  # noqa: E402
-from chat.store import Store  # noqa: E402
+from chat.store import Store, open_store  # noqa: E402
 
 
 def conversation(store: Store, messages: int) -> str:
@@ -53,7 +53,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         db_path = Path(tmp) / "chat.db"
         os.environ.update(CHAT_DB=str(db_path), OPENAI_API_KEY="test-key")
-        store = Store(db_path)
+        store = open_store(db_path)
         started = time.perf_counter()
         long_id = conversation(store, 10_000)
         short_id = conversation(store, 60)

@@ -33,9 +33,9 @@ def fake_provider(fake_provider_server):
 @pytest.fixture
 def store(tmp_path):
     """A Store on a real SQLite file in the test's directory (modules that need more define their own)."""
-    from chat.store import Store
+    from chat.store import open_store
 
-    s = Store(tmp_path / "chat.db")
+    s = open_store(tmp_path / "chat.db")
     yield s
     s.close()
 
@@ -58,10 +58,10 @@ def pg_server():
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
     with PostgresServer() as server:
-        from chat.store import Store
+        from chat.store import open_store
 
         server.execute(f"CREATE DATABASE {PG_TEMPLATE}")
-        Store(server.url_of(PG_TEMPLATE), pool_size=1).close()
+        open_store(server.url_of(PG_TEMPLATE), pool_size=1).close()
         yield server
 
 
@@ -77,9 +77,9 @@ def store_target(request, tmp_path):
 @pytest.fixture
 def engine_store(store_target):
     """A Store on ``store_target``: each test that uses it runs on both engines."""
-    from chat.store import Store
+    from chat.store import open_store
 
-    s = Store(store_target)
+    s = open_store(store_target)
     yield s
     s.close()
 

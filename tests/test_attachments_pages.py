@@ -15,7 +15,7 @@ from chat.config import ModelId
 from chat.pricing import Pricer
 from chat.providers.anthropic import AnthropicProvider
 from chat.providers.openai import OpenAIProvider
-from chat.store import Store
+from chat.store import open_store
 
 APP = "../app.py"
 
@@ -44,7 +44,7 @@ def test_a_message_with_an_image_and_a_pdf_is_sent_stored_and_shown_with_thumbna
     assert user.markdown[-1].value == "What do these say?"
     assert len(images_in(user)) == 1
     assert any("report.pdf · " in c.value.replace("\\", "") and "2 pages" in c.value for c in user.caption)
-    rows = Store(app_env).messages(open_cid(at))
+    rows = open_store(app_env).messages(open_cid(at))
     assert [a["name"] for a in rows[0]["attachments"]] == ["shot.png", "report.pdf"]
     kinds = [p["type"] for p in fake_provider.sent_messages()[-1]["content"]]
     assert kinds == ["input_text", "input_image", "input_file"]
@@ -62,7 +62,7 @@ def test_a_pdf_the_model_cannot_read_is_held_with_the_message_and_sent_after_swi
     at.sidebar.selectbox[0].set_value("anthropic:claude-haiku-4-5").run()
     at.button(key="send_again").click().run()
     assert not at.exception, at.exception
-    rows = Store(app_env).messages(open_cid(at))
+    rows = open_store(app_env).messages(open_cid(at))
     assert rows[0]["content"] == "Summarise" and rows[0]["attachments"][0]["name"] == "report.pdf"
     assert [b["type"] for b in fake_provider.sent_messages()[-1]["content"]] == ["document", "text"]
 
@@ -73,7 +73,7 @@ def test_a_file_that_is_not_what_its_name_says_is_named_and_the_rest_stays_ready
     assert "chart.png is named as a PNG image but its content is a PDF" in at.error[0].value
     assert fake_provider.requests == []
     at.button(key="send_again").click().run()
-    assert Store(app_env).messages(open_cid(at))[0]["content"] == "Look"
+    assert open_store(app_env).messages(open_cid(at))[0]["content"] == "Look"
 
 
 def test_compare_sends_the_same_files_to_every_target_and_stores_them_once(store, openai_client, anthropic_client,

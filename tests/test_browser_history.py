@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chat.providers.base import Usage
-from chat.store import Store
+from chat.store import open_store
 from e2e_support import AppProcess, app_env, launch_chromium, wait_idle
 
 pytestmark = pytest.mark.browser
@@ -18,7 +18,7 @@ NO_PROVIDER = "http://127.0.0.1:9"  # the History page never calls a provider
 
 
 def seed(db_path: Path) -> str:
-    store = Store(db_path)
+    store = open_store(db_path)
     try:
         target = None
         for question, answer in [("How do I bake bread?", "Flour, water, salt and time."),

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from chat.store import Store
+from chat.store import open_store
 from e2e_support import AppProcess, FakeProviderProcess, app_env, launch_chromium, wait_idle
 
 pytestmark = pytest.mark.browser
@@ -93,7 +93,7 @@ def test_two_replicas_share_conversations_and_a_crashed_replicas_reply_is_marked
             finally:
                 browser.close()
 
-        store = Store(url)
+        store = open_store(url)
         try:
             rows = store.messages(cid)
             assert [(m["position"], m["role"], m["status"]) for m in rows] == [

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from chat import turns
 from chat.compare.runs import start_run, stream_all
-from chat.store import Store
+from chat.store import open_store
 
 APP = "../app.py"
 
@@ -39,7 +39,7 @@ def test_sending_a_message_streams_stores_and_shows_the_figures_line(app_env, fa
     line = reply.caption[-1].value
     assert line.startswith("gpt-4o-mini · 2 in · 20 out · $")
     assert "to first token" in line
-    rows = Store(app_env).messages(open_cid(at))
+    rows = open_store(app_env).messages(open_cid(at))
     assert [r["role"] for r in rows] == ["user", "assistant"]
     assert rows[1]["status"] == "complete" and rows[1]["cost"] > 0 and rows[1]["output_tokens"] == 20
 
@@ -65,7 +65,7 @@ def test_an_unknown_conversation_id_shows_not_found(app_env):
 
 
 def test_someone_elses_conversation_shows_not_found(app_env):
-    cid = Store(app_env).create_conversation(user="someone-else", settings={})
+    cid = open_store(app_env).create_conversation(user="someone-else", settings={})
     at = run_app(c=cid)
     assert any("not found" in w.value for w in at.warning)
 
@@ -76,7 +76,7 @@ def test_new_chat_starts_an_empty_conversation(app_env, fake_provider):
     assert not at.chat_message
     assert open_cid(at) is None
     send(at, "second chat")
-    assert len(Store(app_env).recent_conversations("local")) == 2
+    assert len(open_store(app_env).recent_conversations("local")) == 2
 
 
 def test_switching_conversations_from_the_recent_list(app_env, fake_provider):
@@ -107,7 +107,7 @@ def test_the_system_prompt_and_model_are_recorded_on_each_reply(app_env, fake_pr
     send(at, "hi")
     at.sidebar.selectbox(key="model").set_value("anthropic:claude-haiku-4-5")
     send(at, "again")
-    rows = Store(app_env).messages(open_cid(at))
+    rows = open_store(app_env).messages(open_cid(at))
     assert rows[1]["settings"]["system"] == "Answer in French." and rows[1]["model"] == "gpt-4o-mini"
     assert rows[3]["model"] == "claude-haiku-4-5" and rows[3]["provider"] == "anthropic"
     assert fake_provider.events("request")[-1]["body"]["system"] == "Answer in French."
@@ -145,7 +145,7 @@ def test_each_provider_fault_is_shown_as_a_clear_message_and_loses_nothing(app_e
     assert at.chat_message[0].markdown[0].value == "hello"
     errors = [e.value for e in at.chat_message[1].error]
     assert errors and expected in errors[0], errors
-    rows = Store(app_env).messages(open_cid(at))
+    rows = open_store(app_env).messages(open_cid(at))
     assert rows[0]["content"] == "hello" and rows[1]["status"] == "error"
     if knobs.get("words"):  # broke after 5 chunks: the partial reply is kept, on screen and stored
         assert rows[1]["content"].startswith("Echo: hello") and len(rows[1]["content"].split()) == 5
@@ -181,7 +181,7 @@ def test_regenerate_replaces_the_last_reply(app_env, fake_provider):
 def test_editing_the_last_message_resends_it(app_env, fake_provider):
     at = send(run_app(), "helo")
     cid = open_cid(at)
-    last_user = Store(app_env).messages(cid)[0]
+    last_user = open_store(app_env).messages(cid)[0]
     at.text_area(key=f"edit-{last_user['id']}").set_value("hello")
     next(b for b in at.button if b.label == "Resend").click().run()
     assert [m.markdown[0].value for m in at.chat_message][0] == "hello"
@@ -201,12 +201,12 @@ def test_a_very_long_message_and_reply_are_shown_whole_and_stored_whole(app_env,
     at = send(run_app(), long)
     assert at.chat_message[0].markdown[0].value == long.strip()
     assert at.chat_message[1].markdown[0].value.endswith("THE-LAST-WORD")
-    rows = Store(app_env).messages(open_cid(at))
+    rows = open_store(app_env).messages(open_cid(at))
     assert rows[0]["content"] == long and rows[1]["content"].endswith("THE-LAST-WORD")
 
 
 def test_a_long_conversation_opens_on_its_latest_messages_with_earlier_ones_a_click_away(app_env):
-    store = Store(app_env)
+    store = open_store(app_env)
     cid = store.create_conversation(user="local", settings={})
     for i in range(50):
         store.add_user_message(cid, f"question {i}")
@@ -230,7 +230,7 @@ def test_temperature_is_sent_where_the_provider_takes_it_and_not_recorded_where_
     assert at.sidebar.number_input(key="temperature").disabled
     send(at, "cold")
     assert "temperature" not in fake_provider.events("request")[-1]["body"]
-    assert Store(app_env).messages(open_cid(at))[-1]["settings"]["temperature"] is None
+    assert open_store(app_env).messages(open_cid(at))[-1]["settings"]["temperature"] is None
 
 
 def test_a_remote_image_in_model_output_is_shown_as_text(app_env, fake_provider):
@@ -238,7 +238,8 @@ def test_a_remote_image_in_model_output_is_shown_as_text(app_env, fake_provider)
     at = send(run_app(), "hi")
     shown = at.chat_message[1].markdown[0].value
     assert "![" not in shown and "tracker.example" in shown
-    assert Store(app_env).messages(open_cid(at))[1]["content"] == "Here ![pixel](https://tracker.example/p.png) done"
+    stored = open_store(app_env).messages(open_cid(at))[1]["content"]
+    assert stored == "Here ![pixel](https://tracker.example/p.png) done"
 
 
 @pytest.mark.parametrize("text", [
@@ -247,7 +248,7 @@ def test_a_remote_image_in_model_output_is_shown_as_text(app_env, fake_provider)
 ])
 def test_odd_input_is_stored_and_shown_as_typed(app_env, fake_provider, text):
     at = send(run_app(), text)
-    rows = Store(app_env).messages(open_cid(at))
+    rows = open_store(app_env).messages(open_cid(at))
     assert rows[0]["content"] == text
     assert rows[1]["content"].startswith("Echo:") and rows[1]["status"] == "complete"
 
@@ -276,7 +277,7 @@ def test_a_corrupt_database_file_gives_a_clear_message_and_is_left_untouched(bar
 def test_a_database_from_a_newer_version_is_refused_clearly(bare_env, monkeypatch):
     import sqlite3
 
-    Store(bare_env).close()
+    open_store(bare_env).close()
     con = sqlite3.connect(bare_env)
     con.execute("insert into _migrations (name, applied_at) values ('m999_from_the_future', '2030-01-01')")
     con.commit()
@@ -329,11 +330,11 @@ def test_a_reply_that_ends_before_the_provider_finished_it_is_marked_unfinished_
     assert bubble.markdown[0].value.startswith("Echo: hello") and len(bubble.markdown[0].value.split()) == 6
     assert any("ended before the provider finished it" in w.value for w in bubble.warning)
     assert "unfinished" in bubble.caption[-1].value and "≈" in bubble.caption[-1].value
-    assert Store(app_env).messages(open_cid(at))[1]["status"] == "unfinished"
+    assert open_store(app_env).messages(open_cid(at))[1]["status"] == "unfinished"
     fake_provider.reset()
     next(b for b in at.button if b.label == "Retry").click().run()
     assert not at.exception and not at.chat_message[1].warning
-    assert Store(app_env).messages(open_cid(at))[1]["status"] == "complete"
+    assert open_store(app_env).messages(open_cid(at))[1]["status"] == "complete"
 
 
 def test_a_reply_cut_at_the_output_limit_says_so_and_continue_asks_the_model_to_go_on(app_env, fake_provider):
@@ -390,13 +391,13 @@ def test_a_chat_is_renamed_from_the_sidebar_and_the_popover_closes(app_env, fake
     cid = open_cid(at)
     at.sidebar.text_input(key=f"title-{cid}").set_value("  My *plan*  for Q3 ")
     at.sidebar.button(key="rename_save").click().run()
-    assert Store(app_env).get_conversation(cid)["title"] == "My *plan* for Q3"
+    assert open_store(app_env).get_conversation(cid)["title"] == "My *plan* for Q3"
     assert sidebar_chats(at) == ["My \\*plan\\* for Q3"]  # escaped: shown as typed
     assert at.session_state["rename_open"] is False
 
 
 def test_the_sidebar_search_finds_the_users_own_chats_only(app_env, fake_provider):
-    store = Store(app_env)
+    store = open_store(app_env)
     theirs = store.create_conversation(user="someone-else")
     store.add_user_message(theirs, "kubernetes secrets rotation")
     at = send(run_app(), "kubernetes ingress question")
@@ -414,7 +415,7 @@ def test_deleting_a_chat_from_the_sidebar_can_be_undone(app_env, fake_provider):
     cid = open_cid(at)
     at.sidebar.button(key="delete_chat").click().run()
     assert open_cid(at) is None and not at.chat_message
-    assert Store(app_env).get_conversation(cid) is None  # soft-deleted
+    assert open_store(app_env).get_conversation(cid) is None  # soft-deleted
     assert any("Deleted keep me after all" in c.value for c in at.sidebar.caption)
     assert sidebar_chats(at) == []
     at.sidebar.button(key="undo_delete").click().run()
@@ -427,7 +428,7 @@ def test_a_compare_column_continued_as_a_chat_is_listed_in_recent(app_env, fake_
     from chat.pricing import Pricer
     from chat.providers import build_providers
 
-    store = Store(app_env)
+    store = open_store(app_env)
     providers = build_providers(load_settings())
     live = start_run(store, providers, Pricer(), user="local", prompt="compare this prompt",
                      targets=[turns.TurnSettings.parse("openai:gpt-4o-mini"),
@@ -469,7 +470,7 @@ def test_each_message_shows_when_it_was_sent(app_env, fake_provider):
 
 def test_resend_closes_the_edit_popover(app_env, fake_provider):
     at = send(run_app(), "helo")
-    last_user = Store(app_env).messages(open_cid(at))[0]
+    last_user = open_store(app_env).messages(open_cid(at))[0]
     key = f"edit-{last_user['id']}"
     at.session_state[f"{key}-open"] = True  # as a click on Edit leaves it
     at.text_area(key=key).set_value("hello")
@@ -493,7 +494,7 @@ def test_regenerate_keeps_the_earlier_reply_a_click_away_and_the_one_shown_is_se
     send(at, "go on")
     sent = [m["content"] for m in fake_provider.sent_messages()]
     assert [c if isinstance(c, str) else c[0]["text"] for c in sent] == ["hi", "First answer", "go on"]  # shown
-    totals = Store(app_env).get_conversation(open_cid(at))
+    totals = open_store(app_env).get_conversation(open_cid(at))
     assert totals["reply_count"] == 3  # the hidden version still counts in what the chat cost
 
 
@@ -532,7 +533,7 @@ def test_a_long_anthropic_chat_reads_its_prefix_from_the_cache_and_says_what_tha
     assert "to cache" in written and "caching cost $" in written and "more" in written  # the write costs 1.25×
     send(at, "Shorter")
     line = at.chat_message[-1].caption[-1].value
-    rows = Store(app_env).messages(open_cid(at))
+    rows = open_store(app_env).messages(open_cid(at))
     assert rows[-1]["cache_read_tokens"] > 1000 and rows[-1]["cache_saved"] > 0
     assert f"{rows[-1]['cache_read_tokens']:,} from cache" in line and "caching saved $" in line
     # the price difference on claude-haiku-4-5: a read is $0.10/M instead of $1/M, a write $1.25/M
@@ -544,7 +545,7 @@ def test_openais_automatic_cache_reads_are_shown_the_same_way(app_env, fake_prov
     fake_provider.set_scenario(None, prompt_cache="auto")
     at = send(run_app(), "a long question " * 100)
     send(at, "and again")
-    rows = Store(app_env).messages(open_cid(at))
+    rows = open_store(app_env).messages(open_cid(at))
     assert rows[-1]["cache_read_tokens"] == 300 and rows[-1]["cache_write_tokens"] == 0
     line = at.chat_message[-1].caption[-1].value
     assert "300 from cache" in line and "caching saved $" in line

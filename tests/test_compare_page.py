@@ -6,7 +6,7 @@ from streamlit.testing.v1 import AppTest
 
 from chat.compare.batch import batch_rows
 from chat.compare.views import load_run
-from chat.store import Store
+from chat.store import open_store
 
 APP = "../app.py"
 ENDS = ("complete", "disconnect", "status_error", "drop", "midstream_error")
@@ -80,12 +80,12 @@ def test_one_prompt_streams_into_every_column_with_figures_summary_and_a_vote(ap
     assert [b.label for b in at.button if b.key and b.key.startswith("cmp_vote_")] == [
         "A is better", "B is better", "Tie", "Both bad"]
     run_id = query(at, "run")
-    saved = load_run(Store(app_env), run_id)
+    saved = load_run(open_store(app_env), run_id)
     assert saved.run["prompt"] == "Hello columns" and len(saved.columns) == 2
     assert {c.reply["status"] for c in saved.columns} == {"complete"}
     # the vote is saved and shown
     at.button(key="cmp_vote_B").click().run()
-    assert Store(app_env).get_compare_run(run_id)["vote"] == "B"
+    assert open_store(app_env).get_compare_run(run_id)["vote"] == "B"
     assert at.button(key="cmp_vote_B").proto.type == "primary"
     assert any(c.value == "You voted: B is better." for c in at.caption)
 
@@ -135,7 +135,7 @@ def test_blind_mode_hides_the_models_until_the_vote(app_env, fake_provider):
     at.button(key="cmp_vote_tie").click().run()
     titles = sorted(c.markdown[0].value for c in result_columns(at).values())
     assert any("openai:gpt-4o-mini" in t for t in titles) and any("claude-haiku-4-5" in t for t in titles)
-    assert Store(app_env).get_compare_run(query(at, "run"))["blind"] is True
+    assert open_store(app_env).get_compare_run(query(at, "run"))["blind"] is True
 
 
 def test_blind_mode_hides_cost_figures_ranking_and_the_sidebars_targets_until_the_vote(app_env, fake_provider):
@@ -205,7 +205,7 @@ def test_continue_a_column_as_a_chat(app_env, fake_provider):
     at = run(compare_page(), "carry on")
     at.button(key=next(b.key for b in at.button if b.label == "Continue as chat")).click().run()
     assert not at.exception
-    conversation = Store(app_env).get_conversation(query(at, "c"))
+    conversation = open_store(app_env).get_conversation(query(at, "c"))
     assert conversation["source"] == "compare"
     assert [m.markdown[0].value for m in at.chat_message][0] == "carry on"
     assert at.chat_message[1].markdown[0].value.startswith("Echo: carry on")
@@ -217,7 +217,7 @@ def test_a_run_link_restores_the_comparison_unless_it_is_gone(app_env, fake_prov
     assert [m.value for m in result_columns(again)["A"].markdown][1].startswith("Echo: remember this")
     missing = compare_page(run="nope")
     assert any("not found" in w.value for w in missing.warning)
-    db = Store(app_env)
+    db = open_store(app_env)
     for column in load_run(db, run_id).columns:
         db.soft_delete(column.conversation_id)
     deleted = compare_page(run=run_id)
@@ -228,7 +228,7 @@ def test_an_empty_prompt_sends_nothing(app_env, fake_provider):
     at = run(compare_page(), "   ")
     assert any("prompt" in w.value for w in at.warning)
     assert not fake_provider.events("request")
-    assert Store(app_env).recent_compare_runs(None) == []
+    assert open_store(app_env).recent_compare_runs(None) == []
 
 
 def test_a_batch_runs_every_prompt_against_every_target(app_env, fake_provider):
@@ -243,7 +243,7 @@ def test_a_batch_runs_every_prompt_against_every_target(app_env, fake_provider):
     assert len(results) == 6 and list(results["Prompt"])[:2] == ["first question", "first question"]
     assert all(reply.startswith("Echo:") for reply in results["Reply"])
     assert any("All 6 calls ran" in c.value for c in at.caption)
-    rows = batch_rows(Store(app_env), query(at, "batch"))
+    rows = batch_rows(open_store(app_env), query(at, "batch"))
     assert len(rows) == 6 and {r.status for r in rows} == {"complete"}
     download = at.get("download_button")
     assert download and download[0].proto.label == "Download CSV"

@@ -20,7 +20,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import chat.store
-from chat.store import DatabaseBusy, DatabaseUnavailable, Store
+from chat.store import DatabaseBusy, DatabaseUnavailable, Store, open_store
 from chat.store.sqlite import SqliteStore
 
 ROOT = os.geteuid() == 0
@@ -61,7 +61,7 @@ def pooled(store: Store) -> int:
 
 
 def test_a_lock_held_past_the_busy_timeout_is_database_busy_and_the_next_write_works(tmp_path):
-    store = Store(tmp_path / "chat.db", busy_timeout_ms=100)
+    store = open_store(tmp_path / "chat.db", busy_timeout_ms=100)
     cid = store.create_conversation(user="ann")
     with held_lock(tmp_path / "chat.db"):
         with pytest.raises(DatabaseBusy):
@@ -73,7 +73,7 @@ def test_a_lock_held_past_the_busy_timeout_is_database_busy_and_the_next_write_w
 
 
 def test_a_read_only_file_is_database_unavailable_and_no_broken_connection_stays_pooled(tmp_path):
-    store = Store(tmp_path / "chat.db")
+    store = open_store(tmp_path / "chat.db")
     cid = store.create_conversation(user="ann")
     store.add_user_message(cid, "before")
     assert pooled(store) == 1
@@ -107,7 +107,7 @@ def small_disk(tmp_path):
 def test_a_full_disk_is_database_unavailable_and_writing_works_again_once_there_is_room(small_disk, tmp_path,
                                                                                          monkeypatch):
     folder = small_disk or tmp_path
-    store = Store(folder / "chat.db")
+    store = open_store(folder / "chat.db")
     if small_disk is None:  # no tmpfs to fill: cap the file's pages on every connection instead
         connect = SqliteStore._connect
 
@@ -118,7 +118,7 @@ def test_a_full_disk_is_database_unavailable_and_writing_works_again_once_there_
 
         monkeypatch.setattr(SqliteStore, "_connect", capped)
         store.close()
-        store = Store(folder / "chat.db")
+        store = open_store(folder / "chat.db")
     cid = store.create_conversation(user="ann")
     filler = folder / "filler"
     with pytest.raises(DatabaseUnavailable) as caught:
@@ -139,7 +139,7 @@ def test_a_full_disk_is_database_unavailable_and_writing_works_again_once_there_
     if small_disk is None:
         monkeypatch.undo()
         store.close()
-        store = Store(folder / "chat.db")
+        store = open_store(folder / "chat.db")
     store.add_user_message(cid, "room again")
     assert len(store.messages(cid)) == saved + 1
     store.close()
@@ -147,7 +147,7 @@ def test_a_full_disk_is_database_unavailable_and_writing_works_again_once_there_
 
 def test_a_malformed_page_is_database_unavailable_corrupt(tmp_path):
     path = tmp_path / "chat.db"
-    store = Store(path)
+    store = open_store(path)
     cid = store.create_conversation(user="ann")
     for i in range(50):
         store.add_user_message(cid, f"message {i} " + "words " * 200)
@@ -160,7 +160,7 @@ def test_a_malformed_page_is_database_unavailable_corrupt(tmp_path):
     with open(path, "r+b") as f:  # the messages table's root page overwritten with garbage
         f.seek((root - 1) * page_size)
         f.write(b"\xa5" * page_size)
-    store = Store(path)
+    store = open_store(path)
     with pytest.raises(DatabaseUnavailable) as caught:
         store.messages(cid)
     assert caught.value.reason == "corrupt"
@@ -170,7 +170,7 @@ def test_a_malformed_page_is_database_unavailable_corrupt(tmp_path):
 
 def test_a_deleted_folder_is_database_unavailable_never_a_new_empty_database(tmp_path):
     folder = tmp_path / "data"
-    store = Store(folder / "chat.db")
+    store = open_store(folder / "chat.db")
     cid = store.create_conversation(user="ann")
     store.add_user_message(cid, "kept in the backup")
     backup = tmp_path / "backup"
@@ -213,7 +213,7 @@ def test_a_message_sent_while_the_database_is_locked_is_kept_and_stored_once_on_
     at.button(key="send_again").click().run()
     assert not at.exception and not at.error
     assert at.chat_message[-1].markdown[0].value.startswith("Echo: please keep me")
-    store = Store(app_env)
+    store = open_store(app_env)
     [conversation] = store.recent_conversations("local")
     assert [(m["role"], m["content"][:14]) for m in store.messages(conversation["id"])] == [
         ("user", "please keep me"), ("assistant", "Echo: please k")]
@@ -234,7 +234,7 @@ def test_a_store_that_failed_to_open_is_opened_on_the_next_run(bare_env, monkeyp
 
 
 def test_history_search_on_a_damaged_index_says_so_and_the_rest_of_the_page_works(app_env, fake_provider):
-    store = Store(app_env)
+    store = open_store(app_env)
     cid = store.create_conversation(user="local")
     store.add_user_message(cid, "find this later")
     with store.db() as db:  # the search index's term pages overwritten with garbage
@@ -272,7 +272,7 @@ def test_a_message_the_database_refused_is_saved_by_itself_once_the_fault_clears
     with held_lock(app_env):
         send(at, "save me when you can")
         assert at.error
-    store = Store(app_env)
+    store = open_store(app_env)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not store.recent_conversations("local"):
         time.sleep(0.2)
@@ -308,7 +308,7 @@ def test_a_message_sent_while_postgresql_is_down_is_kept_and_stored_once_it_is_b
         at.button(key="send_again").click().run()
         assert not at.exception and not at.error
         assert at.chat_message[-1].markdown[0].value.startswith("Echo: keep me while")
-        store = Store(url)
+        store = open_store(url)
         try:
             [conversation] = store.recent_conversations("local")
             assert [(m["role"], m["content"][:13]) for m in store.messages(conversation["id"])] == [

@@ -10,7 +10,7 @@ from chat import turns
 from chat.display import InertStream, inert_markdown
 from chat.history.search import search
 from chat.providers.base import ContextTooLong, Message
-from chat.store import Filters, Store
+from chat.store import Filters, open_store
 
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=200)
 
@@ -30,7 +30,7 @@ def test_making_markdown_inert_keeps_the_visible_text(text):
 
 @pytest.fixture(scope="module")
 def seeded_store(tmp_path_factory):
-    store = Store(tmp_path_factory.mktemp("fuzz") / "chat.db")
+    store = open_store(tmp_path_factory.mktemp("fuzz") / "chat.db")
     cid = store.create_conversation(user="local")
     for text in ["quokka smiles", "the data file", "C++ and C# (and F*)", "emoji 👩‍👩‍👧 and ümlauts"]:
         store.add_user_message(cid, text)

@@ -20,7 +20,7 @@ from chat.history.export import CSV_COLUMNS, EXPORT_FORMAT, conversation_json, c
 from chat.history.listing import count_conversations, day_bounds, filter_options, get_conversation, list_conversations
 from chat.history.search import highlight_markdown, rank, search, search_page
 from chat.providers.base import Usage
-from chat.store import Filters, Store, postgres
+from chat.store import Filters, open_store, postgres
 from chat.store.search import HIGHLIGHT_END, HIGHLIGHT_START
 from engines import raw
 
@@ -48,7 +48,7 @@ def sqlite_path(tmp_path):
 @pytest.fixture
 def sqlite_store(sqlite_path):
     """For the tests of what only SQLite has (its query plans, its authorizer, its FTS5 index's pages)."""
-    s = Store(sqlite_path)
+    s = open_store(sqlite_path)
     yield s
     s.close()
 
@@ -153,7 +153,7 @@ def test_listing_the_newest_live_conversations_needs_no_sort(sqlite_store):
 
 def test_postgresql_lists_the_newest_live_conversations_from_an_index_without_a_sort(pg_server):
     """The PostgreSQL migration's partial indexes, as the planner uses them once the table is not tiny."""
-    store = Store(pg_server.new_database(template="chat_template"))
+    store = open_store(pg_server.new_database(template="chat_template"))
     try:
         with store.db() as db:
             db.execute("SET enable_seqscan = off")

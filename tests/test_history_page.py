@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from chat.history.export import conversation_json, conversation_markdown
 from chat.history.listing import get_conversation
 from chat.providers.base import Usage
-from chat.store import Store
+from chat.store import open_store
 
 APP = "../app.py"
 PAGE = "app_pages/history.py"
@@ -27,7 +27,7 @@ def store(bare_env, monkeypatch, tmp_path):
     monkeypatch.setenv("CHAT_DEFAULT_MODEL", "openai:gpt-4o-mini")
     st.cache_resource.clear()
     st.cache_data.clear()
-    s = Store(tmp_path / "chat.db")
+    s = open_store(tmp_path / "chat.db")
     yield s
     s.close()
     st.cache_resource.clear()

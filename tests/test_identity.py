@@ -9,7 +9,7 @@ from chat.limits import SpendLimitReached, check_daily_limit, spent_today
 from chat.pricing import Pricer
 from chat.providers.base import Params, Usage
 from chat.providers.openai import OpenAIProvider
-from chat.store import Store
+from chat.store import open_store
 
 
 def test_without_an_identity_mode_everyone_is_the_one_local_user():
@@ -51,7 +51,7 @@ def reply(store, user, cost):
 
 
 def test_the_days_spend_counts_a_users_replies_of_today_only(tmp_path):
-    store = Store(tmp_path / "chat.db")
+    store = open_store(tmp_path / "chat.db")
     reply(store, "alice", 0.25)
     reply(store, "alice", 0.5)
     reply(store, "alice", None)
@@ -63,7 +63,7 @@ def test_the_days_spend_counts_a_users_replies_of_today_only(tmp_path):
 
 def test_a_turn_past_the_daily_limit_is_refused_with_the_days_spend_and_nothing_is_sent(tmp_path, fake_provider,
                                                                                        openai_client):
-    store = Store(tmp_path / "chat.db")
+    store = open_store(tmp_path / "chat.db")
     reply(store, "alice", 1.5)
     with pytest.raises(SpendLimitReached) as caught:
         check_daily_limit(store, "alice", 1.0)

@@ -16,7 +16,7 @@ from chat.config import ModelId
 from chat.pricing import Pricer
 from chat.providers.base import Message, Params, ProviderError, Usage
 from chat.providers.openai import OpenAIProvider
-from chat.store import Store
+from chat.store import Store, open_store
 
 MODEL = "openai:gpt-4o-mini"
 MAX_TOKENS = 20  # the fake provider's replies are 20 tokens: a reservation covers the real cost
@@ -174,7 +174,7 @@ def test_without_a_limit_nothing_is_reserved(store, provider, fake_provider):
 def test_budget_checks_from_two_replicas_at_once_never_both_take_the_last_room(store, store_target):
     """Two Store objects on one database, as two app replicas have: 2 x 12 replies started at once against
     room for 5 reservations; exactly 5 are admitted, whichever replica asked."""
-    other = Store(store_target)
+    other = open_store(store_target)
     try:
         budget = dataclasses.replace(limits.budget("alice", 5.0), reserve=1.0)
         conversations = [s.create_conversation(user="alice") for s in (store, other) for _ in range(12)]

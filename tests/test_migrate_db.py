@@ -14,7 +14,7 @@ from chat.history.analytics import summary
 from chat.history.listing import list_conversations
 from chat.history.search import search
 from chat.providers.base import Usage
-from chat.store import Filters, Store
+from chat.store import Filters, Store, open_store
 from chat.store.copy import copy_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def sqlite_store(tmp_path):
-    s = Store(tmp_path / "chat.db")
+    s = open_store(tmp_path / "chat.db")
     yield s
     s.close()
 
@@ -90,7 +90,7 @@ def test_a_sqlite_store_copied_into_postgresql_shows_the_same_everywhere(sqlite_
     counts = {c.table: (c.source, c.added, c.updated, c.target) for c in copy_store(sqlite_store.path, url)}
     assert counts == {"compare_runs": (1, 1, 0, 1), "conversations": (5, 5, 0, 5), "messages": (11, 11, 0, 11),
                       "blobs": (2, 2, 0, 2), "attachments": (3, 3, 0, 3)}
-    copied = Store(url)
+    copied = open_store(url)
     try:
         assert views(copied) == views(sqlite_store)
         new = copied.create_conversation(user="ann")  # new ids and positions follow the copied ones
@@ -110,7 +110,7 @@ def test_copying_again_adds_only_what_is_new_and_updates_what_changed(sqlite_sto
     again = {c.table: (c.added, c.updated, c.target) for c in copy_store(sqlite_store.path, url)}
     assert again == {"compare_runs": (0, 1, 1), "conversations": (0, 5, 5), "messages": (1, 11, 12),
                      "blobs": (0, 0, 2), "attachments": (0, 3, 3)}
-    copied = Store(url)
+    copied = open_store(url)
     try:
         assert views(copied) == views(sqlite_store)
         assert copied.get_conversation(made["bob"])["title"] == "Renamed meanwhile"

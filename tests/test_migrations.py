@@ -4,7 +4,7 @@ from contextlib import closing
 import pytest
 import sqlite_utils
 
-from chat.store import SchemaTooNew, Store, StoreError
+from chat.store import SchemaTooNew, StoreError, open_store
 from chat.store.sqlite_migrations import MIGRATIONS, applied, migrate
 
 
@@ -63,7 +63,7 @@ def test_a_database_with_a_migration_this_code_does_not_know_is_refused_and_left
     assert "newer version" in str(caught.value)
     assert schema(fresh_db) == before
     with pytest.raises(SchemaTooNew):
-        Store(db_path)
+        open_store(db_path)
 
 
 def test_only_the_missing_migrations_are_applied(fresh_db):
@@ -119,7 +119,7 @@ def test_postgresql_refuses_a_schema_written_by_a_newer_version_and_migrating_tw
         assert pg_migrations.migrate(conn) == []
         conn.execute("INSERT INTO _migrations (name, applied_at) VALUES ('m999_later', 'x')")
     with pytest.raises(SchemaTooNew):
-        Store(url)
+        open_store(url)
 
 
 def test_postgresql_gives_existing_messages_their_conversations_owner_and_deletion_state(pg_server):
@@ -140,7 +140,7 @@ def test_postgresql_gives_existing_messages_their_conversations_owner_and_deleti
         pg_migrations.migrate(conn)
         rows = conn.execute("SELECT conversation_id, owner, conversation_deleted FROM messages ORDER BY id").fetchall()
         assert rows == [("c1", "ann", 0), ("c2", "bob", 1)]
-    store = Store(url)
+    store = open_store(url)
     try:
         store.restore("c2")
         store.add_user_message("c2", "more otters")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 from chat.compare.views import load_run
-from chat.store import Store
+from chat.store import open_store
 
 APP = "../app.py"
 THOUGHT = "The user says hi. I should greet them back."
@@ -63,7 +63,7 @@ def test_reasoning_effort_is_offered_only_for_models_that_take_it_and_recorded_o
     effort.set_value("low")
     send(at, "think a little")
     assert fake_provider.last_request["body"]["reasoning"] == {"summary": "auto", "effort": "low"}
-    assert Store(app_env).messages(open_cid(at))[-1]["settings"]["reasoning_effort"] == "low"
+    assert open_store(app_env).messages(open_cid(at))[-1]["settings"]["reasoning_effort"] == "low"
 
 
 def test_anthropic_thinking_can_be_turned_on_where_the_models_api_says_the_model_thinks(app_env, fake_provider):
@@ -74,7 +74,7 @@ def test_anthropic_thinking_can_be_turned_on_where_the_models_api_says_the_model
     fake_provider.set_scenario(None, words=3, reasoning=THOUGHT)
     send(at, "think")
     assert fake_provider.last_request["body"]["thinking"] == {"type": "adaptive", "display": "summarized"}
-    row = Store(app_env).messages(open_cid(at))[-1]
+    row = open_store(app_env).messages(open_cid(at))[-1]
     assert row["settings"]["thinking"] == "on" and row["reasoning"] == THOUGHT
     assert labels(at)[0].startswith("Thought for ")
 
@@ -101,7 +101,7 @@ def test_compare_columns_and_history_transcripts_show_the_thinking_section(app_e
     assert len(sections) == 2 and all(s.markdown[0].value == THOUGHT for s in sections)
 
     run_id = at.query_params["run"]
-    cid = load_run(Store(app_env), run_id[0] if isinstance(run_id, list) else run_id).columns[0].conversation_id
+    cid = load_run(open_store(app_env), run_id[0] if isinstance(run_id, list) else run_id).columns[0].conversation_id
     history = AppTest.from_file(APP, default_timeout=30).switch_page("app_pages/history.py")
     history.query_params["open"] = cid
     history.run()

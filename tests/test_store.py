@@ -20,8 +20,8 @@ from chat.store import (
     MessageRow,
     NotFound,
     SchemaTooNew,
-    Store,
     StoreError,
+    open_store,
     title_from,
 )
 from engines import integrity_errors
@@ -85,14 +85,14 @@ def found(store, text, user=None):
 
 def test_a_new_store_creates_its_folder_and_a_migrated_database(db_path):
     assert not db_path.parent.exists()
-    s = Store(db_path)
+    s = open_store(db_path)
     s.close()
     with raw(db_path) as conn:
         assert conn.execute("SELECT count(*) FROM _migrations").fetchone()[0] >= 1
 
 
 def test_every_connection_uses_wal_a_busy_timeout_foreign_keys_and_normal_sync(db_path):
-    s = Store(db_path, busy_timeout_ms=1234)
+    s = open_store(db_path, busy_timeout_ms=1234)
     seen = []
 
     def pragmas():
@@ -126,7 +126,7 @@ def test_a_thread_asking_twice_gets_the_same_connection_and_other_threads_anothe
 
 
 def test_a_closed_store_refuses_new_work(store_target):
-    s = Store(store_target)
+    s = open_store(store_target)
     s.close()
     with pytest.raises(StoreError, match="closed"):
         s.create_conversation(user="ann")
@@ -136,7 +136,7 @@ def test_a_corrupt_file_gives_database_unavailable(db_path):
     db_path.parent.mkdir(parents=True)
     db_path.write_bytes(b"this is not a database, just some text " * 200)
     with pytest.raises(DatabaseUnavailable) as caught:
-        Store(db_path)
+        open_store(db_path)
     assert caught.value.reason == "corrupt"
     assert_one_sentence(str(caught.value))
 
@@ -144,7 +144,7 @@ def test_a_corrupt_file_gives_database_unavailable(db_path):
 def test_a_path_below_a_plain_file_gives_database_unavailable(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(DatabaseUnavailable) as caught:
-        Store(tmp_path / "file" / "chat.db")
+        open_store(tmp_path / "file" / "chat.db")
     assert caught.value.reason == "cannot_open"
     assert_one_sentence(str(caught.value))
 
@@ -152,7 +152,7 @@ def test_a_path_below_a_plain_file_gives_database_unavailable(tmp_path):
 def test_a_folder_in_place_of_the_file_gives_database_unavailable(tmp_path):
     (tmp_path / "chat.db").mkdir()
     with pytest.raises(DatabaseUnavailable) as caught:
-        Store(tmp_path / "chat.db")
+        open_store(tmp_path / "chat.db")
     assert caught.value.reason == "cannot_open"
 
 
@@ -161,7 +161,7 @@ def read_only_folder():
     """A folder holding a valid database, both made read-only, that an unprivileged user can reach."""
     folder = Path(tempfile.mkdtemp())
     os.chmod(folder, 0o755)
-    Store(folder / "ro" / "chat.db").close()
+    open_store(folder / "ro" / "chat.db").close()
     os.chmod(folder / "ro" / "chat.db", 0o444)
     os.chmod(folder / "ro", 0o555)
     yield folder / "ro"
@@ -180,7 +180,7 @@ def open_as_unprivileged_user(path) -> str:
                 os.setgid(65534)
                 os.setuid(65534)
             try:
-                Store(path).close()
+                open_store(path).close()
                 out = "opened"
             except DatabaseUnavailable as exc:
                 out = f"{exc.reason}|{exc}"
@@ -214,11 +214,11 @@ def assert_one_sentence(message):
 
 
 def test_a_newer_schema_is_refused_with_schema_too_new(store_target):
-    Store(store_target).close()
+    open_store(store_target).close()
     with raw_any(store_target) as conn:
         conn.execute("INSERT INTO _migrations (name, applied_at) VALUES ('m999_later', '2099-01-01T00:00:00.000Z')")
     with pytest.raises(SchemaTooNew):
-        Store(store_target)
+        open_store(store_target)
 
 
 # ---------------------------------------------------------------- conversations
@@ -477,7 +477,7 @@ def test_replies_left_streaming_by_a_crash_are_marked_interrupted_at_start_up(st
     store.checkpoint_reply(reply_id, "half an ans")
     store.close()  # the crash
 
-    restarted = Store(store_target)
+    restarted = open_store(store_target)
     assert restarted.mark_interrupted_replies() == 1
     assert restarted.mark_interrupted_replies() == 0
     row = restarted.messages(cid)[-1]
@@ -574,7 +574,7 @@ def process_context():
 
 def add_turns_in_a_process(path, shared, n, turns, start):
     start.wait()
-    store = Store(path)
+    store = open_store(path)
     own = store.create_conversation(user=f"proc{n}")
     for t in range(turns):
         for cid in (own, shared):
@@ -586,7 +586,7 @@ def add_turns_in_a_process(path, shared, n, turns, start):
 
 def open_a_blank_database_in_a_process(path, start):
     start.wait()
-    Store(path).close()
+    open_store(path).close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -21,7 +21,7 @@ from test_tools_pages import listed
 from chat.config import McpServer
 from chat.history.export import conversation_json, conversation_markdown
 from chat.mcp_servers import Toolbox
-from chat.store import Store
+from chat.store import open_store
 from chat.tool_loop import ToolRunner
 from e2e_support import Proc, free_port
 
@@ -151,7 +151,7 @@ def test_an_http_servers_header_never_reaches_the_page_the_logs_or_the_exports(h
     assert len(warnings) == 1 and "'refused' could not be reached" in warnings[0] and "HTTP 401" in warnings[0]
 
     cid = at.query_params["c"][0] if isinstance(at.query_params["c"], list) else at.query_params["c"]
-    store = Store(http_page)
+    store = open_store(http_page)
     row = store.messages(cid)[-1]
     assert row["tool_steps"][0]["calls"][0]["result"] == "sky is blue"  # the call went over HTTP
     conversation = store.get_conversation(cid)

@@ -14,7 +14,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from chat.history.export import conversation_json, conversation_markdown
-from chat.store import Store
+from chat.store import open_store
 
 APP = "../app.py"
 SERVER_SCRIPT = str(Path(__file__).with_name("mcp_server.py"))
@@ -95,9 +95,9 @@ def test_a_reply_with_a_read_only_tool_shows_its_steps_and_again_after_a_refresh
     assert not at.exception, at.exception
     cid = open_cid(at)
     assert fake_provider.requests[0]["body"]["tools"]
-    row = Store(tools_env).messages(cid)[-1]
+    row = open_store(tools_env).messages(cid)[-1]
     assert row["status"] == "complete" and row["tool_steps"][0]["calls"][0]["result"] == "sky is blue"
-    assert (Store(tools_env).get_conversation(cid)["settings"] or {}).get("tools") == ["test"]
+    assert (open_store(tools_env).get_conversation(cid)["settings"] or {}).get("tools") == ["test"]
     shown = at.chat_message[1]
     assert len(shown.status) == 1 and "lookup" in shown.status[0].label
     assert shown.markdown[-1].value.endswith("Results: sky is blue")
@@ -117,7 +117,7 @@ def test_the_tool_choice_is_saved_with_the_conversation_as_soon_as_it_changes(to
     at.chat_input[0].set_value("hello").run()
     cid = open_cid(at)
     tools_box(at).select("test").run()
-    assert Store(tools_env).get_conversation(cid)["settings"]["tools"] == ["test"]
+    assert open_store(tools_env).get_conversation(cid)["settings"]["tools"] == ["test"]
     assert tools_box(run_app(c=cid)).value == ["test"]
     tools_box(at).unselect("test").run()
     assert tools_box(run_app(c=cid)).value == []
@@ -128,7 +128,7 @@ def test_exports_hold_the_steps(tools_env, fake_provider):
     at = run_app()
     tools_box(at).select("test").run()
     at.chat_input[0].set_value("what colour is the sky?").run()
-    store = Store(tools_env)
+    store = open_store(tools_env)
     cid = open_cid(at)
     conversation = store.get_conversation(cid)
     messages = store.messages(cid)
@@ -157,7 +157,7 @@ def test_the_figures_line_breaks_a_reply_down_by_model_call_and_labels_are_inert
 def test_a_long_result_is_shown_truncated_with_the_whole_kept(tools_env, fake_provider):
     from chat.tool_loop import SHOWN_CHARS
 
-    store = Store(tools_env)
+    store = open_store(tools_env)
     cid = store.create_conversation(user="local", settings={})
     store.add_user_message(cid, "long one")
     whole = "<img src=x>" + "y" * (SHOWN_CHARS * 2)

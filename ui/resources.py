@@ -15,7 +15,7 @@ from chat.mcp_servers import Toolbox
 from chat.models import Catalog
 from chat.pricing import Pricer
 from chat.providers import Provider, Providers, build_providers
-from chat.store import Store, StoreError
+from chat.store import Store, StoreError, open_store
 from server import startup
 
 STALE_AFTER = 5.0  # seconds without a write after which a 'streaming' reply is taken for a crashed one
@@ -49,8 +49,8 @@ def settings() -> Settings:
 def store() -> Store:
     cfg = settings()
     if isinstance(cfg.database, str):  # PostgreSQL: one pool per app process, shared by its sessions
-        return Store(cfg.database, pool_size=cfg.database_pool_size)
-    return Store(cfg.database)
+        return open_store(cfg.database, pool_size=cfg.database_pool_size)
+    return open_store(cfg.database)
 
 
 @st.cache_resource(show_spinner=False)

@@ -1,6 +1,6 @@
 """The only place with SQL, and its public surface: every name callers use is importable from here.
 
-``Store(path_or_url)`` (base.py) opens the engine the target names; it is made of one part per job
+``open_store(path_or_url)`` opens the engine the target names; a Store (base.py) is made of one part per job
 (conversations.py, messages.py, attachments.py, replies.py, compare_runs.py, reporting.py) over what each
 engine provides (engine.py), with the kept totals (totals.py), typed rows (rows.py), errors (errors.py),
 History's filters (filters.py) and the SQL steps they share (sql.py). The engines: SQLite (sqlite.py,
@@ -27,7 +27,21 @@ from chat.store.search import (
 )
 from chat.store.sql import now
 
+
+def open_store(target: object, **options: object) -> Store:
+    """The store ``target`` names: a ``postgresql://`` URL opens PostgreSQL (psycopg is imported only then),
+    anything else is a SQLite file path. ``options`` are the engine's (``busy_timeout_ms`` and ``pool_size``
+    for both). One store is meant to live in ``st.cache_resource`` and be shared by every session."""
+    if is_postgres_url(target):
+        from chat.store.postgres import PostgresStore
+
+        return PostgresStore(target, **options)
+    from chat.store.sqlite import SqliteStore
+
+    return SqliteStore(target, **options)
+
 __all__ = [
+    "open_store",
     "ConversationRow",
     "MessageRow",
     "FINAL_STATUSES",

@@ -1,16 +1,13 @@
-"""The Store callers use: one class made of the store's parts, and the engine a target opens.
+"""The Store callers use: one class made of the store's parts, which each engine completes.
 
-``Store(target)`` opens the engine ``target`` names: a ``postgresql://`` URL opens
-:class:`chat.store.postgres.PostgresStore`, anything else is a SQLite file path
-(:class:`chat.store.sqlite.SqliteStore`). One Store is meant to live in ``st.cache_resource``; it hands out
-pooled connections to one thread at a time, and a thread that asks again while it holds one gets the same
-one back. Each part is a module of its own: conversations, messages (with their attachments), replies,
-compare runs and History's reporting queries, over what each engine provides (:mod:`chat.store.engine`).
+``chat.store.open_store(target)`` opens the engine ``target`` names. One Store is meant to live in
+``st.cache_resource``; it hands out pooled connections to one thread at a time, and a thread that asks again
+while it holds one gets the same one back. Each part is a module of its own: conversations, messages (with
+their attachments), replies, compare runs and History's reporting queries, over what each engine provides
+(:mod:`chat.store.engine`).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from chat.store.compare_runs import CompareRuns
 from chat.store.conversations import Conversations
@@ -25,13 +22,5 @@ def is_postgres_url(target: object) -> bool:
 
 
 class Store(Conversations, Messages, Replies, CompareRuns, Reporting):
-    """The interface, and the logic both engines share. ``Store(path_or_url, **options)`` opens the right
-    engine; the options are each engine's (``busy_timeout_ms`` and ``pool_size`` for both)."""
-
-    def __new__(cls, target: Any = None, *args: Any, **kwargs: Any):
-        if cls is Store:
-            if is_postgres_url(target):
-                from chat.store.postgres import PostgresStore as cls
-            else:
-                from chat.store.sqlite import SqliteStore as cls
-        return super().__new__(cls)
+    """The interface, and the logic both engines share: :class:`chat.store.sqlite.SqliteStore` and
+    :class:`chat.store.postgres.PostgresStore` are the two kinds there are."""

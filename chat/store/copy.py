@@ -14,7 +14,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from chat.store.base import Store, is_postgres_url
+from chat.store import open_store
+from chat.store.base import is_postgres_url
 
 # parents first: foreign keys hold at every step (a blob before the attachments that name it)
 TABLES = ("compare_runs", "conversations", "messages", "blobs", "attachments")
@@ -45,8 +46,8 @@ def copy_store(sqlite_path: str | Path, url: str, *, out=None) -> list[Copied]:
     path = Path(sqlite_path)
     if not path.is_file():
         raise FileNotFoundError(f"no SQLite database at {path}")
-    Store(path).close()  # migrates the file to this version's schema (a newer one is refused: SchemaTooNew)
-    target = Store(url, pool_size=1)  # the same for PostgreSQL
+    open_store(path).close()  # migrates the file to this version's schema (a newer one is refused: SchemaTooNew)
+    target = open_store(url, pool_size=1)  # the same for PostgreSQL
     source = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     results = []
     try:
