@@ -291,8 +291,7 @@ def turn_context() -> turns.TurnContext:
                              user=user, daily_limit=cfg.daily_limit_usd, idle_timeout=cfg.timeout, tools=tool_runner)
 
 
-attach_limits = attachments.Limits(max_file_bytes=int(cfg.attach_max_file_mb * 1024 * 1024),
-                                   max_message_bytes=int(cfg.attach_max_message_mb * 1024 * 1024))
+attach_limits = attachments.Limits.in_megabytes(cfg.attach_max_file_mb, cfg.attach_max_message_mb)
 
 
 def files_problem(files: tuple) -> str | None:
@@ -311,12 +310,8 @@ if action and cid:  # Regenerate, Retry, Edit, Continue: a new reply, owned by t
     try:
         if live.replies.running(cid) is not None:
             raise live.ReplyInProgress()
-        sent_files = [attachments.Attachment.from_meta(meta) for row in db.messages(cid) if row["role"] == "user"
-                      for meta in row.get("attachments") or ()]
-        # the files these messages carry, against the model now chosen (their sizes were checked when sent)
-        attachments.check(sent_files, limits=attachments.Limits(max_file_bytes=2**62, max_message_bytes=2**62,
-                                                                max_files=2**31),
-                          model=model_id.model, image_input=caps_now.image_input, pdf_input=caps_now.pdf_input)
+        attachments.check_readable(turns.files_sent(db, cid), model=model_id.model,  # by the model now chosen
+                                   image_input=caps_now.image_input, pdf_input=caps_now.pdf_input)
         db.update_conversation(cid, settings=settings.as_dict())
         turn = None
         if action[0] == "edit" and action[1].strip():

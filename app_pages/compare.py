@@ -248,8 +248,7 @@ def compare_tab(work: dict) -> None:
                 db, providers(), pricer(), user=user, prompt=prompt, targets=targets,
                 blind=blind, window_for=window_for, options={"synced": synced}, daily_limit=cfg.daily_limit_usd,
                 files=files, capabilities_for=capabilities_of,
-                file_limits=attachments.Limits(max_file_bytes=int(cfg.attach_max_file_mb * 1024 * 1024),
-                                               max_message_bytes=int(cfg.attach_max_message_mb * 1024 * 1024)))
+                file_limits=attachments.Limits.in_megabytes(cfg.attach_max_file_mb, cfg.attach_max_message_mb))
             import chat.providers.openai
 
             chat.providers.openai.warm_up()  # once per process, before the columns' clocks start (fair ranks)

@@ -77,6 +77,11 @@ class Limits:
     max_message_bytes: int = MAX_MESSAGE_BYTES
     max_files: int = MAX_FILES
 
+    @classmethod
+    def in_megabytes(cls, per_file: float, per_message: float) -> Limits:
+        """The limits as settings write them (``CHAT_ATTACH_MAX_FILE_MB``, ``CHAT_ATTACH_MAX_MESSAGE_MB``)."""
+        return cls(max_file_bytes=int(per_file * 1024 * 1024), max_message_bytes=int(per_message * 1024 * 1024))
+
 
 @dataclass(frozen=True)
 class Attachment:
@@ -244,6 +249,13 @@ def check(files: Sequence[Attachment], *, limits: Limits = Limits(), model: str 
     if total > limits.max_message_bytes:
         raise TooLarge(f"The files come to {size_text(total)}; one message may carry at most "
                        f"{size_text(limits.max_message_bytes)}. Send them in two messages.")
+    check_readable(files, model=model, image_input=image_input, pdf_input=pdf_input)
+
+
+def check_readable(files: Sequence[Attachment], *, model: str = "", image_input: bool | None = None,
+                   pdf_input: bool | None = None) -> None:
+    """Raise when ``model`` does not read a kind of these files (False; None is unknown: sent, and the
+    provider judges). Files sent again (a Regenerate, say) are checked only so: their sizes were, when sent."""
     for f in files:
         if f.kind == "image" and image_input is False:
             raise ModelCannotRead(f"{model or 'This model'} cannot read images; pick another model or describe "

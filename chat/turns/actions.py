@@ -4,11 +4,18 @@ reply, edit the last message."""
 from __future__ import annotations
 
 from chat.attachments import Attachment
+from chat.store import Store
 from chat.turns.settings import TurnContext, TurnSettings
 from chat.turns.turn import Turn
 from chat.turns.versions import last_position
 
 CONTINUE_PROMPT = "Continue exactly where your previous reply stopped."
+
+
+def files_sent(store: Store, conversation_id: str) -> list[Attachment]:
+    """The files the conversation's messages carry: Regenerate, Retry, Edit and Continue send them again."""
+    return [Attachment.from_meta(meta) for row in store.messages(conversation_id) if row["role"] == "user"
+            for meta in row.get("attachments") or ()]
 
 
 def send(ctx: TurnContext, conversation_id: str, prompt: str, settings: TurnSettings, *,
