@@ -358,7 +358,15 @@ def test_the_view_follows_a_streaming_reply_until_the_user_scrolls_up(stack, pag
     provider.set_scenario(None, words=600, tokens_per_second=60)
     send(page, "a reply to follow")
     provider.wait_for("chunk", timeout=10, count=150)
-    assert gap_below(page) < 60  # the growing reply is followed: the page stays at its bottom
+    # the growing reply is followed: the page is back at its bottom after each growth (a loaded machine may
+    # draw a chunk before it scrolls, so the gap is sampled until it closes; unfollowed, it only grows)
+    gaps = []
+    for _ in range(40):
+        gaps.append(gap_below(page))
+        if gaps[-1] < 60:
+            break
+        page.wait_for_timeout(50)
+    assert gaps[-1] < 60, gaps
     page.mouse.move(640, 300)
     page.mouse.wheel(0, -3000)  # the user scrolls up to read
     page.wait_for_timeout(300)
