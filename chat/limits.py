@@ -19,6 +19,7 @@ from chat.display import format_cost
 from chat.pricing import Pricer
 from chat.providers.base import Message, ProviderError, Usage
 from chat.store import Budget, Store
+from chat.store.sql import stamp
 
 DEFAULT_OUTPUT_ESTIMATE = 4096  # output tokens reserved for a reply with no max_tokens set
 
@@ -44,8 +45,8 @@ class SpendLimitReached(ProviderError):
 
 
 def start_of_day(now: datetime | None = None) -> str:
-    now = now or datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT00:00:00.000000Z")
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    return stamp(now.replace(hour=0, minute=0, second=0, microsecond=0))
 
 
 def spent_today(store: Store, user: str, *, now: datetime | None = None) -> float:
