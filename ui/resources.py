@@ -18,8 +18,6 @@ from chat.providers import Provider, Providers, build_providers
 from chat.store import Store, StoreError, open_store
 from server import startup
 
-STALE_AFTER = 5.0  # seconds without a write after which a 'streaming' reply is taken for a crashed one
-
 
 def _secrets() -> dict:
     """What `st.secrets` holds, from the files Streamlit reads (`secrets.files`). No file at all is fine (the
@@ -159,7 +157,7 @@ def boot() -> tuple[Settings, Store]:
     try:
         # Replies a crashed server left 'streaming' (live ones are written every second) are marked
         # interrupted: cheap (an indexed read that finds nothing) and correct with several processes.
-        db.mark_interrupted_replies(stale_after=STALE_AFTER)
+        db.mark_dead_replies()
     except StoreError:
         pass  # housekeeping: the next run tries again; the page says what fails where it reads or writes
     return cfg, db

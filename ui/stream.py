@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
@@ -14,7 +13,7 @@ from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_r
 from chat import live
 from chat.display import APPROVAL_ELSEWHERE, CONNECTING_TOOLS, InertStream, inert_markdown, retrying
 from chat.live import HEARTBEAT, LiveReply
-from chat.store import Store, StoreError
+from chat.store import Store, StoreError, is_dead
 from chat.tool_loop import steps_to_json
 from ui import render
 from ui.render import LiveThinking
@@ -190,20 +189,12 @@ def follow_column(reply: LiveReply, figures: Callable[[], str]) -> None:
         st.write_stream(_shown(reply.follow(), reply, thinking, on_tick=redraw_figures))
 
 
-def _silent_for(row: dict) -> float:
-    """Seconds since the row was last written."""
-    written = datetime.strptime(row["updated_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    return (datetime.now(UTC) - written).total_seconds()
-
-
 def follow_stored(store: Store, row: dict) -> None:
     """Draw a reply another app process is writing, from the checkpoints it saves, until it leaves
     'streaming' (finished there, or marked interrupted when that process died: the follower marks it
-    itself once no checkpoint has come for STALE_AFTER seconds, as any page run would). A reply that uses
+    itself once no checkpoint has come for chat.store.STALE_AFTER seconds, as any page run would). A reply that uses
     tools shows its steps as they are checkpointed (a call waiting for approval is approved in the tab that
     started the reply)."""
-    from ui.resources import STALE_AFTER
-
     with st.chat_message("assistant"):
         steps_slot = st.empty()
         body = st.empty()
@@ -227,9 +218,9 @@ def follow_stored(store: Store, row: dict) -> None:
                     body.markdown(inert_markdown(shown[1]))
             if current["status"] != "streaming":
                 return
-            if _silent_for(current) > STALE_AFTER:  # the process writing it died
+            if is_dead(current):  # the process writing it died
                 try:
-                    store.mark_interrupted_replies(stale_after=STALE_AFTER)
+                    store.mark_dead_replies()
                 except StoreError:
                     pass  # housekeeping: the next poll tries again
             deadline = time.monotonic() + STORED_POLL

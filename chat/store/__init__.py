@@ -11,7 +11,7 @@ from chat.store.base import Store, is_postgres_url
 from chat.store.conversations import TITLE_LENGTH, title_from
 from chat.store.errors import DatabaseBusy, DatabaseUnavailable, NotFound, SchemaTooNew, StoreError
 from chat.store.filters import STATUSES, Filters
-from chat.store.replies import Budget, StartedReply
+from chat.store.replies import STALE_AFTER, Budget, StartedReply, is_dead
 from chat.store.rows import FINAL_STATUSES, SOURCES, ConversationRow, MessageRow
 from chat.store.search import (
     SEARCH_MAX_CHARS,
@@ -51,6 +51,7 @@ __all__ = [
     "SEARCH_MIN_PREFIX",
     "SEARCH_TIME_LIMIT",
     "SOURCES",
+    "STALE_AFTER",
     "STATUSES",
     "TITLE_LENGTH",
     "Budget",
@@ -67,6 +68,7 @@ __all__ = [
     "Store",
     "StoreError",
     "check_search_size",
+    "is_dead",
     "is_postgres_url",
     "now",
     "title_from",
