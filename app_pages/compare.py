@@ -41,6 +41,7 @@ from chat.compare.votes import cast_vote, vote_choices, vote_text
 from chat.config import ModelId, parse_model_id
 from chat.display import BLIND_TARGETS, blind_figures, column_figures, escape_markdown
 from chat.models import Capabilities
+from chat.providers import takes_temperature
 from chat.store import StoreError, title_from
 from chat.turns import TurnSettings
 from ui import render, stream, widgets
@@ -170,7 +171,7 @@ def column_header(title: str, settings: dict, show_settings: bool) -> None:
     if show_settings:
         provider = providers().get(settings.get("provider") or "")
         detail = describe_settings(
-            settings, temperature_supported=getattr(provider, "supports_temperature", True))
+            settings, temperature_supported=takes_temperature(provider))
         if settings.get("system"):
             detail = " · ".join(filter(None, [detail, "system prompt set"]))
         st.caption(detail or "model defaults")

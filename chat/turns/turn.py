@@ -28,6 +28,7 @@ from contextlib import contextmanager
 
 from chat import limits, tokens
 from chat.display import SKIPPED_AT_STEP_LIMIT
+from chat.providers import takes_temperature
 from chat.providers.base import (
     ContextTooLong,
     Message,
@@ -53,7 +54,7 @@ class Turn:
 
     def __init__(self, ctx: TurnContext, conversation_id: str, settings: TurnSettings):
         provider = ctx.provider
-        if settings.params.temperature is not None and not getattr(provider, "supports_temperature", True):
+        if settings.params.temperature is not None and not takes_temperature(provider):
             # Not sent, so not recorded either: the reply's settings say what produced it.
             settings = dataclasses.replace(settings, params=dataclasses.replace(settings.params, temperature=None))
         self.store = ctx.store
