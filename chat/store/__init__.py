@@ -12,7 +12,7 @@ from chat.store.conversations import TITLE_LENGTH, title_from
 from chat.store.errors import DatabaseBusy, DatabaseUnavailable, NotFound, SchemaTooNew, StoreError
 from chat.store.filters import STATUSES, Filters
 from chat.store.replies import STALE_AFTER, Budget, StartedReply, is_dead
-from chat.store.rows import FINAL_STATUSES, SOURCES, ConversationRow, MessageRow
+from chat.store.rows import FAILED_STATUSES, FINAL_STATUSES, SOURCES, ConversationRow, MessageRow
 from chat.store.search import (
     SEARCH_MAX_CHARS,
     SEARCH_MAX_PREFIXES,
@@ -44,6 +44,7 @@ __all__ = [
     "open_store",
     "ConversationRow",
     "MessageRow",
+    "FAILED_STATUSES",
     "FINAL_STATUSES",
     "SEARCH_MAX_CHARS",
     "SEARCH_MAX_PREFIXES",
