@@ -15,7 +15,7 @@ from chat.mcp_servers import Toolbox
 from chat.models import Catalog
 from chat.pricing import Pricer
 from chat.providers import Provider, Providers, build_providers
-from chat.store import Store, StoreError, open_store
+from chat.store import Store, StoreError, is_postgres_url, open_store
 from server import startup
 
 
@@ -46,7 +46,7 @@ def settings() -> Settings:
 @st.cache_resource(show_spinner=False)
 def store() -> Store:
     cfg = settings()
-    if isinstance(cfg.database, str):  # PostgreSQL: one pool per app process, shared by its sessions
+    if is_postgres_url(cfg.database):  # PostgreSQL: one pool per app process, shared by its sessions
         return open_store(cfg.database, pool_size=cfg.database_pool_size)
     return open_store(cfg.database)
 

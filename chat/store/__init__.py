@@ -7,7 +7,8 @@ History's filters (filters.py) and the SQL steps they share (sql.py). The engine
 sqlite_migrations.py) and PostgreSQL (postgres.py, pg_migrations.py); what a search box's text means
 (search.py)."""
 
-from chat.store.base import Store, is_postgres_url
+from chat.config.database import is_postgres_url
+from chat.store.base import Store
 from chat.store.conversations import TITLE_LENGTH, title_from
 from chat.store.errors import DatabaseBusy, DatabaseUnavailable, NotFound, SchemaTooNew, StoreError
 from chat.store.filters import STATUSES, Filters
