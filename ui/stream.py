@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,13 @@ STORED_POLL = 0.5  # seconds between reads of a reply another process is writing
 
 FIGURES_EVERY = 0.25  # seconds between redraws of a Compare column's live figures
 
+RERUN_CHECK = "_heartbeat"  # a session-state key written while a reply is followed (see _let_a_rerun_in)
+
+
+def _let_a_rerun_in() -> None:
+    """Touch the session: a write to session state is where a rerun of this page interrupts the following."""
+    st.session_state[RERUN_CHECK] = True
+
 
 def _shown(chunks: Iterator[str], reply: LiveReply, thinking: LiveThinking,
            handed_over: Callable[[], bool] | None = None, on_tick: Callable[[], None] | None = None) -> Iterator[str]:
@@ -39,7 +47,7 @@ def _shown(chunks: Iterator[str], reply: LiveReply, thinking: LiveThinking,
         if on_tick is not None:
             on_tick()
         if not chunk:
-            st.session_state["_heartbeat"] = True
+            _let_a_rerun_in()
             if first:
                 thinking.note = _waiting_note(reply)
                 thinking.update()
@@ -111,11 +119,11 @@ def _follow_steps(reply: LiveReply, steps_area, thinking: LiveThinking, handed_o
         thinking.finish()
         with steps_area:
             render.tool_steps(steps_to_json(list(turn.steps)),
-                              on_decide=lambda call_id, approve: decide_call(reply.conversation_id, call_id, approve))
+                              on_decide=functools.partial(decide_call, reply.conversation_id))
     current = st.empty()
     drawn = None
     for _chunk in reply.follow():
-        st.session_state["_heartbeat"] = True  # where a rerun of this page interrupts the following
+        _let_a_rerun_in()
         if _step_signature(turn) != signature or handed_over():
             return
         text = turn.text_after_steps
@@ -226,4 +234,4 @@ def follow_stored(store: Store, row: dict) -> None:
             deadline = time.monotonic() + STORED_POLL
             while time.monotonic() < deadline:
                 time.sleep(HEARTBEAT)
-                st.session_state["_heartbeat"] = True  # where a rerun of this page interrupts the following
+                _let_a_rerun_in()
