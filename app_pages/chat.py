@@ -6,10 +6,11 @@ import streamlit as st
 
 from chat import attachments, live, outbox, turns
 from chat.config import parse_model_id
-from chat.display import ending, escape_markdown, next_cost_line, plain_sentence, totals_line, version_label
+from chat.display import ending, next_cost_line, totals_line, version_label
 from chat.history.search import search
 from chat.mcp_servers import LIST_TIMEOUT
 from chat.providers import Params
+from chat.safe_text import escape_markdown, plain_sentence
 from chat.store import Filters, StoreError, title_from
 from chat.tool_loop import ToolRunner
 from ui import render, stream, widgets

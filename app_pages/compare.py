@@ -39,8 +39,9 @@ from chat.compare.targets import MAX_TARGETS, MIN_TARGETS, CompareError, describ
 from chat.compare.views import RunColumn, RunView, anonymise, column_title, load_run
 from chat.compare.votes import cast_vote, vote_choices, vote_text
 from chat.config import ModelId, parse_model_id
-from chat.display import BLIND_TARGETS, blind_figures, column_figures, escape_markdown
+from chat.display import BLIND_TARGETS, blind_figures, column_figures
 from chat.models import Capabilities
+from chat.safe_text import escape_markdown
 from chat.store import StoreError, title_from
 from chat.turns import TurnSettings
 from ui import render, stream, widgets

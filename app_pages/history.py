@@ -14,7 +14,7 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from chat.display import escape_markdown, format_tokens, total_cost_text, totals_line
+from chat.display import format_tokens, total_cost_text, totals_line
 from chat.history import charts, filtering
 from chat.history.analytics import summary, usage_by_model_and_day, usage_by_user
 from chat.history.export import conversation_json, conversation_markdown, settings_lines, table_csv
@@ -27,6 +27,7 @@ from chat.history.listing import (
     list_conversations,
 )
 from chat.history.search import WINDOW, Ranked, highlight_markdown, rank, search_page
+from chat.safe_text import escape_markdown
 from chat.store import SOURCES, STATUSES, Filters, StoreError
 from ui import render
 from ui.page import context

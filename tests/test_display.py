@@ -44,7 +44,7 @@ def test_a_total_cost_never_shows_an_unknown_as_zero():
 
 
 def test_markdown_images_in_model_output_are_shown_as_text_not_fetched():
-    from chat.display import inert_markdown
+    from chat.safe_text import inert_markdown
 
     shown = inert_markdown("See ![pixel](https://tracker.example/p.png?d=secret) and [a link](https://x.example)")
     assert "![" not in shown
@@ -52,7 +52,7 @@ def test_markdown_images_in_model_output_are_shown_as_text_not_fetched():
 
 
 def test_an_image_split_across_stream_chunks_is_made_inert_too():
-    from chat.display import InertStream
+    from chat.safe_text import InertStream
 
     guard = InertStream()
     out = "".join(guard.feed(c) for c in ["look !", "[x](https://t.example/a.png) ok!", "!"]) + guard.flush()

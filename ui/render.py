@@ -12,10 +12,7 @@ from chat.display import (
     DENIED_NOTE,
     call_label,
     ending,
-    escape_markdown,
     figures_line,
-    inert_markdown,
-    plain_sentence,
     sent_at,
     sent_note,
     thinking_body,
@@ -23,6 +20,7 @@ from chat.display import (
     thinking_live_label,
     truncated_note,
 )
+from chat.safe_text import escape_markdown, inert_markdown, plain_sentence
 from chat.tool_loop import SHOWN_CHARS, CallRecord, shown
 
 RECENT_MESSAGES = 60  # messages drawn when a conversation opens (Chat page and History transcripts)

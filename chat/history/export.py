@@ -11,16 +11,9 @@ import re
 from collections.abc import Callable
 
 from chat.attachments import chip
-from chat.display import (
-    call_label,
-    csv_cell,
-    ending,
-    figures_line,
-    thinking_body,
-    thinking_label,
-    totals_line,
-)
+from chat.display import call_label, ending, figures_line, thinking_body, thinking_label, totals_line
 from chat.history.search import plain_snippet
+from chat.safe_text import csv_cell
 from chat.store import now
 from chat.tool_loop import CallRecord
 
