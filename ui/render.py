@@ -11,6 +11,7 @@ from chat.display import (
     APPROVAL_QUESTION,
     DENIED_NOTE,
     call_label,
+    context_dropped_note,
     ending,
     figures_line,
     sent_at,
@@ -229,8 +230,7 @@ def message(row: dict, load: Callable[[str], bytes] | None = None, *, tz: str | 
 def assistant_footer(row: dict, *, tz: str | None = None) -> None:
     dropped = (row.get("settings") or {}).get("context_dropped")
     if dropped:
-        st.caption(f"{dropped} older message{'s were' if dropped != 1 else ' was'} left out of this request "
-                   "to fit the model's context window.")
+        st.caption(context_dropped_note(dropped))
     ending_notice(row)
     with st.container(horizontal=True, vertical_alignment="center", gap="small"):
         st.caption(figures_line(row, when=sent_at(row.get("created_at"), tz)), width="content")
