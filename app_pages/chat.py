@@ -6,10 +6,11 @@ import streamlit as st
 
 from chat import attachments, live, outbox, turns
 from chat.config import parse_model_id
-from chat.display import ending, escape_markdown, next_cost_line, plain_sentence, totals_line, version_label
+from chat.display import ending, next_cost_line, title_text, totals_line, version_label
 from chat.history.search import search
 from chat.mcp_servers import LIST_TIMEOUT
 from chat.providers import Params
+from chat.safe_text import escape_markdown, plain_sentence
 from chat.store import Filters, StoreError, title_from
 from chat.tool_loop import ToolRunner
 from ui import render, stream, widgets
@@ -178,7 +179,7 @@ def resend_edited(edit_key: str) -> None:
 
 
 def chat_button(conv: dict, key: str) -> None:
-    label = escape_markdown(title_from(conv["title"] or "Untitled", 40))
+    label = escape_markdown(title_from(title_text(conv["title"]), 40))
     st.button(label, key=key, type="tertiary", disabled=conv["id"] == cid, on_click=open_chat, args=(conv["id"],))
 
 
@@ -248,7 +249,7 @@ with st.sidebar:
     deleted = read(db.get_conversation, undone, include_deleted=True) if undone else None
     if deleted is not None and deleted["deleted_at"]:
         with st.container(border=True):
-            st.caption(f"Deleted {escape_markdown(title_from(deleted['title'] or 'Untitled', 40))}.")
+            st.caption(f"Deleted {escape_markdown(title_from(title_text(deleted['title']), 40))}.")
             with st.container(horizontal=True, gap="small"):
                 st.button("Undo", icon=":material/undo:", key="undo_delete", on_click=undo_delete, args=(undone,))
                 st.button("Dismiss", type="tertiary", key="dismiss_undo", on_click=dismiss_undo)

@@ -37,13 +37,14 @@ from chat.compare.batch import (
 from chat.compare.batch_input import csv_columns, prompts_from_csv, prompts_from_text
 from chat.compare.ranking import summary_line, summary_rows
 from chat.compare.runs import input_estimate, live_row, start_run
-from chat.compare.targets import MAX_TARGETS, MIN_TARGETS, CompareError, describe_settings
+from chat.compare.targets import MAX_TARGETS, MIN_TARGETS, CompareError
 from chat.compare.views import RunColumn, RunView, anonymise, column_title, load_run
 from chat.compare.votes import cast_vote, vote_choices, vote_text
 from chat.config import ModelId, parse_model_id
-from chat.display import BLIND_TARGETS, blind_figures, column_figures, escape_markdown
+from chat.display import BLIND_TARGETS, SOME_WRITTEN_ELSEWHERE, blind_figures, column_figures, target_settings_text
 from chat.models import Capabilities
 from chat.providers import takes_temperature
+from chat.safe_text import escape_markdown
 from chat.store import StoreError, title_from
 from chat.turns import TurnSettings
 from ui import render, stream, widgets
@@ -183,11 +184,7 @@ def column_header(title: str, settings: dict, show_settings: bool) -> None:
     st.markdown(f"**{title}**")  # label and model id, both from the configuration
     if show_settings:
         provider = providers().get(settings.get("provider") or "")
-        detail = describe_settings(
-            settings, temperature_supported=takes_temperature(provider))
-        if settings.get("system"):
-            detail = " · ".join(filter(None, [detail, "system prompt set"]))
-        st.caption(detail or "model defaults")
+        st.caption(target_settings_text(settings, temperature_supported=takes_temperature(provider)))
 
 
 def saved_column(view: RunView, column: RunColumn) -> None:
@@ -224,8 +221,7 @@ def saved_run(view: RunView) -> None:
             saved_column(view, column)
     if view.streaming:
         if not any(live.replies.running(c.conversation_id) for c in view.columns):
-            st.info("Some replies of this comparison are being written by another app server; reload to see "
-                    "them finish.")
+            st.info(SOME_WRITTEN_ELSEWHERE)
         return
     if view.revealed:  # a blind run's ranking would tell the models apart: shown once voted
         line = summary_line({c.label: c.reply for c in view.columns})

@@ -14,7 +14,7 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from chat.display import escape_markdown, format_tokens, total_cost_text, totals_line
+from chat.display import format_tokens, stopped_or_failed, stored_time, title_text, total_cost_text, totals_line
 from chat.history import charts, filtering
 from chat.history.analytics import summary, usage_by_model_and_day, usage_by_user
 from chat.history.export import conversation_json, conversation_markdown, settings_lines, table_csv
@@ -27,6 +27,7 @@ from chat.history.listing import (
     list_conversations,
 )
 from chat.history.search import WINDOW, Ranked, highlight_markdown, rank, search_page
+from chat.safe_text import escape_markdown
 from chat.store import SOURCES, STATUSES, Filters, StoreError
 from ui import render
 from ui.page import context
@@ -92,33 +93,16 @@ def restore(conversation_id: str) -> None:
 # ---------------------------------------------------------------- helpers
 
 
-def stamp(value: str | None) -> str:
-    return f"{value[:10]} {value[11:16]}" if value else ""
-
-
-def problems(row: dict) -> str:
-    parts = []
-    if row.get("stopped_count"):
-        parts.append(f"{row['stopped_count']} stopped")
-    if row.get("error_count"):
-        parts.append(f"{row['error_count']} failed")
-    return " · ".join(parts)
-
-
-def title_of(row: dict) -> str:
-    return row.get("title") or "Untitled"
-
-
 def table_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame({
-        "Title": [title_of(r) for r in rows],
+        "Title": [title_text(r.get("title")) for r in rows],
         "User": [r["user"] for r in rows],
         "Models": [", ".join(r["models"]) for r in rows],
         "Source": [r["source"] for r in rows],
         "Messages": [r["message_count"] for r in rows],
         "Tokens": [r["tokens"] for r in rows],
         "Cost": [total_cost_text(r["cost"], r["unknown_cost_count"]) for r in rows],
-        "Stopped or failed": [problems(r) for r in rows],
+        "Stopped or failed": [stopped_or_failed(r) for r in rows],
         "Last activity (UTC)": pd.to_datetime([r["updated_at"] for r in rows], utc=True),
     })
 
@@ -166,14 +150,14 @@ def search_hit(row: dict) -> None:
     """One conversation found by the search: its title, Open, the matching snippet and its facts."""
     with st.container(border=True, gap="xsmall"):
         with st.container(horizontal=True, vertical_alignment="center"):
-            st.markdown(f"**{escape_markdown(title_of(row))}**", width="stretch")
+            st.markdown(f"**{escape_markdown(title_text(row.get('title')))}**", width="stretch")
             st.button("Open", key=f"open-{row['id']}", icon=":material/open_in_full:",
                       on_click=open_conversation, args=(row["id"],), type="tertiary")
         if row["snippet"]:
             st.markdown(highlight_markdown(row["snippet"]))
         meta = [escape_markdown(row["user"]), escape_markdown(", ".join(row["models"])) or "no replies",
                 row["source"], f"{row['message_count']:,} messages", totals_line(row),
-                f"last active {stamp(row['updated_at'])} UTC"]
+                f"last active {stored_time(row['updated_at'])}"]
         if row["hits"] > 1:
             meta.insert(3, f"{row['hits']} matching messages")
         st.caption(" · ".join(meta))
@@ -184,12 +168,12 @@ def transcript(conversation: dict) -> None:
     messages (a long one opens on its latest)."""
     cid = conversation["id"]
     deleted = conversation["deleted_at"] is not None
-    st.subheader(escape_markdown(title_of(conversation)), anchor=False)
+    st.subheader(escape_markdown(title_text(conversation.get("title"))), anchor=False)
     facts = [escape_markdown(conversation["user"]), conversation["source"],
-             f"started {stamp(conversation['created_at'])}",
-             f"last active {stamp(conversation['updated_at'])} UTC", totals_line(conversation)]
-    if problems(conversation):
-        facts.append(problems(conversation))
+             f"started {stored_time(conversation['created_at'])}",
+             f"last active {stored_time(conversation['updated_at'])}", totals_line(conversation)]
+    if stopped_or_failed(conversation):
+        facts.append(stopped_or_failed(conversation))
     st.caption(" · ".join(facts))
     messages = db.messages(cid, include_superseded=True)
     owner = viewer.can_change(conversation["user"])
@@ -221,7 +205,7 @@ def transcript(conversation: dict) -> None:
         st.caption(f"Only {escape_markdown(conversation['user'])} can continue, delete or restore "
                    "this conversation.")
     if deleted:
-        st.info(f"This conversation was deleted on {stamp(conversation['deleted_at'])} UTC. "
+        st.info(f"This conversation was deleted on {stored_time(conversation['deleted_at'])}. "
                 "Restore it to see it in lists and search again.")
     replies = [m for m in messages if m["role"] == "assistant"]
     with st.expander("System prompt and parameters"):
@@ -316,7 +300,7 @@ if undone:
     deleted_row = db.get_conversation(undone, include_deleted=True)
     if deleted_row is not None and deleted_row["deleted_at"]:
         with st.container(border=True, horizontal=True, vertical_alignment="center"):
-            st.markdown(f"Deleted **{escape_markdown(title_of(deleted_row))}**.")
+            st.markdown(f"Deleted **{escape_markdown(title_text(deleted_row.get('title')))}**.")
             st.button("Undo", icon=":material/undo:", on_click=undo_delete, args=(undone,))
             st.button("Dismiss", type="tertiary", on_click=dismiss_undo)
     else:

@@ -1,16 +1,17 @@
 """Every word the user reads about a reply: how it ended, its figures (one line, or a compare column's short
-lines), totals of tokens and cost. Pure functions over stored rows, used alike by the Chat, Compare and History
-pages and the exports; the store and the table-making modules (chat/compare/, chat/history/) take their words
-from here."""
+lines), totals of tokens and cost, its conversation's title and stored times, a compare target's settings. Pure
+functions over stored rows, used alike by the Chat, Compare and History pages and the exports; the store and the
+table-making modules (chat/compare/, chat/history/) take their words from here."""
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from chat.safe_text import escape_markdown
 
 HIDDEN_REASONING = "reasoning hidden by the provider"
 
@@ -165,15 +166,20 @@ def output_text(row: Mapping) -> str | None:
     return text
 
 
+def format_seconds(value: float) -> str:
+    """A measured time in a reply's figures: "0.42 s"."""
+    return f"{value:.2f} s"
+
+
 def first_token_parts(row: dict) -> list[str]:
     """Time to the first token; for a reply that reasoned visibly, to the first reasoning and answer token."""
     parts = []
     if row.get("reasoning_ttft") is not None:
-        parts.append(f"{row['reasoning_ttft']:.2f} s to first reasoning token")
+        parts.append(f"{format_seconds(row['reasoning_ttft'])} to first reasoning token")
         if row.get("ttft") is not None:
-            parts.append(f"{row['ttft']:.2f} s to first answer token")
+            parts.append(f"{format_seconds(row['ttft'])} to first answer token")
     elif row.get("ttft") is not None:
-        parts.append(f"{row['ttft']:.2f} s to first token")
+        parts.append(f"{format_seconds(row['ttft'])} to first token")
     return parts
 
 
@@ -182,7 +188,8 @@ def reasoned(row: dict) -> bool:
     return bool(row.get("reasoning") or row.get("reasoning_hidden") or row.get("reasoning_tokens"))
 
 
-def _seconds(value: float) -> str:
+def _thought_seconds(value: float) -> str:
+    """How long a model thought, rounded as a title reads it: "4.2 s", "42 s"."""
     return f"{value:.1f} s" if value < 10 else f"{value:,.0f} s"
 
 
@@ -191,7 +198,7 @@ def thinking_label(row: dict) -> str | None:
     if not reasoned(row):
         return None
     seconds = row.get("ttft") if row.get("ttft") is not None else row.get("duration")
-    return "Thought" if seconds is None else f"Thought for {_seconds(seconds)}"
+    return "Thought" if seconds is None else f"Thought for {_thought_seconds(seconds)}"
 
 
 def thinking_live_label(seconds: float | None) -> str:
@@ -261,10 +268,26 @@ def sent_at(stamp: str | None, tz: str | None = None, *, today: date | None = No
     return text + suffix
 
 
+def model_name(row: Mapping) -> str:
+    """The model a reply came from, as the figures line and the exports name it."""
+    return row.get("model") or "unknown model"
+
+
+def stored_time(stamp: str | None) -> str:
+    """A time the store wrote (see chat.store.sql.stamp), shown as written, in UTC: "2025-11-29 14:03 UTC"; for
+    tables and exports, where :func:`sent_at`'s time in the viewer's zone is not the point."""
+    return f"{stamp[:10]} {stamp[11:16]} UTC" if stamp else ""
+
+
+def title_text(title: str | None) -> str:
+    """A conversation's title, or "Untitled" for one without."""
+    return title or "Untitled"
+
+
 def figures_line(row: dict, *, when: str | None = None) -> str:
     """model · in · from cache · out · cost · caching saved · first token · speed · how it ended · when, with
     "≈" on estimates. ``when``: the time to show (see :func:`sent_at`); pages show it, exports have their own."""
-    parts = [row.get("model") or "unknown model"]
+    parts = [model_name(row)]
     inp = input_text(row)
     if inp:
         parts.append(inp)
@@ -298,7 +321,7 @@ def column_figures(row: Mapping) -> list[str]:
     timing = first_token_parts(dict(row))
     if row.get("duration") is not None:
         timing.append(f"{row['duration']:.1f} s so far" if row.get("status") == "streaming"
-                      else f"{row['duration']:.2f} s total")
+                      else f"{format_seconds(row['duration'])} total")
     rate = tokens_per_second(dict(row))
     if rate is not None:
         timing.append(f"{rate:,.0f} tok/s")
@@ -317,6 +340,17 @@ def sent_note(row: dict, tz: str | None = None) -> str | None:
     """The hover text on a user's message: "Sent 14:03"."""
     when = sent_at(row.get("created_at"), tz)
     return f"Sent {when}" if when else None
+
+
+def context_dropped_note(dropped: int) -> str:
+    """Under a reply whose request left older messages out to fit the model's context window."""
+    return (f"{dropped} older message{'s were' if dropped != 1 else ' was'} left out of this request to fit the "
+            "model's context window.")
+
+
+WRITTEN_ELSEWHERE = "Being written by another app server; it can be stopped there."  # a reply followed live
+SOME_WRITTEN_ELSEWHERE = ("Some replies of this comparison are being written by another app server; reload to see "
+                          "them finish.")
 
 
 def version_label(index: int, count: int) -> str:
@@ -398,12 +432,19 @@ def total_tokens(row: Mapping) -> int:
     return sum(row.get(k) or 0 for k in TOKEN_COLUMNS)
 
 
+def priced_cost(cost: float | None, unknown: int = 0) -> float | None:
+    """The known part of several replies' cost, or None when replies of unknown cost were all there was
+    (never an unknown counted as $0)."""
+    return None if unknown and not cost else cost or 0.0
+
+
 def total_cost_text(cost: float | None, unknown: int = 0, *, estimated: bool = False) -> str:
     """The cost of several replies, never an unknown shown as $0: "cost unknown" when none is priced,
     "$0.031 + 2 replies of unknown cost" when some are."""
-    if unknown and not cost:
+    known = priced_cost(cost, unknown)
+    if known is None:
         return format_cost(None)
-    text = format_cost(cost or 0.0, estimated=estimated)
+    text = format_cost(known, estimated=estimated)
     if unknown:
         text += f" + {unknown} repl{'y' if unknown == 1 else 'ies'} of unknown cost"
     return text
@@ -415,58 +456,34 @@ def totals_line(totals: Mapping) -> str:
     return f"{format_tokens(total_tokens(totals))} tokens · {cost}"
 
 
-# ---------------------------------------------------------------- model output made inert for display
-# Markdown images in model output would make the browser fetch any URL the model (or a prompt injection)
-# chose: a tracking pixel, or data smuggled out in the query string. They are shown as text instead:
-# a zero-width space between "!" and "[" breaks the image syntax and looks the same. Display only; the
-# stored text is untouched. (HTML needs nothing: st.markdown escapes it.)
-_ZWSP = "\u200b"
+def stopped_or_failed(totals: Mapping) -> str:
+    """A conversation's replies that did not finish well: "2 stopped · 1 failed" (empty when none)."""
+    parts = []
+    if totals.get("stopped_count"):
+        parts.append(f"{totals['stopped_count']} stopped")
+    if totals.get("error_count"):
+        parts.append(f"{totals['error_count']} failed")
+    return " · ".join(parts)
 
 
-def inert_markdown(text: str) -> str:
-    return text.replace("![", "!" + _ZWSP + "[")
+# ---------------------------------------------------------------- a compare target's settings
 
 
-class InertStream:
-    """The same for a stream of chunks, where "!" and "[" may arrive in different chunks."""
-
-    def __init__(self) -> None:
-        self._held = ""
-
-    def feed(self, chunk: str) -> str:
-        text = inert_markdown(self._held + chunk)
-        self._held = ""
-        if text.endswith("!"):
-            text, self._held = text[:-1], "!"
-        return text
-
-    def flush(self) -> str:
-        held, self._held = self._held, ""
-        return held
+def describe_settings(settings: Mapping, *, temperature_supported: bool = True) -> str:
+    """The parameters that set a target apart: "temperature 0.2 · max 512 tokens"."""
+    parts = []
+    if settings.get("temperature") is not None:
+        unsent = "" if temperature_supported else " (not sent: this provider takes none)"
+        parts.append(f"temperature {settings['temperature']:g}{unsent}")
+    if settings.get("max_tokens") is not None:
+        parts.append(f"max {settings['max_tokens']:,} tokens")
+    return " · ".join(parts)
 
 
-# ---------------------------------------------------------------- user text in labels and spreadsheets
-_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_MARKDOWN_STRUCTURE = re.compile(r"([\\`*_\[\]<>!#|~$])")
-
-
-def escape_markdown(text: str) -> str:
-    """Text that Markdown shows as it is: every ASCII punctuation character backslash-escaped (CommonMark
-    allows that for all of them), so no emphasis, link, image, HTML tag, math or directive can start. For
-    user text in places Streamlit renders as markdown: labels, captions, titles."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
-
-
-def plain_sentence(text: str) -> str:
-    """A sentence that may quote a server's words, for a markdown element: the characters that start
-    emphasis, links, images, code, HTML, headings, tables or math are escaped; ordinary punctuation is left
-    as it is, so the sentence reads the same."""
-    return _MARKDOWN_STRUCTURE.sub(r"\\\1", text)
-
-
-def csv_cell(text: str | None) -> str:
-    """Free text made safe for spreadsheets: a cell starting like a formula gets a leading apostrophe
-    (OWASP's advice against CSV injection)."""
-    text = text or ""
-    return "'" + text if text.startswith(_FORMULA_START) else text
+def target_settings_text(settings: Mapping, *, temperature_supported: bool = True) -> str:
+    """A compare column's header line: its parameters, "system prompt set" when it has one, else "model
+    defaults"."""
+    detail = describe_settings(settings, temperature_supported=temperature_supported)
+    if settings.get("system"):
+        detail = " · ".join(filter(None, [detail, "system prompt set"]))
+    return detail or "model defaults"

@@ -62,9 +62,8 @@ REPLY_PRIMING = 3
 ROUGH_BYTES_PER_TOKEN = 4
 
 # Texts longer than this are counted in pieces cut where tiktoken's own split pattern always has a piece
-# boundary (see _cut_points), so the count is unchanged. Without it, tiktoken's regex fails outright on ~1M
-# characters of whitespace ("Max stack size exceeded for backtracking") and a single 1M-character word
-# takes ~0.4 s.
+# boundary (see _cut_points), so the count is unchanged. Without it, tiktoken's regex fails outright on a very
+# long run of whitespace ("Max stack size exceeded for backtracking") and is slow on a very long word.
 CHUNK_CHARS = 64 * 1024
 MAX_REMEMBERED = 200_000  # token counts of texts remembered (a few MB)
 
@@ -167,7 +166,7 @@ def encoding_name_for(model: str) -> str:
 
 def bundled_data_dir() -> Path | None:
     """Where the ``bpe-openai`` wheel keeps its ``.tiktoken.gz`` files, found without importing the package
-    (importing it loads a 74 MB native library, ~0.8 s). None when the wheel is not installed."""
+    (importing it loads a large native library that counting does not use). None when the wheel is not installed."""
     spec = importlib.util.find_spec("bpe_openai")
     if spec is None or not spec.submodule_search_locations:
         return None

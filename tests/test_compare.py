@@ -15,10 +15,10 @@ from chat.compare.batch import CSV_FIELDS, BatchRow, BatchRun, batch_csv, batch_
 from chat.compare.batch_input import csv_columns, prompts_from_csv, prompts_from_text
 from chat.compare.ranking import leaders, ranks, summary_line, summary_rows
 from chat.compare.runs import start_run, stream_all, stream_column
-from chat.compare.targets import CompareError, describe_settings
+from chat.compare.targets import CompareError
 from chat.compare.views import anonymise, column_title, load_run
 from chat.compare.votes import cast_vote, vote_choices
-from chat.display import column_figures
+from chat.display import column_figures, describe_settings
 from chat.pricing import Pricer
 from chat.providers.anthropic import AnthropicProvider
 from chat.providers.openai import OpenAIProvider

@@ -1,6 +1,7 @@
 from datetime import date
 
-from chat.display import figures_line, sent_at, total_cost_text, totals_line
+from chat.display import figures_line, sent_at, stopped_or_failed, stored_time, total_cost_text, totals_line
+from chat.history.export import conversation_markdown
 
 
 def row(**kw):
@@ -44,7 +45,7 @@ def test_a_total_cost_never_shows_an_unknown_as_zero():
 
 
 def test_markdown_images_in_model_output_are_shown_as_text_not_fetched():
-    from chat.display import inert_markdown
+    from chat.safe_text import inert_markdown
 
     shown = inert_markdown("See ![pixel](https://tracker.example/p.png?d=secret) and [a link](https://x.example)")
     assert "![" not in shown
@@ -52,7 +53,7 @@ def test_markdown_images_in_model_output_are_shown_as_text_not_fetched():
 
 
 def test_an_image_split_across_stream_chunks_is_made_inert_too():
-    from chat.display import InertStream
+    from chat.safe_text import InertStream
 
     guard = InertStream()
     out = "".join(guard.feed(c) for c in ["look !", "[x](https://t.example/a.png) ok!", "!"]) + guard.flush()
@@ -78,3 +79,19 @@ def test_a_time_is_shown_in_the_viewers_zone_shorter_for_today():
     assert sent_at(stamp, "Not/AZone", today=date(2026, 11, 30)) == "29 Nov 21:05 UTC"
     assert sent_at(stamp, "Asia/Tokyo", today=date(2027, 1, 2)) == "2026-11-30 06:05"
     assert sent_at(None) == "" and sent_at("garbage") == ""
+
+
+def test_a_stored_time_is_shown_to_the_minute_and_marked_utc_on_pages_and_in_exports_alike():
+    assert stored_time("2025-11-29T14:03:07.123456Z") == "2025-11-29 14:03 UTC"
+    assert stored_time(None) == ""
+    conversation = {"id": "c1", "title": None, "created_at": "2025-11-29T14:03:07.123456Z",
+                    "updated_at": "2025-11-30T08:15:00.000000Z"}
+    markdown = conversation_markdown(conversation, [])
+    assert markdown.startswith("# Untitled\n")
+    assert "- Started: 2025-11-29 14:03 UTC" in markdown and "- Last activity: 2025-11-30 08:15 UTC" in markdown
+
+
+def test_replies_that_did_not_finish_well_are_counted_in_one_short_phrase():
+    assert stopped_or_failed({"stopped_count": 2, "error_count": 1}) == "2 stopped · 1 failed"
+    assert stopped_or_failed({"stopped_count": 0, "error_count": 0}) == ""
+

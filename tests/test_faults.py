@@ -287,7 +287,7 @@ def test_a_message_sent_while_postgresql_is_down_is_kept_and_stored_once_it_is_b
                                                                                     monkeypatch):
     """The database server stops after the app started: the page says in one sentence that the database
     cannot be reached (not that it is busy), keeps the message, and stores it once the server is back."""
-    from chat.display import plain_sentence
+    from chat.safe_text import plain_sentence
     from chat.store.postgres import redacted
     from pg_support import PostgresServer
 

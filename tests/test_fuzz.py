@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chat import turns
-from chat.display import InertStream, inert_markdown
 from chat.history.search import search
 from chat.providers.base import ContextTooLong, Message
+from chat.safe_text import InertStream, inert_markdown
 from chat.store import Filters, open_store
 
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=200)

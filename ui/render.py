@@ -11,11 +11,9 @@ from chat.display import (
     APPROVAL_QUESTION,
     DENIED_NOTE,
     call_label,
+    context_dropped_note,
     ending,
-    escape_markdown,
     figures_line,
-    inert_markdown,
-    plain_sentence,
     sent_at,
     sent_note,
     thinking_body,
@@ -23,6 +21,7 @@ from chat.display import (
     thinking_live_label,
     truncated_note,
 )
+from chat.safe_text import escape_markdown, inert_markdown, plain_sentence
 from chat.tool_loop import SHOWN_CHARS, CallRecord, shown
 
 RECENT_MESSAGES = 60  # messages drawn when a conversation opens (Chat page and History transcripts)
@@ -236,8 +235,7 @@ def message(row: dict, load: Callable[[str], bytes] | None = None, *, tz: str | 
 def assistant_footer(row: dict, *, tz: str | None = None) -> None:
     dropped = (row.get("settings") or {}).get("context_dropped")
     if dropped:
-        st.caption(f"{dropped} older message{'s were' if dropped != 1 else ' was'} left out of this request "
-                   "to fit the model's context window.")
+        st.caption(context_dropped_note(dropped))
     ending_notice(row)
     with st.container(horizontal=True, vertical_alignment="center", gap="small"):
         st.caption(figures_line(row, when=sent_at(row.get("created_at"), tz)), width="content")

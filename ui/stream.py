@@ -12,8 +12,9 @@ from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestTy
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from chat import live
-from chat.display import APPROVAL_ELSEWHERE, CONNECTING_TOOLS, InertStream, inert_markdown, retrying
+from chat.display import APPROVAL_ELSEWHERE, CONNECTING_TOOLS, WRITTEN_ELSEWHERE, retrying
 from chat.live import HEARTBEAT, LiveReply
+from chat.safe_text import InertStream, inert_markdown
 from chat.store import Store, StoreError, is_dead
 from chat.tool_loop import steps_to_json
 from ui import render
@@ -206,7 +207,7 @@ def follow_stored(store: Store, row: dict) -> None:
     with st.chat_message("assistant"):
         steps_slot = st.empty()
         body = st.empty()
-        st.caption("Being written by another app server; it can be stopped there.")
+        st.caption(WRITTEN_ELSEWHERE)
         drawn = None
         while True:
             current = store.message(row["id"])

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 from chat import turns
 from chat.compare.targets import LABELS, MAX_TARGETS, CompareError, WindowFor, check_providers
-from chat.display import csv_cell, ending, estimated, format_cost, format_tokens, tokens_per_second, total_cost_text
+from chat.display import ending, estimated, format_cost, format_tokens, tokens_per_second, total_cost_text
 from chat.pricing import Pricer
 from chat.providers.base import Provider, ProviderError
+from chat.safe_text import csv_cell
 from chat.store import FAILED_STATUSES, Store, StoreError
 
 MAX_IN_FLIGHT = 16

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chat.compare.views import RunView
-from chat.display import cost_text, ending, estimated, format_tokens, tokens_per_second
+from chat.display import cost_text, ending, estimated, format_seconds, format_tokens, tokens_per_second
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def summary_line(rows: Mapping[str, Mapping]) -> str:
 
 
 def _seconds(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f} s"
+    return "—" if value is None else format_seconds(value)
 
 
 def summary_rows(view: RunView) -> list[dict]:

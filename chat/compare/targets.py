@@ -20,17 +20,6 @@ class CompareError(ValueError):
     """A compare request that cannot run as asked; ``str(error)`` is one sentence for the UI."""
 
 
-def describe_settings(settings: Mapping, *, temperature_supported: bool = True) -> str:
-    """The parameters that set a target apart, for a column header: "temperature 0.2 · max 512 tokens"."""
-    parts = []
-    if settings.get("temperature") is not None:
-        unsent = "" if temperature_supported else " (not sent: this provider takes none)"
-        parts.append(f"temperature {settings['temperature']:g}{unsent}")
-    if settings.get("max_tokens") is not None:
-        parts.append(f"max {settings['max_tokens']:,} tokens")
-    return " · ".join(parts)
-
-
 def check_targets(targets: Sequence[turns.TurnSettings], providers: Mapping[str, Provider]) -> None:
     if not MIN_TARGETS <= len(targets) <= MAX_TARGETS:
         raise CompareError(f"Choose between {MIN_TARGETS} and {MAX_TARGETS} targets to compare.")

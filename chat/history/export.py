@@ -13,14 +13,18 @@ from collections.abc import Callable
 from chat.attachments import chip
 from chat.display import (
     call_label,
-    csv_cell,
     ending,
     figures_line,
+    model_name,
+    priced_cost,
+    stored_time,
     thinking_body,
     thinking_label,
+    title_text,
     totals_line,
 )
 from chat.history.search import plain_snippet
+from chat.safe_text import csv_cell
 from chat.store import now
 from chat.tool_loop import CallRecord
 
@@ -33,10 +37,6 @@ def _public_settings(settings: dict | None) -> dict | None:
     if settings is None:
         return None
     return {k: v for k, v in settings.items() if not _SECRET_KEY.search(str(k))}
-
-
-def _stamp(value: str | None) -> str:
-    return value[:16].replace("T", " ") + " UTC" if value else ""
 
 
 def settings_lines(settings: dict) -> list[str]:
@@ -85,20 +85,20 @@ def conversation_markdown(conversation: dict, messages: list[dict]) -> str:
     """The transcript as Markdown: a header with the totals and settings, then each message; each reply
     with its figures line. Message text is included as written (it is Markdown already)."""
     settings = _public_settings(conversation.get("settings")) or {}
-    title = conversation.get("title") or "Untitled conversation"
+    title = title_text(conversation.get("title"))
     lines = [
         f"# {title}",
         "",
         f"- Conversation: {conversation['id']}",
         f"- User: {conversation.get('user', '')}",
         f"- Source: {conversation.get('source', '')}",
-        f"- Started: {_stamp(conversation.get('created_at'))}",
-        f"- Last activity: {_stamp(conversation.get('updated_at'))}",
+        f"- Started: {stored_time(conversation.get('created_at'))}",
+        f"- Last activity: {stored_time(conversation.get('updated_at'))}",
         f"- Models: {', '.join(conversation.get('models') or []) or 'none'}",
         f"- Totals: {totals_line(conversation)}",
     ]
     if conversation.get("deleted_at"):
-        lines.append(f"- Deleted: {_stamp(conversation['deleted_at'])}")
+        lines.append(f"- Deleted: {stored_time(conversation['deleted_at'])}")
     lines += ["", "## Settings last used", "", *settings_lines(settings), ""]
     for message in messages:
         if message.get("superseded"):
@@ -106,7 +106,7 @@ def conversation_markdown(conversation: dict, messages: list[dict]) -> str:
         lines.append("---")
         lines.append("")
         if message["role"] == "assistant":
-            lines.append(f"### Assistant ({message.get('model') or 'unknown model'})")
+            lines.append(f"### Assistant ({model_name(message)})")
         else:
             lines.append(f"### {'You' if message['role'] == 'user' else message['role'].title()}")
         lines.append("")
@@ -189,13 +189,12 @@ def table_csv(rows: list[dict], *, with_match: bool = False) -> str:
     writer.writerow([*CSV_COLUMNS, *(("match",) if with_match else ())])
     for row in rows:
         unknown = row.get("unknown_cost_count") or 0
-        cost = row.get("cost") or 0.0
-        priced = not (unknown and not cost)
+        cost = priced_cost(row.get("cost"), unknown)
         values = [
             row["id"], csv_cell(row.get("title", "")), csv_cell(row.get("user", "")), row.get("source", ""),
             " ".join(row.get("models") or []), row.get("message_count", 0), row.get("reply_count", 0),
             row.get("input_tokens", 0), row.get("output_tokens", 0), row.get("cache_read_tokens", 0),
-            row.get("cache_write_tokens", 0), row.get("tokens", 0), f"{cost:.6f}" if priced else "", unknown,
+            row.get("cache_write_tokens", 0), row.get("tokens", 0), "" if cost is None else f"{cost:.6f}", unknown,
             row.get("stopped_count", 0), row.get("error_count", 0), row.get("created_at", ""),
             row.get("updated_at", ""),
         ]

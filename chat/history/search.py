@@ -21,8 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from chat.display import escape_markdown
 from chat.history.listing import PAGE_SIZE, with_tokens
+from chat.safe_text import escape_markdown
 from chat.store import SEARCH_TIME_LIMIT, Filters, SearchError, Store
 from chat.store.search import HIGHLIGHT_END, HIGHLIGHT_START
 

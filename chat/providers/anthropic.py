@@ -91,7 +91,7 @@ class AnthropicProvider:
         self.label = label or ("Anthropic" if name == "anthropic" else name)
         # "adaptive" or "enabled" (a budget), as the models API says per model; None: unknown (adaptive)
         self.thinking_mode = thinking_mode or (lambda model: None)
-        self.prompt_cache = prompt_cache  # False: never ask for caching (the benchmark's baseline)
+        self.prompt_cache = prompt_cache  # False: never ask for caching (to measure what caching saves)
 
     def request(self, model: str, messages: list[Message], *, system: str | None = None,
                 params: Params = NO_PARAMS, tools: list[ToolDef] | None = None) -> dict[str, Any]:
