@@ -284,20 +284,20 @@ settings = turns.TurnSettings(model_id=model_id, system=system,
 tool_runner = ToolRunner(toolbox(), servers=settings.tools, max_steps=cfg.tool_steps) if settings.tools else None
 
 
+# what every turn this page starts runs with: the store, the providers (each built on first use), the limits
+contexts = turns.TurnContexts.configured(cfg, db, providers(), pricer(), user=user,
+                                         capabilities=lambda m: models.capabilities(m.provider, m.model))
+
+
 def turn_context() -> turns.TurnContext:
     """What a turn started by this run runs with (the provider is built when a turn starts, not on first paint)."""
-    context_window = models.capabilities(model_id.provider, model_id.model).context_window
-    return turns.TurnContext(db, providers()[model_id.provider], pricer(), context_window=context_window,
-                             user=user, daily_limit=cfg.daily_limit_usd, idle_timeout=cfg.timeout, tools=tool_runner)
-
-
-attach_limits = attachments.Limits.in_megabytes(cfg.attach_max_file_mb, cfg.attach_max_message_mb)
+    return contexts.for_model(model_id, tools=tool_runner)
 
 
 def files_problem(files: tuple) -> str | None:
     """Why these files cannot go with a message to the chosen model (limits, what it reads), or None."""
     try:
-        attachments.check(files, limits=attach_limits, model=model_id.model, image_input=caps_now.image_input,
+        attachments.check(files, limits=contexts.file_limits, model=model_id.model, image_input=caps_now.image_input,
                           pdf_input=caps_now.pdf_input)
     except attachments.AttachmentError as exc:
         return exc.hint
