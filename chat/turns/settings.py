@@ -1,10 +1,11 @@
 """What a turn runs with: :class:`TurnSettings` (what produces the reply: model, system prompt, parameters,
 tools) and :class:`TurnContext` (where it is stored, who answers, what it costs, its limits);
-:class:`TurnContexts` gives the context of a turn on any model."""
+:class:`TurnContexts` gives the context of a turn on any model, and :func:`settings_to_restore` a conversation's
+saved settings as the values a page sets its controls to."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,3 +109,17 @@ class TurnContexts:
                            user=self.user, daily_limit=self.daily_limit, idle_timeout=self.idle_timeout,
                            tools=tools)
 
+
+def settings_to_restore(used: Mapping, settings: Settings, *, served: Collection[str],
+                        model_default: str) -> dict[str, Any]:
+    """The values a chat's setting controls take when a conversation is opened, from the settings it was last
+    used with (``used``): its model when still ``served`` (else the configured first choice), system prompt,
+    parameters (None: the control is left empty, the model's default), reasoning effort and thinking
+    (``model_default`` when it chose none) and the tool servers still configured (none unless it chose some)."""
+    model_id = f"{used['provider']}:{used['model']}" if used.get("provider") else None
+    return {"model": model_id if model_id in served else settings.initial_model(),
+            "system": used.get("system", ""), "temperature": used.get("temperature"),
+            "max_tokens": used.get("max_tokens"),
+            "reasoning_effort": used.get("reasoning_effort") or model_default,
+            "thinking": used.get("thinking") or model_default,
+            "tools": [n for n in used.get("tools") or [] if settings.mcp_server(n) is not None]}
