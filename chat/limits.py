@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from chat import tokens
 from chat.display import format_cost
 from chat.pricing import Pricer
 from chat.providers.base import Message, ProviderError, Usage
 from chat.store import Budget, Store
+
+if TYPE_CHECKING:  # a turn's context and settings, read only
+    from chat.turns.settings import TurnContext, TurnSettings
 
 DEFAULT_OUTPUT_ESTIMATE = 4096  # output tokens reserved for a reply with no max_tokens set
 
@@ -81,16 +85,18 @@ def budget(user: str | None, limit: float | None) -> Budget | None:
     return Budget(user=user or "", limit=float(limit), since=start_of_day())
 
 
-def start_reply(store: Store, pricer: Pricer, conversation_id: str, *, provider: str, model: str,
-                settings: dict | None, messages: list[Message], system: str | None, max_tokens: int | None,
-                budget: Budget | None) -> tuple[int, SpendLimitReached | None]:
-    """Start a reply row, checked against ``budget`` with its likely cost reserved, in one transaction.
-    Returns the row's id and, when the budget refused it, the error to record on it."""
+def start_reply(ctx: TurnContext, conversation_id: str, settings: TurnSettings, messages: list[Message], *,
+                recorded: dict | None, budget: Budget | None) -> tuple[int, SpendLimitReached | None]:
+    """Start a reply row in ``ctx.store`` (its settings as ``recorded``), checked against ``budget`` with the
+    likely cost of sending ``messages`` reserved, in one transaction. Returns the row's id and, when the
+    budget refused it, the error to record on it."""
+    model_id = settings.model_id
     if budget is not None:
-        budget = dataclasses.replace(budget, reserve=likely_cost(pricer, provider, model, messages, system=system,
-                                                                 max_tokens=max_tokens))
-    started = store.start_reply_within(conversation_id, provider=provider, model=model, settings=settings,
-                                       budget=budget)
+        budget = dataclasses.replace(budget, reserve=likely_cost(
+            ctx.pricer, model_id.provider, model_id.model, messages, system=settings.system,
+            max_tokens=settings.params.max_tokens))
+    started = ctx.store.start_reply_within(conversation_id, provider=model_id.provider, model=model_id.model,
+                                           settings=recorded, budget=budget)
     if budget is None or started.admitted:
         return started.id, None
     return started.id, SpendLimitReached(started.spent, budget.limit, started.reserved)
