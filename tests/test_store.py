@@ -8,12 +8,15 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 
 from chat.history.search import search
 from chat.providers.base import Usage
 from chat.store import (
+    CompareReplyRow,
+    CompareRunRow,
     ConversationRow,
     DatabaseUnavailable,
     Filters,
@@ -21,6 +24,8 @@ from chat.store import (
     NotFound,
     SchemaTooNew,
     StoreError,
+    SummaryRow,
+    UserUsageRow,
     open_store,
     title_from,
 )
@@ -427,15 +432,48 @@ def test_messages_come_in_position_order_with_decoded_settings_and_flags(store):
     assert all(ISO_UTC.match(r["created_at"]) for r in rows)
 
 
+def fields(row_type):
+    return set(row_type.__annotations__)
+
+
 def test_stored_rows_have_exactly_the_fields_their_row_types_name(store):
-    """MessageRow and ConversationRow say what the store gives back, on both engines: a column added by a
-    migration and not named there (or named and gone) fails here."""
+    """MessageRow and ConversationRow say what the store gives back, on both engines, whichever method reads
+    them: a column added by a migration and not named there (or named and gone) fails here."""
     cid = store.create_conversation(user="ann")
-    one_turn(store, cid, "q1", "a1")
+    question = store.add_user_message(cid, "q1")
+    reply_id = store.start_reply(cid, provider="fake", model="echo")
+    reply = store.finish_reply(reply_id, content="a1", status="complete", usage=exact(10, 5), cost=0.01)
+    assert set(question) == set(reply) == fields(MessageRow)
     for row in store.messages(cid):
-        assert set(row) == set(MessageRow.__annotations__)
-    assert set(store.get_conversation(cid)) == set(ConversationRow.__annotations__)
-    assert set(store.chat_list("ann")[0]) == set(ConversationRow.__annotations__)
+        assert set(row) == fields(MessageRow)
+    assert set(store.message(question["id"])) == set(store.message(reply_id)) == fields(MessageRow)
+    assert set(store.get_conversation(cid)) == fields(ConversationRow)
+    assert set(store.chat_list("ann")[0]) == fields(ConversationRow)
+    assert set(store.list_conversations(Filters(user="ann"))[0]) == fields(ConversationRow)
+    assert set(store.conversations_by_id([cid])[cid]) == fields(ConversationRow)
+
+
+def test_compare_runs_and_their_replies_have_exactly_the_fields_their_row_types_name(store):
+    run_id = store.create_compare_run(user="ann", prompt="q", settings={"mode": "batch", "batch_id": "b1"})
+    cid = store.create_conversation(user="ann", source="compare", compare_run_id=run_id,
+                                    settings={"label": "A", "provider": "fake", "model": "echo"})
+    one_turn(store, cid, "q", "a")
+    assert set(store.get_compare_run(run_id)) == fields(CompareRunRow)
+    assert set(store.recent_compare_runs("ann")[0]) == fields(CompareRunRow)
+    assert set(store.compare_runs_in_batch("b1")[0]) == fields(CompareRunRow)
+    assert set(store.compare_replies([run_id])[0]) == fields(CompareReplyRow)
+
+
+def test_historys_sums_have_exactly_the_fields_and_kinds_their_row_types_name(store):
+    """On both engines the sums are plain numbers: ints and floats, as SummaryRow and UserUsageRow say."""
+    for user in ("ann", "bob"):
+        one_turn(store, store.create_conversation(user=user), "q", "a")
+    summary = store.summary(Filters())
+    usage = store.usage_by_user(Filters())
+    assert set(summary) == fields(SummaryRow)
+    assert [set(row) for row in usage] == [fields(UserUsageRow)] * 2
+    for row, row_type in [(summary, SummaryRow), *((row, UserUsageRow) for row in usage)]:
+        assert {key: type(value) for key, value in row.items()} == get_type_hints(row_type)
 
 
 def test_messages_after_a_position_are_only_the_later_ones(store):
