@@ -19,7 +19,7 @@ from chat import tokens
 from chat.display import format_cost
 from chat.pricing import Pricer
 from chat.providers.base import Message, ProviderError, Usage
-from chat.store import Budget, Store
+from chat.store import Budget
 
 if TYPE_CHECKING:  # a turn's context and settings, read only
     from chat.turns.settings import TurnContext, TurnSettings
@@ -50,21 +50,6 @@ class SpendLimitReached(ProviderError):
 def start_of_day(now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     return now.strftime("%Y-%m-%dT00:00:00.000000Z")
-
-
-def spent_today(store: Store, user: str, *, now: datetime | None = None) -> float:
-    """Known cost of every reply the user received today, in any conversation (chat or compare)."""
-    return store.spend_since(user, start_of_day(now))[0]
-
-
-def check_daily_limit(store: Store, user: str, limit: float | None) -> None:
-    """Raise SpendLimitReached when a new turn would start at or past the limit (known costs plus the
-    reservations of replies still streaming). Only a look: :func:`budget` is what turns use."""
-    if not limit:
-        return
-    spent, reserved = store.spend_since(user, start_of_day())
-    if spent + reserved >= limit:
-        raise SpendLimitReached(spent, limit, reserved)
 
 
 def likely_cost(pricer: Pricer, provider: str, model: str, messages: list[Message], *, system: str | None,

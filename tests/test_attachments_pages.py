@@ -15,7 +15,7 @@ from chat.config import ModelId
 from chat.pricing import Pricer
 from chat.providers.anthropic import AnthropicProvider
 from chat.providers.openai import OpenAIProvider
-from chat.store import open_store
+from chat.store import Filters, open_store
 
 APP = "../app.py"
 
@@ -105,7 +105,7 @@ def test_compare_refuses_files_a_target_cannot_read_before_saving_anything(store
                                      capabilities=lambda m: SimpleNamespace(image_input=m.model != "gpt-3.5-turbo",
                                                                             pdf_input=None)),
                   "Describe", targets, files=[attachments.read("shot.png", png())])
-    assert store.recent_conversations("alice", source=None) == []
+    assert store.list_conversations(Filters(user="alice")) == []
 
 
 def test_regenerate_with_a_model_that_cannot_read_the_conversations_image_says_so_and_sends_nothing(

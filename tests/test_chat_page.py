@@ -76,7 +76,7 @@ def test_new_chat_starts_an_empty_conversation(app_env, fake_provider):
     assert not at.chat_message
     assert open_cid(at) is None
     send(at, "second chat")
-    assert len(open_store(app_env).recent_conversations("local")) == 2
+    assert len(open_store(app_env).chat_list("local")) == 2
 
 
 def test_switching_conversations_from_the_recent_list(app_env, fake_provider):

@@ -44,7 +44,8 @@ def settings() -> turns.TurnSettings:
 
 
 def spent(store, user="alice") -> float:
-    return limits.spent_today(store, user)
+    """The known cost of the user's replies today."""
+    return store.spend_since(user, limits.start_of_day())[0]
 
 
 def drain(turn: turns.Turn) -> None:
@@ -140,14 +141,22 @@ def test_a_crashed_replys_reservation_is_released_when_it_is_marked_interrupted(
     budget = dataclasses.replace(limits.budget("alice", 1.0), reserve=2.0)
     started = store.start_reply_within(cid, provider="openai", model="gpt-4o-mini", budget=budget)
     assert started.admitted
-    with pytest.raises(limits.SpendLimitReached) as caught:
-        limits.check_daily_limit(store, "alice", 1.0)  # the crashed reply's reservation uses the day up
-    assert "still streaming" in caught.value.hint and "$2.00" in caught.value.hint
+    later = store.create_conversation(user="alice")
+    store.add_user_message(later, "and now?")
+
+    def start_another():
+        return limits.start_reply(store, Pricer(), later, provider="openai", model="gpt-4o-mini", settings=None,
+                                  messages=[Message("user", "and now?")], system=None, max_tokens=MAX_TOKENS,
+                                  budget=limits.budget("alice", 1.0))
+
+    refused_id, refused = start_another()  # the crashed reply's reservation uses the day up
+    assert "still streaming" in refused.hint and "$2.00" in refused.hint
+    store.finish_reply(refused_id, content="", status="error", usage=None, cost=None, error=str(refused))
 
     assert store.mark_interrupted_replies() == 1
     assert store.spend_since("alice", budget.since) == (0.0, 0.0)
     assert store.messages(cid)[-1]["reserved_cost"] is None
-    limits.check_daily_limit(store, "alice", 1.0)
+    assert start_another()[1] is None
 
 
 def test_an_unknown_price_reserves_nothing_but_known_costs_still_count(store, provider):

@@ -10,9 +10,8 @@ from __future__ import annotations
 import contextlib
 import random
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from chat import attachments, tokens, turns
 from chat.attachments import Attachment
@@ -45,8 +44,6 @@ class LiveRun:
     prompt: str
     blind: bool
     columns: list[Column]
-    started_at: float = field(default_factory=time.monotonic)
-    finished_at: float | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -80,7 +77,6 @@ class LiveRun:
         with self._lock:
             self._open.discard(index)
             if not self._open and not self._done.is_set():
-                self.finished_at = time.monotonic()
                 self._done.set()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -89,10 +85,6 @@ class LiveRun:
     @property
     def finished(self) -> bool:
         return self._done.is_set()
-
-    @property
-    def elapsed(self) -> float:
-        return (self.finished_at or time.monotonic()) - self.started_at
 
 
 def start_run(contexts: turns.TurnContexts, prompt: str, targets: Sequence[turns.TurnSettings], *,

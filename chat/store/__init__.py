@@ -12,7 +12,16 @@ from chat.store.conversations import TITLE_LENGTH, title_from
 from chat.store.errors import DatabaseBusy, DatabaseUnavailable, NotFound, SchemaTooNew, StoreError
 from chat.store.filters import STATUSES, Filters
 from chat.store.replies import Budget, StartedReply
-from chat.store.rows import FINAL_STATUSES, SOURCES, ConversationRow, MessageRow
+from chat.store.rows import (
+    FINAL_STATUSES,
+    SOURCES,
+    CompareReplyRow,
+    CompareRunRow,
+    ConversationRow,
+    MessageRow,
+    SummaryRow,
+    UserUsageRow,
+)
 from chat.store.search import (
     SEARCH_MAX_CHARS,
     SEARCH_MAX_PREFIXES,
@@ -42,8 +51,12 @@ def open_store(target: object, **options: object) -> Store:
 
 __all__ = [
     "open_store",
+    "CompareReplyRow",
+    "CompareRunRow",
     "ConversationRow",
     "MessageRow",
+    "SummaryRow",
+    "UserUsageRow",
     "FINAL_STATUSES",
     "SEARCH_MAX_CHARS",
     "SEARCH_MAX_PREFIXES",

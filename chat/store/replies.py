@@ -11,7 +11,7 @@ from chat.display import INTERRUPTED_ERROR
 from chat.store.engine import Engine
 from chat.store.errors import NotFound
 from chat.store.messages import insert_message
-from chat.store.rows import FINAL_STATUSES, message_row
+from chat.store.rows import FINAL_STATUSES, MessageRow, reply_row
 from chat.store.sql import dumps, marks, now, one, stamp, update
 from chat.store.totals import refresh_totals
 
@@ -106,7 +106,7 @@ class Replies(Engine):
                      tool_calls: list[str] | None = None, cost_source: str | None = None,
                      reasoning: str | None = None, reasoning_ttft: float | None = None,
                      reasoning_hidden: bool = False, cache_saved: float | None = None,
-                     tool_steps: list[dict] | None = None) -> dict:
+                     tool_steps: list[dict] | None = None) -> MessageRow:
         """Record the reply's final text, status and figures, and the conversation's totals, in one
         transaction. Finishing the same reply again replaces its figures; it is never counted twice."""
         if status not in FINAL_STATUSES:
@@ -139,7 +139,7 @@ class Replies(Engine):
             self._lock_conversation(db, row["conversation_id"])
             update(db, "messages", message_id, changes)
             refresh_totals(db, row["conversation_id"], touch=finished)
-            return message_row(one(db, "SELECT * FROM messages WHERE id = ?", [message_id]))
+            return reply_row(one(db, "SELECT * FROM messages WHERE id = ?", [message_id]))
 
     def mark_interrupted_replies(self, *, stale_after: float | None = None) -> int:
         """Replies left 'streaming' by a crash become 'interrupted', keeping their checkpointed text, and

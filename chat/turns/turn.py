@@ -418,10 +418,6 @@ class Turn:
             self.tools.decide(call_id, approve)
             self.steps_version += 1
 
-    @property
-    def waiting_calls(self) -> list[CallRecord]:
-        return self.tools.waiting if self.tools is not None else []
-
     def _checkpoint(self) -> None:
         """The reply so far into its row. After tool steps, the text of the model call under way goes with
         them as a step of its own, so whoever reads the row (another app process following it, a transcript
