@@ -135,7 +135,7 @@ def test_a_streaming_reply_holds_its_reservation_until_its_real_cost_replaces_it
     assert store.spend_since("alice", since) == (pytest.approx(row["cost"]), 0.0)
 
 
-def test_a_crashed_replys_reservation_is_released_when_it_is_marked_interrupted(store):
+def test_a_crashed_replys_reservation_is_released_when_it_is_marked_interrupted(store, provider):
     cid = store.create_conversation(user="alice")
     store.add_user_message(cid, "then the server died")
     budget = dataclasses.replace(limits.budget("alice", 1.0), reserve=2.0)
@@ -145,9 +145,8 @@ def test_a_crashed_replys_reservation_is_released_when_it_is_marked_interrupted(
     store.add_user_message(later, "and now?")
 
     def start_another():
-        return limits.start_reply(store, Pricer(), later, provider="openai", model="gpt-4o-mini", settings=None,
-                                  messages=[Message("user", "and now?")], system=None, max_tokens=MAX_TOKENS,
-                                  budget=limits.budget("alice", 1.0))
+        return limits.start_reply(turns.TurnContext(store, provider, Pricer()), later, settings(),
+                                  [Message("user", "and now?")], recorded=None, budget=limits.budget("alice", 1.0))
 
     refused_id, refused = start_another()  # the crashed reply's reservation uses the day up
     assert "still streaming" in refused.hint and "$2.00" in refused.hint
