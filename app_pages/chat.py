@@ -56,16 +56,9 @@ if cid and conversation is None and not faults:
 
 
 def restore_settings(used: dict) -> None:
-    """Opening a conversation sets the settings widgets to what it was last used with: its model (when still
-    served), system prompt, parameters (an empty input: the model's default) and tool servers (none unless
-    it chose some)."""
-    model_id = f"{used['provider']}:{used['model']}" if used.get("provider") else None
-    values = {"model": model_id if model_id in available else cfg.initial_model(),
-              "system": used.get("system", ""), "temperature": used.get("temperature"),
-              "max_tokens": used.get("max_tokens"),
-              "reasoning_effort": used.get("reasoning_effort") or widgets.MODEL_DEFAULT,
-              "thinking": used.get("thinking") or widgets.MODEL_DEFAULT,
-              "tools": [n for n in used.get("tools") or [] if cfg.mcp_server(n) is not None]}
+    """Opening a conversation sets the settings widgets to what it was last used with (an empty value: the
+    widget is left empty)."""
+    values = turns.settings_to_restore(used, cfg, served=available, model_default=widgets.MODEL_DEFAULT)
     for key, value in values.items():
         if value is None:
             st.session_state.pop(key, None)
@@ -284,21 +277,20 @@ settings = turns.TurnSettings(model_id=model_id, system=system,
 # under way, not the page), the step limit
 tool_runner = ToolRunner(toolbox(), servers=settings.tools, max_steps=cfg.tool_steps) if settings.tools else None
 
+# what every turn this page starts runs with: the store, the providers (each built on first use), the limits
+contexts = turns.TurnContexts.configured(cfg, db, providers(), pricer(), user=user,
+                                         capabilities=lambda m: models.capabilities(m.provider, m.model))
+
 
 def turn_context() -> turns.TurnContext:
     """What a turn started by this run runs with (the provider is built when a turn starts, not on first paint)."""
-    context_window = models.capabilities(model_id.provider, model_id.model).context_window
-    return turns.TurnContext(db, providers()[model_id.provider], pricer(), context_window=context_window,
-                             user=user, daily_limit=cfg.daily_limit_usd, idle_timeout=cfg.timeout, tools=tool_runner)
-
-
-attach_limits = attachments.Limits.in_megabytes(cfg.attach_max_file_mb, cfg.attach_max_message_mb)
+    return contexts.for_model(model_id, tools=tool_runner)
 
 
 def files_problem(files: tuple) -> str | None:
     """Why these files cannot go with a message to the chosen model (limits, what it reads), or None."""
     try:
-        attachments.check(files, limits=attach_limits, model=model_id.model, image_input=caps_now.image_input,
+        attachments.check(files, limits=contexts.file_limits, model=model_id.model, image_input=caps_now.image_input,
                           pdf_input=caps_now.pdf_input)
     except attachments.AttachmentError as exc:
         return exc.hint
@@ -341,40 +333,22 @@ def take_message(conversation_id: str | None) -> tuple[str | None, bool]:
     uploads = list(getattr(submitted, "files", None) or [])
     out: outbox.Outgoing | None = st.session_state.get(OUTGOING)
     resend = st.session_state.pop(RESEND, None)
-    if resend == "without files" and out is not None:
-        out.files = ()
-    resend = resend is not None and out is not None
-    if resend and out.held:  # held for its files: checked again (another model may read them now)
-        out.problem = files_problem(out.files) if out.prompt.strip() or out.files else "There is nothing left to send."
-        out.held = out.problem is not None
-        resend = not out.held
+    go = out is not None and resend is not None and outbox.send_again(
+        out, with_files=resend == "with files", check=files_problem)
     if (prompt and prompt.strip()) or uploads:
-        files, problems = widgets.read_uploads(uploads)
-        out = outbox.Outgoing(prompt or "", conversation_id, files=files)
-        if problems:
-            left = ("the message" + (" and the other files" if files else "") if out.prompt.strip()
-                    else "the other files")
-            out.problem = " ".join(problems) + (f" Send again sends {left} without it." if out.prompt.strip() or files
-                                                else "")
-        else:
-            out.problem = files_problem(files)
-        out.held = out.problem is not None
+        files, unreadable = widgets.read_uploads(uploads)
+        out = outbox.submitted(prompt or "", conversation_id, files, unreadable, check=files_problem)
         if out.held:  # nothing saved or sent: the words and the files that could be read stay for Send again
             st.session_state[OUTGOING] = out
             return conversation_id, True
-    if out is None or out.held or not ((prompt and prompt.strip()) or uploads or resend):
+        go = True
+    if out is None or not go:
         return conversation_id, False
-    new = None
-    try:
-        if live.replies.running(out.conversation_id) is not None:
-            raise live.ReplyInProgress()
-        new = outbox.deliver(turn_context(), out, settings)
-        live.replies.start(new, grace=live.START_GRACE)
-        st.session_state.pop(OUTGOING, None)
-    except (StoreError, live.ReplyInProgress) as exc:
-        out.problem = out.problem if isinstance(exc, StoreError) else str(exc)
+    new = outbox.send(turn_context(), out, settings)
+    if new is None:
         st.session_state[OUTGOING] = out
-        out.save_soon(db, user=user, settings=settings.as_dict())  # saved as soon as the database takes it
+    else:
+        st.session_state.pop(OUTGOING, None)
     went_to = (out if new is None else new).conversation_id
     if went_to is not None and went_to != conversation_id:  # a new conversation: it is in the URL now
         st.session_state[OPEN] = went_to

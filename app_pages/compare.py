@@ -46,7 +46,7 @@ from chat.models import Capabilities
 from chat.providers import takes_temperature
 from chat.safe_text import escape_markdown
 from chat.store import StoreError, title_from
-from chat.turns import TurnSettings
+from chat.turns import TurnContexts, TurnSettings
 from ui import render, stream, widgets
 from ui.page import context
 from ui.resources import catalog, pricer, providers
@@ -77,8 +77,9 @@ def capabilities_of(model_id: ModelId) -> Capabilities:
     return catalog().capabilities(model_id.provider, model_id.model)
 
 
-def window_for(model_id: ModelId) -> int | None:
-    return capabilities_of(model_id).context_window
+def turn_contexts() -> TurnContexts:
+    """What each column's or batch call's turn runs with: the store, the providers, the limits the settings give."""
+    return TurnContexts.configured(cfg, db, providers(), pricer(), user=user, capabilities=capabilities_of)
 
 
 def open_run(run_id: str | None) -> None:
@@ -254,14 +255,8 @@ def compare_tab(work: Work) -> None:
             files, problems = widgets.read_uploads(uploads)
             if problems:  # a file that cannot go stops the run here
                 raise CompareError(problems[0])
-            started = start_run(
-                db, providers(), pricer(), user=user, prompt=prompt, targets=targets,
-                blind=blind, window_for=window_for, options={"synced": synced}, daily_limit=cfg.daily_limit_usd,
-                files=files, capabilities_for=capabilities_of,
-                file_limits=attachments.Limits.in_megabytes(cfg.attach_max_file_mb, cfg.attach_max_message_mb))
-            import chat.providers.openai
-
-            chat.providers.openai.warm_up()  # once per process, before the columns' clocks start (fair ranks)
+            started = start_run(turn_contexts(), prompt, targets, blind=blind, options={"synced": synced},
+                                files=files)
             for column in started.columns:  # each column's reply belongs to its conversation from here on
                 live.replies.start(column.turn, grace=live.START_GRACE)
             open_run(started.run_id)
@@ -341,9 +336,7 @@ def batch_tab(work: Work) -> None:
     batch = None
     if go_col.button("Run batch", type="primary", icon=":material/play_arrow:", key="batch_run", width="stretch"):
         try:
-            batch = work.batch = BatchRun(db, providers(), pricer(), user=user, prompts=prompts,
-                                             targets=targets, max_in_flight=int(in_flight),
-                                             window_for=window_for, daily_limit=cfg.daily_limit_usd)
+            batch = work.batch = BatchRun(turn_contexts(), prompts, targets, max_in_flight=int(in_flight))
         except CompareError as exc:
             st.warning(str(exc))
     halt_col.button("Stop", icon=":material/stop:", key="batch_stop", disabled=batch is None, width="stretch")

@@ -80,8 +80,8 @@ def logic_level(provider: FakeProviderProcess, repeat: int) -> dict:
             for _ in range(repeat):
                 provider.reset()
                 set_speeds(provider)
-                live = start_run(store, providers, Pricer(), user="bench", prompt="bench prompt",
-                                 targets=[turns.TurnSettings.parse(f"openai:{m}") for m in MODELS[:n]])
+                live = start_run(turns.TurnContexts(store, providers, Pricer(), user="bench"), "bench prompt",
+                                 [turns.TurnSettings.parse(f"openai:{m}") for m in MODELS[:n]])
                 stream_all(live)
                 wall, total = wall_of(provider.log())
                 walls.append(wall)

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from chat import tokens
 from chat.display import format_cost
 from chat.pricing import Pricer
 from chat.providers.base import Message, ProviderError, Usage
-from chat.store import Budget, Store
+from chat.store import Budget
 from chat.store.sql import stamp
+
+if TYPE_CHECKING:  # a turn's context and settings, read only
+    from chat.turns.settings import TurnContext, TurnSettings
 
 # Output tokens counted for a reply with no max_tokens set: kept free in the context window, and priced by
 # the estimate under the input and by the reservation against the daily limit.
@@ -51,21 +55,6 @@ def start_of_day(now: datetime | None = None) -> str:
     return stamp(now.replace(hour=0, minute=0, second=0, microsecond=0))
 
 
-def spent_today(store: Store, user: str, *, now: datetime | None = None) -> float:
-    """Known cost of every reply the user received today, in any conversation (chat or compare)."""
-    return store.spend_since(user, start_of_day(now))[0]
-
-
-def check_daily_limit(store: Store, user: str, limit: float | None) -> None:
-    """Raise SpendLimitReached when a new turn would start at or past the limit (known costs plus the
-    reservations of replies still streaming). Only a look: :func:`budget` is what turns use."""
-    if not limit:
-        return
-    spent, reserved = store.spend_since(user, start_of_day())
-    if spent + reserved >= limit:
-        raise SpendLimitReached(spent, limit, reserved)
-
-
 def likely_usage(messages: list[Message], model: str, *, system: str | None, max_tokens: int | None) -> Usage:
     """The most a reply is counted to use: the request's input tokens counted locally, and the output up to
     ``max_tokens`` (or :data:`DEFAULT_OUTPUT_RESERVE`). Cache discounts are not counted: an upper bound."""
@@ -88,16 +77,18 @@ def budget(user: str | None, limit: float | None) -> Budget | None:
     return Budget(user=user or "", limit=float(limit), since=start_of_day())
 
 
-def start_reply(store: Store, pricer: Pricer, conversation_id: str, *, provider: str, model: str,
-                settings: dict | None, messages: list[Message], system: str | None, max_tokens: int | None,
-                budget: Budget | None) -> tuple[int, SpendLimitReached | None]:
-    """Start a reply row, checked against ``budget`` with its likely cost reserved, in one transaction.
-    Returns the row's id and, when the budget refused it, the error to record on it."""
+def start_reply(ctx: TurnContext, conversation_id: str, settings: TurnSettings, messages: list[Message], *,
+                recorded: dict | None, budget: Budget | None) -> tuple[int, SpendLimitReached | None]:
+    """Start a reply row in ``ctx.store`` (its settings as ``recorded``), checked against ``budget`` with the
+    likely cost of sending ``messages`` reserved, in one transaction. Returns the row's id and, when the
+    budget refused it, the error to record on it."""
+    model_id = settings.model_id
     if budget is not None:
-        budget = dataclasses.replace(budget, reserve=likely_cost(pricer, provider, model, messages, system=system,
-                                                                 max_tokens=max_tokens))
-    started = store.start_reply_within(conversation_id, provider=provider, model=model, settings=settings,
-                                       budget=budget)
+        budget = dataclasses.replace(budget, reserve=likely_cost(
+            ctx.pricer, model_id.provider, model_id.model, messages, system=settings.system,
+            max_tokens=settings.params.max_tokens))
+    started = ctx.store.start_reply_within(conversation_id, provider=model_id.provider, model=model_id.model,
+                                           settings=recorded, budget=budget)
     if budget is None or started.admitted:
         return started.id, None
     return started.id, SpendLimitReached(started.spent, budget.limit, started.reserved)

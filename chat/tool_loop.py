@@ -158,11 +158,6 @@ class ToolRunner:
         with self._lock:
             self._decisions[call_id] = approve
 
-    @property
-    def waiting(self) -> list[CallRecord]:
-        with self._lock:
-            return [r for r in self._records if r.status == "waiting"]
-
     def poll(self) -> bool:
         """Take decisions and finished calls into the records; True when every call of the step is settled."""
         with self._lock:

@@ -15,7 +15,7 @@ from chat.config import ModelId
 from chat.pricing import Pricer
 from chat.providers.anthropic import AnthropicProvider
 from chat.providers.openai import OpenAIProvider
-from chat.store import open_store
+from chat.store import Filters, open_store
 
 APP = "../app.py"
 
@@ -83,7 +83,7 @@ def test_compare_sends_the_same_files_to_every_target_and_stores_them_once(store
     targets = [turns.TurnSettings(ModelId("openai", "gpt-4o-mini")),
                turns.TurnSettings(ModelId("anthropic", "claude-haiku-4-5"))]
     files = [attachments.read("shot.png", png())]
-    run = start_run(store, providers, Pricer(), user="alice", prompt="Describe", targets=targets, files=files)
+    run = start_run(turns.TurnContexts(store, providers, Pricer(), user="alice"), "Describe", targets, files=files)
     for column in run.columns:
         "".join(column.turn.stream(flush_every=0.0))
     bodies = [json.dumps(r["body"]) for r in fake_provider.requests]
@@ -101,11 +101,11 @@ def test_compare_refuses_files_a_target_cannot_read_before_saving_anything(store
     targets = [turns.TurnSettings(ModelId("openai", "gpt-4o-mini")),
                turns.TurnSettings(ModelId("openai", "gpt-3.5-turbo"))]
     with pytest.raises(CompareError, match="gpt-3.5-turbo cannot read images"):
-        start_run(store, providers, Pricer(), user="alice", prompt="Describe", targets=targets,
-                  files=[attachments.read("shot.png", png())],
-                  capabilities_for=lambda m: SimpleNamespace(image_input=m.model != "gpt-3.5-turbo",
-                                                             pdf_input=None))
-    assert store.recent_conversations("alice", source=None) == []
+        start_run(turns.TurnContexts(store, providers, Pricer(), user="alice",
+                                     capabilities=lambda m: SimpleNamespace(image_input=m.model != "gpt-3.5-turbo",
+                                                                            pdf_input=None)),
+                  "Describe", targets, files=[attachments.read("shot.png", png())])
+    assert store.list_conversations(Filters(user="alice")) == []
 
 
 def test_regenerate_with_a_model_that_cannot_read_the_conversations_image_says_so_and_sends_nothing(

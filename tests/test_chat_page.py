@@ -76,7 +76,7 @@ def test_new_chat_starts_an_empty_conversation(app_env, fake_provider):
     assert not at.chat_message
     assert open_cid(at) is None
     send(at, "second chat")
-    assert len(open_store(app_env).recent_conversations("local")) == 2
+    assert len(open_store(app_env).chat_list("local")) == 2
 
 
 def test_switching_conversations_from_the_recent_list(app_env, fake_provider):
@@ -430,9 +430,9 @@ def test_a_compare_column_continued_as_a_chat_is_listed_in_recent(app_env, fake_
 
     store = open_store(app_env)
     providers = build_providers(load_settings())
-    live = start_run(store, providers, Pricer(), user="local", prompt="compare this prompt",
-                     targets=[turns.TurnSettings.parse("openai:gpt-4o-mini"),
-                              turns.TurnSettings.parse("anthropic:claude-haiku-4-5")])
+    live = start_run(turns.TurnContexts(store, providers, Pricer(), user="local"), "compare this prompt",
+                     [turns.TurnSettings.parse("openai:gpt-4o-mini"),
+                      turns.TurnSettings.parse("anthropic:claude-haiku-4-5")])
     stream_all(live)
     continued = live.columns[0].conversation_id
     at = run_app()

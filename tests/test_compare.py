@@ -37,9 +37,9 @@ def targets(*names, **params):
 
 
 def start(store, providers, prompt="compare me", names=("openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"),
-          **kwargs):
-    return start_run(store, providers, Pricer(), user="alice", prompt=prompt, targets=targets(*names),
-                     **kwargs)
+          daily_limit=None, **kwargs):
+    return start_run(turns.TurnContexts(store, providers, Pricer(), user="alice", daily_limit=daily_limit), prompt,
+                     targets(*names), **kwargs)
 
 
 def intervals(log: list[dict]) -> dict[int, tuple[float, float]]:
@@ -136,7 +136,7 @@ def test_a_run_is_saved_as_one_compare_conversation_per_target_linked_to_the_run
 def test_the_same_model_twice_with_different_settings_is_two_targets(store, providers, fake_provider):
     both = [turns.TurnSettings.parse("openai:gpt-4o-mini", temperature=0.0),
             turns.TurnSettings.parse("openai:gpt-4o-mini", temperature=1.5, system="Be terse.")]
-    live = start_run(store, providers, Pricer(), user="alice", prompt="hi", targets=both)
+    live = start_run(turns.TurnContexts(store, providers, Pricer(), user="alice"), "hi", both)
     stream_all(live)
     bodies = sorted((e["body"] for e in fake_provider.events("request")), key=lambda b: b["temperature"])
     assert [b["temperature"] for b in bodies] == [0.0, 1.5]
@@ -148,8 +148,8 @@ def test_the_same_model_twice_with_different_settings_is_two_targets(store, prov
 
 def test_a_target_is_stored_with_the_settings_a_chat_reply_records(store, providers, fake_provider):
     target = turns.TurnSettings.parse("openai:gpt-4o-mini", system="  ", temperature=0.2)
-    live = start_run(store, providers, Pricer(), user="alice", prompt="hi",
-                     targets=[target, turns.TurnSettings.parse("anthropic:claude-haiku-4-5", max_tokens=64)])
+    live = start_run(turns.TurnContexts(store, providers, Pricer(), user="alice"), "hi",
+                     [target, turns.TurnSettings.parse("anthropic:claude-haiku-4-5", max_tokens=64)])
     stream_all(live)
     recorded = {"provider": "openai", "model": "gpt-4o-mini", "system": "", "temperature": 0.2, "max_tokens": None}
     assert store.get_conversation(live.columns[0].conversation_id)["settings"] == {**recorded, "label": "A"}
@@ -238,6 +238,24 @@ def test_columns_never_started_are_saved_as_stopped_and_nothing_is_sent(store, p
     assert live.wait(0) and not load_run(store, live.run_id).streaming
 
 
+def test_a_column_and_a_batch_call_stop_waiting_after_the_pages_time_between_chunks(store, providers,
+                                                                                   fake_provider):
+    # The providers here carry no time limit of their own: the limit is the one the page passes (CHAT_TIMEOUT),
+    # as it passes it to a chat turn. The stall ends before the SDK's own read timeout, so a turn that did not
+    # get the limit would finish complete.
+    fake_provider.set_scenario(None, words=30, stall_after=5, stall_for=4.5)
+    contexts = turns.TurnContexts(store, providers, Pricer(), user="alice", idle_timeout=1.5)
+    live = start_run(contexts, "compare me", targets("openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"))
+    stream_all(live)
+    replies = [c.reply for c in load_run(store, live.run_id).columns]
+    assert [r["status"] for r in replies] == ["error", "error"]
+    assert all(len(r["content"].split()) == 5 for r in replies)
+    batch = BatchRun(contexts, ["batch me"], targets("openai:gpt-4o-mini"))
+    for _ in batch.run():
+        pass
+    assert [r.status for r in batch.rows] == ["error"] and len(batch.rows[0].reply.split()) == 5
+
+
 def test_past_the_daily_limit_every_column_is_refused_and_nothing_is_sent(store, providers, fake_provider):
     stream_all(start(store, providers))  # spends a little
     live = start(store, providers, prompt="one more", daily_limit=0.000001)
@@ -307,9 +325,9 @@ def test_a_compare_column_continues_as_an_ordinary_conversation(store, providers
 # ---------------------------------------------------------------- batch runs
 
 
-def run_batch(store, providers, prompts, names, **kwargs):
-    batch = BatchRun(store, providers, Pricer(), user="alice", prompts=prompts, targets=targets(*names),
-                     **kwargs)
+def run_batch(store, providers, prompts, names, daily_limit=None, **kwargs):
+    batch = BatchRun(turns.TurnContexts(store, providers, Pricer(), user="alice", daily_limit=daily_limit), prompts,
+                     targets(*names), **kwargs)
     for _ in batch.run():
         pass
     return batch
@@ -366,8 +384,8 @@ def test_a_failing_target_in_a_batch_fails_only_its_own_calls(store, providers, 
 
 def test_closing_a_batch_stops_the_calls_in_flight_and_skips_the_rest(store, providers, fake_provider):
     fake_provider.set_scenario(None, words=300, tokens_per_second=50)
-    batch = BatchRun(store, providers, Pricer(), user="alice", prompts=[f"p{i}" for i in range(6)],
-                     targets=targets("openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"), max_in_flight=2)
+    batch = BatchRun(turns.TurnContexts(store, providers, Pricer(), user="alice"), [f"p{i}" for i in range(6)],
+                     targets("openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"), max_in_flight=2)
     results = batch.run()
     for _ in results:
         if len(fake_provider.events("chunk")) >= 10:
@@ -391,13 +409,13 @@ def test_a_batch_stops_sending_once_the_daily_limit_is_reached(store, providers,
 
 
 def test_batch_limits_are_checked(store, providers):
+    contexts = turns.TurnContexts(store, providers, Pricer(), user="a")
     with pytest.raises(CompareError, match="at least one prompt"):
-        BatchRun(store, providers, Pricer(), user="a", prompts=["", " "], targets=targets("openai:x"))
+        BatchRun(contexts, ["", " "], targets("openai:x"))
     with pytest.raises(CompareError, match="in flight"):
-        BatchRun(store, providers, Pricer(), user="a", prompts=["p"], targets=targets("openai:x"),
-                 max_in_flight=0)
+        BatchRun(contexts, ["p"], targets("openai:x"), max_in_flight=0)
     with pytest.raises(CompareError, match="No provider named nowhere is configured"):
-        BatchRun(store, providers, Pricer(), user="a", prompts=["p"], targets=targets("openai:x", "nowhere:y"))
+        BatchRun(contexts, ["p"], targets("openai:x", "nowhere:y"))
 
 
 # ---------------------------------------------------------------- CSV in and out

@@ -31,11 +31,11 @@ def test_only_providers_with_a_key_are_configured():
 def test_the_environment_wins_over_secrets():
     s = load_settings({"OPENAI_API_KEY": "from-env"}, {"OPENAI_API_KEY": "from-file", "CHAT_DB": "x.db"})
     assert s.endpoint("openai").api_key == "from-env"
-    assert s.db_path == Path("x.db")
+    assert s.database == Path("x.db")
 
 
 def test_the_database_defaults_to_a_file_in_the_working_directory():
-    assert load_settings({}, {}).db_path == Path("chat.db")
+    assert load_settings({}, {}).database == Path("chat.db")
 
 
 def test_named_openai_compatible_endpoints_come_from_secrets_and_the_environment():
@@ -236,11 +236,6 @@ def test_a_database_table_in_secrets_gives_the_url_or_the_path_and_the_pool_size
     assert load_settings({}, {"database": {"path": "/srv/chat.db"}}).database == Path("/srv/chat.db")
     assert load_settings({"CHAT_DB": "env.db"}, {"database": {"url": "postgresql://chat@db/chat"}}).database == Path(
         "env.db")  # the environment wins
-
-
-def test_the_database_label_never_shows_the_password():
-    s = load_settings({"CHAT_DB": "postgresql://chat:hunter2@db.internal:5433/chat"}, {})
-    assert s.database_label == "postgresql://chat@db.internal:5433/chat"
 
 
 @pytest.mark.parametrize(("env", "secrets", "message"), [

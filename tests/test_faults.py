@@ -214,7 +214,7 @@ def test_a_message_sent_while_the_database_is_locked_is_kept_and_stored_once_on_
     assert not at.exception and not at.error
     assert at.chat_message[-1].markdown[0].value.startswith("Echo: please keep me")
     store = open_store(app_env)
-    [conversation] = store.recent_conversations("local")
+    [conversation] = store.chat_list("local")
     assert [(m["role"], m["content"][:14]) for m in store.messages(conversation["id"])] == [
         ("user", "please keep me"), ("assistant", "Echo: please k")]
     at.run()
@@ -274,9 +274,9 @@ def test_a_message_the_database_refused_is_saved_by_itself_once_the_fault_clears
         assert at.error
     store = open_store(app_env)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not store.recent_conversations("local"):
+    while time.monotonic() < deadline and not store.chat_list("local"):
         time.sleep(0.2)
-    [conversation] = store.recent_conversations("local")  # saved without another click
+    [conversation] = store.chat_list("local")  # saved without another click
     assert [m["content"] for m in store.messages(conversation["id"])] == ["save me when you can"]
     at.button(key="send_again").click().run()  # asks for the reply; the message is not saved twice
     assert [(m["role"], m["content"][:13]) for m in store.messages(conversation["id"])] == [
@@ -310,7 +310,7 @@ def test_a_message_sent_while_postgresql_is_down_is_kept_and_stored_once_it_is_b
         assert at.chat_message[-1].markdown[0].value.startswith("Echo: keep me while")
         store = open_store(url)
         try:
-            [conversation] = store.recent_conversations("local")
+            [conversation] = store.chat_list("local")
             assert [(m["role"], m["content"][:13]) for m in store.messages(conversation["id"])] == [
                 ("user", "keep me while"), ("assistant", "Echo: keep me")]
         finally:

@@ -5,7 +5,7 @@ import pytest
 from chat import turns
 from chat.config import ModelId
 from chat.identity import LOCAL_USER, NotSignedIn, Viewer, resolve_viewer
-from chat.limits import SpendLimitReached, check_daily_limit, spent_today
+from chat.limits import SpendLimitReached, budget, start_of_day
 from chat.pricing import Pricer
 from chat.providers.base import Params, Usage
 from chat.providers.openai import OpenAIProvider
@@ -56,27 +56,27 @@ def test_the_days_spend_counts_a_users_replies_of_today_only(tmp_path):
     reply(store, "alice", 0.5)
     reply(store, "alice", None)
     reply(store, "bob", 9.0)
-    assert spent_today(store, "alice") == pytest.approx(0.75)
+    assert store.spend_since("alice", start_of_day()) == (pytest.approx(0.75), 0.0)
     tomorrow = datetime(2999, 1, 1, tzinfo=UTC)
-    assert spent_today(store, "alice", now=tomorrow) == 0
+    assert store.spend_since("alice", start_of_day(tomorrow)) == (0.0, 0.0)
 
 
 def test_a_turn_past_the_daily_limit_is_refused_with_the_days_spend_and_nothing_is_sent(tmp_path, fake_provider,
                                                                                        openai_client):
     store = open_store(tmp_path / "chat.db")
     reply(store, "alice", 1.5)
-    with pytest.raises(SpendLimitReached) as caught:
-        check_daily_limit(store, "alice", 1.0)
-    assert "$1.50" in caught.value.hint and "$1.00" in caught.value.hint
-    check_daily_limit(store, "bob", 1.0)  # someone else's spend does not count
+    bobs = store.create_conversation(user="bob")
+    assert store.start_reply_within(bobs, provider="openai", model="gpt-4o-mini",
+                                    budget=budget("bob", 1.0)).admitted  # someone else's spend does not count
 
     cid = store.create_conversation(user="alice")
     provider = OpenAIProvider(name="openai", client=openai_client)
     settings = turns.TurnSettings(ModelId("openai", "gpt-4o-mini"), params=Params())
     turn = turns.send(turns.TurnContext(store, provider, Pricer(), user="alice", daily_limit=1.0), cid, "one more?",
                       settings)
-    with pytest.raises(SpendLimitReached):
+    with pytest.raises(SpendLimitReached) as caught:
         list(turn.stream())
+    assert "$1.50" in caught.value.hint and "$1.00" in caught.value.hint
     assert not fake_provider.events("request")
     rows = store.messages(cid)
     assert rows[0]["content"] == "one more?" and rows[1]["status"] == "error" and "$1.50" in rows[1]["error"]

@@ -44,7 +44,8 @@ def settings() -> turns.TurnSettings:
 
 
 def spent(store, user="alice") -> float:
-    return limits.spent_today(store, user)
+    """The known cost of the user's replies today."""
+    return store.spend_since(user, limits.start_of_day())[0]
 
 
 def drain(turn: turns.Turn) -> None:
@@ -89,8 +90,8 @@ def test_a_four_target_compare_against_a_small_limit_stops_at_the_limit(store, p
     one = one_reply(prompt)
     limit = 2.5 * one
     targets = [turns.TurnSettings.parse(MODEL, max_tokens=MAX_TOKENS) for _ in range(4)]
-    live = start_run(store, {"openai": provider}, Pricer(), user="alice", prompt=prompt, targets=targets,
-                     daily_limit=limit)
+    live = start_run(turns.TurnContexts(store, {"openai": provider}, Pricer(), user="alice", daily_limit=limit),
+                     prompt, targets)
     stream_all(live)
 
     assert len(fake_provider.events("request")) == 3
@@ -105,9 +106,8 @@ def test_a_batch_of_twenty_against_a_small_limit_ends_past_it_by_at_most_one_rep
     prompts = [f"batch prompt {i}" for i in range(20)]
     one = max(one_reply(p) for p in prompts)
     limit = 5.5 * one
-    batch = BatchRun(store, {"openai": provider}, Pricer(), user="alice", prompts=prompts,
-                     targets=[turns.TurnSettings.parse(MODEL, max_tokens=MAX_TOKENS)], max_in_flight=4,
-                     daily_limit=limit)
+    batch = BatchRun(turns.TurnContexts(store, {"openai": provider}, Pricer(), user="alice", daily_limit=limit),
+                     prompts, [turns.TurnSettings.parse(MODEL, max_tokens=MAX_TOKENS)], max_in_flight=4)
     for _ in batch.run():
         pass
 
@@ -135,32 +135,39 @@ def test_a_streaming_reply_holds_its_reservation_until_its_real_cost_replaces_it
     assert store.spend_since("alice", since) == (pytest.approx(row["cost"]), 0.0)
 
 
-def test_a_crashed_replys_reservation_is_released_when_it_is_marked_interrupted(store):
+def test_a_crashed_replys_reservation_is_released_when_it_is_marked_interrupted(store, provider):
     cid = store.create_conversation(user="alice")
     store.add_user_message(cid, "then the server died")
     budget = dataclasses.replace(limits.budget("alice", 1.0), reserve=2.0)
     started = store.start_reply_within(cid, provider="openai", model="gpt-4o-mini", budget=budget)
     assert started.admitted
-    with pytest.raises(limits.SpendLimitReached) as caught:
-        limits.check_daily_limit(store, "alice", 1.0)  # the crashed reply's reservation uses the day up
-    assert "still streaming" in caught.value.hint and "$2.00" in caught.value.hint
+    later = store.create_conversation(user="alice")
+    store.add_user_message(later, "and now?")
+
+    def start_another():
+        return limits.start_reply(turns.TurnContext(store, provider, Pricer()), later, settings(),
+                                  [Message("user", "and now?")], recorded=None, budget=limits.budget("alice", 1.0))
+
+    refused_id, refused = start_another()  # the crashed reply's reservation uses the day up
+    assert "still streaming" in refused.hint and "$2.00" in refused.hint
+    store.finish_reply(refused_id, content="", status="error", usage=None, cost=None, error=str(refused))
 
     assert store.mark_interrupted_replies() == 1
     assert store.spend_since("alice", budget.since) == (0.0, 0.0)
     assert store.messages(cid)[-1]["reserved_cost"] is None
-    limits.check_daily_limit(store, "alice", 1.0)
+    assert start_another()[1] is None
 
 
-def test_an_unknown_price_reserves_nothing_but_known_costs_still_count(store):
+def test_an_unknown_price_reserves_nothing_but_known_costs_still_count(store, provider):
     assert limits.likely_cost(Pricer(), "ollama", "llama3.2", [Message("user", "hi")], system=None,
                               max_tokens=None) == 0
     cid = store.create_conversation(user="alice")
     store.add_user_message(cid, "q")
     first = store.start_reply(cid, provider="openai", model="gpt-4o-mini")
     store.finish_reply(first, content="a", status="complete", usage=Usage(10, 10), cost=0.5)
-    message_id, over = limits.start_reply(store, Pricer(), cid, provider="ollama", model="llama3.2", settings=None,
-                                          messages=[Message("user", "q")], system=None, max_tokens=None,
-                                          budget=limits.budget("alice", 0.5))
+    message_id, over = limits.start_reply(turns.TurnContext(store, provider, Pricer()), cid,
+                                          turns.TurnSettings.parse("ollama:llama3.2"), [Message("user", "q")],
+                                          recorded=None, budget=limits.budget("alice", 0.5))
     assert isinstance(over, limits.SpendLimitReached) and over.spent == pytest.approx(0.5)
     assert store.messages(cid)[-1]["id"] == message_id
 

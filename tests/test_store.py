@@ -8,12 +8,15 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 
 from chat.history.search import search
 from chat.providers.base import Usage
 from chat.store import (
+    CompareReplyRow,
+    CompareRunRow,
     ConversationRow,
     DatabaseUnavailable,
     Filters,
@@ -21,6 +24,8 @@ from chat.store import (
     NotFound,
     SchemaTooNew,
     StoreError,
+    SummaryRow,
+    UserUsageRow,
     open_store,
     title_from,
 )
@@ -141,6 +146,12 @@ def test_a_corrupt_file_gives_database_unavailable(db_path):
     assert_one_sentence(str(caught.value))
 
 
+def test_a_postgresql_server_that_cannot_be_reached_is_named_without_its_password():
+    with pytest.raises(DatabaseUnavailable) as caught:
+        open_store("postgresql://chat:hunter2@127.0.0.1:1/chat")  # nothing listens on port 1
+    assert str(caught.value) == "The chat database at postgresql://chat@127.0.0.1:1/chat cannot be reached."
+
+
 def test_a_path_below_a_plain_file_gives_database_unavailable(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(DatabaseUnavailable) as caught:
@@ -253,17 +264,15 @@ def test_updating_a_conversation_changes_title_and_settings_and_its_time(store):
     assert after["updated_at"] >= before["updated_at"]
 
 
-def test_recent_conversations_are_newest_first_per_user_and_source(store):
+def test_the_chat_list_is_the_users_own_chats_last_active_first_up_to_its_limit(store):
     first = store.create_conversation(user="ann")
     second = store.create_conversation(user="ann")
-    bob = store.create_conversation(user="bob")
-    compare = store.create_conversation(user="ann", source="compare")
+    store.create_conversation(user="bob")
+    store.create_conversation(user="ann", source="compare")
     store.add_user_message(first, "bring me back to the top")
-    assert [c["id"] for c in store.recent_conversations("ann")] == [first, second]
-    assert [c["id"] for c in store.recent_conversations("ann", limit=1)] == [first]
-    assert [c["id"] for c in store.recent_conversations(None)] == [first, bob, second]
-    assert {c["id"] for c in store.recent_conversations("ann", source=None)} == {first, second, compare}
-    assert store.recent_conversations("ann")[0]["settings"] == {}
+    assert [c["id"] for c in store.chat_list("ann")] == [first, second]
+    assert [c["id"] for c in store.chat_list("ann", limit=1)] == [first]
+    assert store.chat_list("ann")[0]["settings"] == {}
 
 
 def test_a_soft_deleted_conversation_is_hidden_and_restore_shows_it(store):
@@ -272,12 +281,12 @@ def test_a_soft_deleted_conversation_is_hidden_and_restore_shows_it(store):
     store.soft_delete(cid)
     assert store.get_conversation(cid) is None
     assert store.get_conversation(cid, include_deleted=True)["deleted_at"]
-    assert store.recent_conversations("ann") == []
+    assert store.chat_list("ann") == []
     assert found(store, "hello") == []
     assert len(store.messages(cid)) == 2  # the rows themselves are kept
     store.restore(cid)
     assert store.get_conversation(cid)["deleted_at"] is None
-    assert [c["id"] for c in store.recent_conversations("ann")] == [cid]
+    assert [c["id"] for c in store.chat_list("ann")] == [cid]
 
 
 def test_a_source_other_than_chat_or_compare_is_refused(store):
@@ -358,7 +367,7 @@ def test_a_finished_reply_records_its_figures_and_the_conversation_totals(store)
         "cache_read_tokens": 30, "cache_write_tokens": 4, "cost": 0.0025, "unknown_cost_count": 0,
         "stopped_count": 0, "error_count": 0, "models": ["openai:gpt-4o"],
     }
-    listed = store.recent_conversations("ann")[0]
+    listed = store.chat_list("ann")[0]
     assert (listed["message_count"], listed["cost"], listed["models"]) == (2, 0.0025, ["openai:gpt-4o"])
 
 
@@ -427,15 +436,48 @@ def test_messages_come_in_position_order_with_decoded_settings_and_flags(store):
     assert all(ISO_UTC.match(r["created_at"]) for r in rows)
 
 
+def fields(row_type):
+    return set(row_type.__annotations__)
+
+
 def test_stored_rows_have_exactly_the_fields_their_row_types_name(store):
-    """MessageRow and ConversationRow say what the store gives back, on both engines: a column added by a
-    migration and not named there (or named and gone) fails here."""
+    """MessageRow and ConversationRow say what the store gives back, on both engines, whichever method reads
+    them: a column added by a migration and not named there (or named and gone) fails here."""
     cid = store.create_conversation(user="ann")
-    one_turn(store, cid, "q1", "a1")
+    question = store.add_user_message(cid, "q1")
+    reply_id = store.start_reply(cid, provider="fake", model="echo")
+    reply = store.finish_reply(reply_id, content="a1", status="complete", usage=exact(10, 5), cost=0.01)
+    assert set(question) == set(reply) == fields(MessageRow)
     for row in store.messages(cid):
-        assert set(row) == set(MessageRow.__annotations__)
-    assert set(store.get_conversation(cid)) == set(ConversationRow.__annotations__)
-    assert set(store.chat_list("ann")[0]) == set(ConversationRow.__annotations__)
+        assert set(row) == fields(MessageRow)
+    assert set(store.message(question["id"])) == set(store.message(reply_id)) == fields(MessageRow)
+    assert set(store.get_conversation(cid)) == fields(ConversationRow)
+    assert set(store.chat_list("ann")[0]) == fields(ConversationRow)
+    assert set(store.list_conversations(Filters(user="ann"))[0]) == fields(ConversationRow)
+    assert set(store.conversations_by_id([cid])[cid]) == fields(ConversationRow)
+
+
+def test_compare_runs_and_their_replies_have_exactly_the_fields_their_row_types_name(store):
+    run_id = store.create_compare_run(user="ann", prompt="q", settings={"mode": "batch", "batch_id": "b1"})
+    cid = store.create_conversation(user="ann", source="compare", compare_run_id=run_id,
+                                    settings={"label": "A", "provider": "fake", "model": "echo"})
+    one_turn(store, cid, "q", "a")
+    assert set(store.get_compare_run(run_id)) == fields(CompareRunRow)
+    assert set(store.recent_compare_runs("ann")[0]) == fields(CompareRunRow)
+    assert set(store.compare_runs_in_batch("b1")[0]) == fields(CompareRunRow)
+    assert set(store.compare_replies([run_id])[0]) == fields(CompareReplyRow)
+
+
+def test_historys_sums_have_exactly_the_fields_and_kinds_their_row_types_name(store):
+    """On both engines the sums are plain numbers: ints and floats, as SummaryRow and UserUsageRow say."""
+    for user in ("ann", "bob"):
+        one_turn(store, store.create_conversation(user=user), "q", "a")
+    summary = store.summary(Filters())
+    usage = store.usage_by_user(Filters())
+    assert set(summary) == fields(SummaryRow)
+    assert [set(row) for row in usage] == [fields(UserUsageRow)] * 2
+    for row, row_type in [(summary, SummaryRow), *((row, UserUsageRow) for row in usage)]:
+        assert {key: type(value) for key, value in row.items()} == get_type_hints(row_type)
 
 
 def test_messages_after_a_position_are_only_the_later_ones(store):
@@ -631,7 +673,7 @@ def test_processes_adding_turns_to_a_shared_conversation_store_each_message_once
     assert [r["position"] for r in rows] == list(range(1, 2 * (processes + 1) * turns + 1))
     assert len({r["content"] for r in rows}) == len(rows)
     assert kept_totals(store, shared)["unknown_cost_count"] == (processes + 1) * turns
-    for conversation in store.recent_conversations(None):
+    for conversation in store.list_conversations(Filters(), limit=None):
         if conversation["id"] != shared:
             assert conversation["message_count"] == 2 * turns
 

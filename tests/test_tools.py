@@ -163,14 +163,19 @@ def _wait_for(predicate):
         time.sleep(0.02)
 
 
+def waiting_calls(turn):
+    """The calls waiting for the user's approval, found in the turn's steps as the page finds them."""
+    return [call for step in list(turn.steps) for call in step.calls if call.status == "waiting"]
+
+
 @pytest.mark.parametrize("approve", [True, False])
 def test_a_tool_that_changes_things_runs_only_once_the_user_approves_it(store, providers, fake_provider, toolbox,
                                                                         tmp_path, approve):
     fake_provider.set_scenario(None, tool_calls=[{"name": "test__write_note", "arguments": {"text": "hello"}}])
     turn, conversation = start(store, providers, "chat", runner(toolbox))
     done = _in_thread(turn)
-    _wait_for(lambda: turn.waiting_calls)
-    waiting = turn.waiting_calls[0]
+    _wait_for(lambda: waiting_calls(turn))
+    waiting = waiting_calls(turn)[0]
     assert waiting.needs_approval and json.loads(waiting.arguments) == {"text": "hello"}
     assert not (tmp_path / "notes.txt").exists()
     turn.decide(waiting.id, approve)
@@ -224,12 +229,12 @@ def test_the_steps_are_stored_at_each_checkpoint_not_only_at_the_finish(store, p
     fake_provider.set_scenario(None, tool_calls=[{"name": "test__write_note", "arguments": {"text": "hello"}}])
     turn, conversation = start(store, providers, "chat", runner(toolbox))
     done = _in_thread(turn)
-    _wait_for(lambda: turn.waiting_calls)
+    _wait_for(lambda: waiting_calls(turn))
     row = store.messages(conversation)[-1]  # a crash now would leave these steps with the interrupted reply
     assert row["status"] == "streaming"
     assert [c["status"] for c in row["tool_steps"][0]["calls"]] == ["waiting"]
     assert json.loads(row["tool_steps"][0]["calls"][0]["arguments"]) == {"text": "hello"}
-    turn.decide(turn.waiting_calls[0].id, False)
+    turn.decide(waiting_calls(turn)[0].id, False)
     done.wait()
     assert store.messages(conversation)[-1]["tool_steps"][0]["calls"][0]["status"] == "denied"
 
@@ -345,7 +350,7 @@ def test_a_reply_waiting_for_approval_is_kept_fresh_and_never_taken_for_a_crashe
     turn, conversation = start(store, providers, "chat", runner(toolbox))
     done = _in_thread(turn)
     try:
-        _wait_for(lambda: turn.waiting_calls)
+        _wait_for(lambda: waiting_calls(turn))
         time.sleep(2.5)  # the user takes their time
         assert store.mark_interrupted_replies(stale_after=2.0) == 0  # what any page run does, in any process
         assert store.messages(conversation)[-1]["status"] == "streaming"

@@ -14,10 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from chat import turns
-from chat.compare.targets import LABELS, MAX_TARGETS, CompareError, WindowFor, check_providers
+from chat.compare.targets import LABELS, MAX_TARGETS, CompareError, check_providers
 from chat.display import ending, estimated, format_cost, format_tokens, tokens_per_second, total_cost_text
-from chat.pricing import Pricer
-from chat.providers.base import Provider, ProviderError
+from chat.providers.base import ProviderError
 from chat.safe_text import csv_cell
 from chat.store import FAILED_STATUSES, Store, StoreError
 
@@ -68,8 +67,9 @@ class BatchRow:
 
 
 class BatchRun:
-    """Every prompt against every target, at most ``max_in_flight`` calls at a time. The user's
-    ``daily_limit`` is checked as each call starts: once it is reached, the remaining calls are refused.
+    """Every prompt against every target, at most ``max_in_flight`` calls at a time, each call with the
+    context ``contexts`` gives its model. The user's daily limit is checked as each call starts: once it is
+    reached, the remaining calls are refused.
 
     Each prompt is one compare run (``settings.mode == "batch"``, with the batch id and the prompt's index)
     created when its first call starts; each call is a conversation of that run. Iterate :meth:`run` to
@@ -77,10 +77,8 @@ class BatchRun:
     meanwhile. Closing that generator early (or :meth:`cancel`) stops the calls in flight (their replies
     are saved as stopped) and skips the ones not started; it returns once every worker has left."""
 
-    def __init__(self, store: Store, providers: Mapping[str, Provider], pricer: Pricer, *, user: str,
-                 prompts: Sequence[str], targets: Sequence[turns.TurnSettings], max_in_flight: int = 4,
-                 window_for: WindowFor | None = None, batch_id: str | None = None,
-                 daily_limit: float | None = None):
+    def __init__(self, contexts: turns.TurnContexts, prompts: Sequence[str], targets: Sequence[turns.TurnSettings],
+                 *, max_in_flight: int = 4, batch_id: str | None = None):
         prompts = [p.strip() for p in prompts if p and p.strip()]
         if not prompts:
             raise CompareError("Add at least one prompt.")
@@ -88,20 +86,17 @@ class BatchRun:
             raise CompareError(f"A batch takes at most {MAX_BATCH_PROMPTS} prompts; split the list.")
         if not 1 <= len(targets) <= MAX_TARGETS:
             raise CompareError(f"Choose between 1 and {MAX_TARGETS} targets.")
-        check_providers(targets, providers)
+        check_providers(targets, contexts.providers)
         if not 1 <= max_in_flight <= MAX_IN_FLIGHT:
             raise CompareError(f"Calls in flight must be between 1 and {MAX_IN_FLIGHT}.")
-        self.store = store
-        self.providers = providers
-        self.pricer = pricer
-        self.user = user
+        self.contexts = contexts
+        self.store = contexts.store
+        self.user = contexts.user
         self.prompts = prompts
         self.targets = list(targets)
         self.labels = list(LABELS[: len(targets)])
         self.max_in_flight = max_in_flight
-        self.window_for = window_for
         self.batch_id = batch_id or uuid.uuid4().hex
-        self.daily_limit = daily_limit
         self.total = len(prompts) * len(targets)
         self.rows: list[BatchRow] = []
         self._cancel = threading.Event()
@@ -163,10 +158,7 @@ class BatchRun:
         run_id = self._run_for(p)
         cid = self.store.create_conversation(user=self.user, source="compare", compare_run_id=run_id,
                                              settings={**target.as_dict(), "label": label})
-        ctx = turns.TurnContext(self.store, self.providers[target.model_id.provider], self.pricer,
-                                context_window=self.window_for(target.model_id) if self.window_for else None,
-                                user=self.user, daily_limit=self.daily_limit)
-        turn = turns.send(ctx, cid, prompt, target)
+        turn = turns.send(self.contexts.for_model(target.model_id), cid, prompt, target)
         chunks = turn.stream(flush_every=0.25)
         try:
             for _ in chunks:

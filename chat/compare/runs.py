@@ -10,18 +10,15 @@ from __future__ import annotations
 import contextlib
 import random
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from chat import attachments, tokens, turns
 from chat.attachments import Attachment
-from chat.compare.targets import LABELS, CompareError, WindowFor, check_targets
-from chat.config import ModelId
+from chat.compare.targets import LABELS, CompareError, check_targets
 from chat.pricing import Pricer
-from chat.providers.base import Message, Provider, ProviderError, Usage
-from chat.store import Store, StoreError
+from chat.providers.base import Message, ProviderError, Usage
+from chat.store import StoreError
 
 
 @dataclass
@@ -47,8 +44,6 @@ class LiveRun:
     prompt: str
     blind: bool
     columns: list[Column]
-    started_at: float = field(default_factory=time.monotonic)
-    finished_at: float | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -82,7 +77,6 @@ class LiveRun:
         with self._lock:
             self._open.discard(index)
             if not self._open and not self._done.is_set():
-                self.finished_at = time.monotonic()
                 self._done.set()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -92,30 +86,27 @@ class LiveRun:
     def finished(self) -> bool:
         return self._done.is_set()
 
-    @property
-    def elapsed(self) -> float:
-        return (self.finished_at or time.monotonic()) - self.started_at
 
+def start_run(contexts: turns.TurnContexts, prompt: str, targets: Sequence[turns.TurnSettings], *,
+              blind: bool = False, options: Mapping | None = None, files: Sequence[Attachment] = (),
+              rng: random.Random | None = None) -> LiveRun:
+    """Save a compare run of ``contexts.user`` with one conversation per target (the prompt and its attached
+    ``files`` saved as each one's first message; the files' bytes once) and open a turn for each, each with the
+    context ``contexts`` gives its model. Nothing is sent yet: streaming each turn sends its request. Past the
+    user's daily limit every turn is refused before anything is sent, as in a chat. Files over
+    ``contexts.file_limits``, or of a kind a target cannot read (its capabilities' ``image_input`` /
+    ``pdf_input`` False), stop the run before anything is saved.
 
-def start_run(store: Store, providers: Mapping[str, Provider], pricer: Pricer, *, user: str, prompt: str,
-              targets: Sequence[turns.TurnSettings], blind: bool = False, window_for: WindowFor | None = None,
-              options: Mapping | None = None, rng: random.Random | None = None,
-              daily_limit: float | None = None, files: Sequence[Attachment] = (),
-              capabilities_for: Callable[[ModelId], Any] | None = None,
-              file_limits: attachments.Limits | None = None) -> LiveRun:
-    """Save a compare run with one conversation per target (the prompt and its attached ``files`` saved as
-    each one's first message; the files' bytes once) and open a turn for each. Nothing is sent yet:
-    streaming each turn sends its request. Past the user's ``daily_limit`` (USD) every turn is refused
-    before anything is sent, as in a chat. Files over a limit, or of a kind a target cannot read
-    (``capabilities_for(model_id).image_input / pdf_input`` False), stop the run before anything is saved."""
+    OpenAI's stream parser is built (once per process) before returning: the columns' clocks start when they
+    are streamed, and a column paying that build would rank unfairly."""
     prompt = prompt.strip()
     if not prompt:
         raise CompareError("Write a prompt first.")
-    check_targets(targets, providers)
+    check_targets(targets, contexts.providers)
     for target in targets:
-        caps = capabilities_for(target.model_id) if capabilities_for is not None and files else None
+        caps = contexts.capabilities_of(target.model_id) if files else None
         try:
-            attachments.check(files, limits=file_limits or attachments.Limits(), model=target.model_id.model,
+            attachments.check(files, limits=contexts.file_limits, model=target.model_id.model,
                               image_input=getattr(caps, "image_input", None),
                               pdf_input=getattr(caps, "pdf_input", None))
         except attachments.AttachmentError as exc:
@@ -129,6 +120,7 @@ def start_run(store: Store, providers: Mapping[str, Provider], pricer: Pricer, *
         **(options or {}),
         "targets": [{"label": LABELS[pos], **t.as_dict()} for pos, t in enumerate(shown)],
     }
+    store, user = contexts.store, contexts.user
     run_id = store.create_compare_run(user=user, prompt=prompt, settings=settings, blind=blind)
     columns: list[Column] = []
     try:
@@ -136,10 +128,7 @@ def start_run(store: Store, providers: Mapping[str, Provider], pricer: Pricer, *
             label = LABELS[pos]
             cid = store.create_conversation(user=user, source="compare", compare_run_id=run_id,
                                             settings={**target.as_dict(), "label": label})
-            ctx = turns.TurnContext(store, providers[target.model_id.provider], pricer,
-                                    context_window=window_for(target.model_id) if window_for else None,
-                                    user=user, daily_limit=daily_limit)
-            turn = turns.send(ctx, cid, prompt, target, files=tuple(files))
+            turn = turns.send(contexts.for_model(target.model_id), cid, prompt, target, files=tuple(files))
             columns.append(Column(label, target, cid, turn))
     except StoreError:
         # the database failed midway: the columns already opened end as stopped (nothing was sent), so
@@ -148,6 +137,9 @@ def start_run(store: Store, providers: Mapping[str, Provider], pricer: Pricer, *
             with contextlib.suppress(StoreError):
                 column.turn.stop()
         raise
+    from chat.providers import openai as openai_adapter
+
+    openai_adapter.warm_up()
     return LiveRun(run_id, prompt, blind, columns)
 
 

@@ -3,17 +3,14 @@ answers with), and the checks a request must pass before anything is saved."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from chat import turns
-from chat.config import ModelId
 from chat.providers.base import Provider
 
 MIN_TARGETS = 2
 MAX_TARGETS = 4
 LABELS = "ABCD"
-
-WindowFor = Callable[[ModelId], "int | None"]
 
 
 class CompareError(ValueError):

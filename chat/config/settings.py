@@ -45,20 +45,6 @@ class Settings:
     def mcp_server(self, name: str) -> McpServer | None:
         return next((s for s in self.mcp_servers if s.name == name), None)
 
-    @property
-    def db_path(self) -> Path | str:
-        """The store's target (a file path, or a postgresql:// URL); the older name of ``database``."""
-        return self.database
-
-    @property
-    def database_label(self) -> str:
-        """Where the conversations are, without a password: for messages."""
-        if isinstance(self.database, Path):
-            return str(self.database)
-        from chat.store.postgres import redacted
-
-        return redacted(self.database)
-
     def endpoint(self, name: str) -> Endpoint | None:
         return next((e for e in self.endpoints if e.name == name), None)
 

@@ -13,7 +13,17 @@ from chat.store.conversations import TITLE_LENGTH, title_from
 from chat.store.errors import DatabaseBusy, DatabaseUnavailable, NotFound, SchemaTooNew, StoreError
 from chat.store.filters import STATUSES, Filters
 from chat.store.replies import STALE_AFTER, Budget, StartedReply, is_dead
-from chat.store.rows import FAILED_STATUSES, FINAL_STATUSES, SOURCES, ConversationRow, MessageRow
+from chat.store.rows import (
+    FAILED_STATUSES,
+    FINAL_STATUSES,
+    SOURCES,
+    CompareReplyRow,
+    CompareRunRow,
+    ConversationRow,
+    MessageRow,
+    SummaryRow,
+    UserUsageRow,
+)
 from chat.store.search import (
     SEARCH_MAX_CHARS,
     SEARCH_MAX_PREFIXES,
@@ -43,9 +53,13 @@ def open_store(target: object, **options: object) -> Store:
 
 __all__ = [
     "open_store",
+    "CompareReplyRow",
+    "CompareRunRow",
     "ConversationRow",
     "MessageRow",
     "FAILED_STATUSES",
+    "SummaryRow",
+    "UserUsageRow",
     "FINAL_STATUSES",
     "SEARCH_MAX_CHARS",
     "SEARCH_MAX_PREFIXES",

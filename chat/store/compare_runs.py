@@ -7,7 +7,7 @@ import json
 import uuid
 
 from chat.store.engine import Engine
-from chat.store.rows import compare_run_row, message_row
+from chat.store.rows import CompareReplyRow, CompareRunRow, compare_run_row, reply_row
 from chat.store.sql import chunks, dumps, insert, marks, now, one, rows, update
 
 
@@ -22,7 +22,7 @@ class CompareRuns(Engine):
             })
         return run_id
 
-    def get_compare_run(self, run_id: str) -> dict | None:
+    def get_compare_run(self, run_id: str) -> CompareRunRow | None:
         """A compare run with its settings parsed and ``blind`` as a bool; None if unknown."""
         with self.db() as db:
             row = one(db, "SELECT * FROM compare_runs WHERE id = ?", [run_id])
@@ -33,11 +33,11 @@ class CompareRuns(Engine):
         with self._write() as db:
             update(db, "compare_runs", run_id, {"vote": vote})
 
-    def compare_replies(self, run_ids: list[str]) -> list[dict]:
+    def compare_replies(self, run_ids: list[str]) -> list[CompareReplyRow]:
         """For each conversation (not deleted) of these compare runs, its first reply: the compared one,
         whatever was added when it was continued as a chat. Each row is a message row plus
         ``compare_run_id`` and ``conversation_settings`` (parsed). In creation order."""
-        out: list[dict] = []
+        out: list[CompareReplyRow] = []
         with self.db() as db:
             for chunk in chunks(run_ids):
                 sql = f"""
@@ -51,10 +51,10 @@ class CompareRuns(Engine):
                 """
                 for row in rows(db, sql, chunk):
                     row["conversation_settings"] = json.loads(row["conversation_settings"] or "{}")
-                    out.append(message_row(row))
+                    out.append(reply_row(row))
         return out
 
-    def recent_compare_runs(self, user: str | None, *, limit: int = 20, mode: str | None = None) -> list[dict]:
+    def recent_compare_runs(self, user: str | None, *, limit: int = 20, mode: str | None = None) -> list[CompareRunRow]:
         """Compare runs, newest first; ``mode`` "single" or "batch" filters on ``settings.mode``."""
         where, params = [], []
         if user is not None:
@@ -73,7 +73,7 @@ class CompareRuns(Engine):
             found = rows(db, sql + " ORDER BY created_at DESC, rowid DESC LIMIT ?", [*params, limit])
         return [compare_run_row(row) for row in found]
 
-    def compare_runs_in_batch(self, batch_id: str) -> list[dict]:
+    def compare_runs_in_batch(self, batch_id: str) -> list[CompareRunRow]:
         """The runs of one batch (one per prompt), by prompt index."""
         with self.db() as db:
             found = rows(db, f"SELECT * FROM compare_runs WHERE {self._json_text('settings', 'batch_id')} = ? "

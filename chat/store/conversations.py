@@ -68,21 +68,6 @@ class Conversations(Engine):
         with self._write() as db:
             update(db, "conversations", conversation_id, changes)
 
-    def recent_conversations(self, user: str | None, *, limit: int = 20,
-                             source: str | None = "chat") -> list[dict]:
-        """Conversations not deleted, newest ``updated_at`` first. ``user`` / ``source`` None: all."""
-        where, params = ["deleted_at IS NULL"], []
-        if user is not None:
-            where.append('"user" = ?')
-            params.append(user)
-        if source is not None:
-            where.append("source = ?")
-            params.append(source)
-        sql = (f"SELECT * FROM conversations WHERE {' AND '.join(where)} "
-               "ORDER BY updated_at DESC, rowid DESC LIMIT ?")
-        with self.db() as db:
-            return [conversation_row(row) for row in rows(db, sql, [*params, limit])]
-
     def chat_list(self, user: str, *, limit: int = 20) -> list[ConversationRow]:
         """The user's chats for the Chat page's sidebar, newest first: conversations started there, and
         those continued there from Compare (a compare conversation with more than its compared exchange)."""

@@ -27,7 +27,8 @@ def insert_message(db: Any, conversation_id: str, row: dict) -> int:
 
 
 class Messages(Attachments):
-    def add_user_message(self, conversation_id: str, content: str, attachments: Sequence[Attachment] = ()) -> dict:
+    def add_user_message(self, conversation_id: str, content: str,
+                         attachments: Sequence[Attachment] = ()) -> MessageRow:
         """Store the user's message (with its attached files) and commit before returning; names the
         conversation if unnamed. A file's bytes are stored once however often it is attached (sha256)."""
         stamp = now()
@@ -68,7 +69,12 @@ class Messages(Attachments):
         """One message by id (a reply another process is writing is followed through this)."""
         with self.db() as db:
             row = one(db, "SELECT * FROM messages WHERE id = ?", [message_id])
-        return None if row is None else message_row(row)
+            if row is None:
+                return None
+            found = message_row(row)
+            found["attachments"] = (attachments_of(db, [message_id]).get(message_id, [])
+                                    if found["role"] == "user" else [])
+        return found
 
     def show_reply(self, conversation_id: str, message_id: int) -> None:
         """Make ``message_id``, one version of the conversation's last reply, the one shown and continued

@@ -11,7 +11,7 @@ from chat.display import INTERRUPTED_ERROR
 from chat.store.engine import Engine
 from chat.store.errors import NotFound
 from chat.store.messages import insert_message
-from chat.store.rows import FINAL_STATUSES, message_row
+from chat.store.rows import FINAL_STATUSES, MessageRow, reply_row
 from chat.store.sql import dumps, marks, now, one, parse_stamp, stamp, update
 from chat.store.totals import refresh_totals
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 STALE_AFTER = 5.0  # seconds without a write after which a 'streaming' reply is taken for a crashed one
 
 
-def is_dead(row: dict) -> bool:
+def is_dead(row: MessageRow) -> bool:
     """Whether a stored reply is 'streaming' with no process writing it any more: a live reply is
     checkpointed every second (even while the provider is silent), so one not written for
     :data:`STALE_AFTER` seconds has lost its writer."""
@@ -116,7 +116,7 @@ class Replies(Engine):
                      tool_calls: list[str] | None = None, cost_source: str | None = None,
                      reasoning: str | None = None, reasoning_ttft: float | None = None,
                      reasoning_hidden: bool = False, cache_saved: float | None = None,
-                     tool_steps: list[dict] | None = None) -> dict:
+                     tool_steps: list[dict] | None = None) -> MessageRow:
         """Record the reply's final text, status and figures, and the conversation's totals, in one
         transaction. Finishing the same reply again replaces its figures; it is never counted twice."""
         if status not in FINAL_STATUSES:
@@ -149,7 +149,7 @@ class Replies(Engine):
             self._lock_conversation(db, row["conversation_id"])
             update(db, "messages", message_id, changes)
             refresh_totals(db, row["conversation_id"], touch=finished)
-            return message_row(one(db, "SELECT * FROM messages WHERE id = ?", [message_id]))
+            return reply_row(one(db, "SELECT * FROM messages WHERE id = ?", [message_id]))
 
     def mark_dead_replies(self) -> int:
         """The replies :func:`is_dead` would say died marked interrupted, from any process or replica (see

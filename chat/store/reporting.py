@@ -13,7 +13,7 @@ from chat.display import TOKEN_COLUMNS
 from chat.store.conversations import name_untitled
 from chat.store.engine import Engine
 from chat.store.filters import STATUSES, Filters
-from chat.store.rows import conversation_row
+from chat.store.rows import ConversationRow, SummaryRow, UserUsageRow, conversation_row
 from chat.store.sql import chunks, marks, rows
 
 
@@ -49,7 +49,7 @@ class Reporting(Engine):
             where.append(STATUSES[filters.status])
         return " AND ".join(where), params
 
-    def list_conversations(self, filters: Filters, *, limit: int | None = 50, offset: int = 0) -> list[dict]:
+    def list_conversations(self, filters: Filters, *, limit: int | None = 50, offset: int = 0) -> list[ConversationRow]:
         """Conversations matching ``filters``, last active first, with ``models`` and ``settings`` decoded
         and a ``title`` (the first visible message when untitled)."""
         where, params = self.filter_sql(filters)
@@ -62,10 +62,10 @@ class Reporting(Engine):
             name_untitled(db, found)
         return found
 
-    def conversations_by_id(self, conversation_ids: list[str]) -> dict[str, dict]:
+    def conversations_by_id(self, conversation_ids: list[str]) -> dict[str, ConversationRow]:
         """These conversations (deleted or not) by id, decoded and named as in :meth:`list_conversations`;
         ids no longer stored are left out."""
-        found: dict[str, dict] = {}
+        found: dict[str, ConversationRow] = {}
         with self.db() as db:
             for chunk in chunks(conversation_ids):
                 for row in rows(db, f"SELECT c.* FROM conversations c WHERE c.id IN ({marks(chunk)})", chunk):
@@ -90,7 +90,7 @@ class Reporting(Engine):
                 f'SELECT DISTINCT c."user" FROM {source} WHERE {where} ORDER BY 1', params).fetchall()]
         return model_lists, users
 
-    def summary(self, filters: Filters) -> dict:
+    def summary(self, filters: Filters) -> SummaryRow:
         """Conversations, messages, replies, tokens, known cost and replies of unknown cost, summed from the
         kept totals of the conversations matching ``filters``."""
         where, params = self.filter_sql(filters)
@@ -104,7 +104,7 @@ class Reporting(Engine):
                        COALESCE(SUM(c.unknown_cost_count), 0) AS unknown_cost_count
                 FROM {self._totals_source(filters)} WHERE {where}""", params)[0]
 
-    def usage_by_user(self, filters: Filters) -> list[dict]:
+    def usage_by_user(self, filters: Filters) -> list[UserUsageRow]:
         where, params = self.filter_sql(filters)
         with self.db() as db:
             return rows(db, f"""

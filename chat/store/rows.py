@@ -1,6 +1,7 @@
-"""What the store gives back: a message and a conversation as typed rows, and how a row read from either
-engine is decoded into one. They stay dicts (pages and exports read them as such), and their types say what
-each field holds once decoded; a test keeps these in step with the tables on both engines."""
+"""What the store gives back as typed rows (a message, a conversation, a compare run, History's sums), and
+how a row read from either engine is decoded into one. They stay dicts (pages and exports read them as such),
+and their types say what each field holds once decoded; a test keeps these in step with the tables on both
+engines."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ class MessageRow(TypedDict):
     reasoning_hidden: int | None
     cache_saved: float | None
     tool_steps: list[dict[str, Any]] | None  # the model calls of a reply that used tools
-    attachments: list[dict[str, Any]]  # files sent with a user message (metadata; the bytes by sha256)
+    attachments: list[dict[str, Any]]  # files sent with a user message (metadata; the bytes by sha256); [] on a reply
 
 
 class ConversationRow(TypedDict):
@@ -81,6 +82,48 @@ class ConversationRow(TypedDict):
     error_count: int
 
 
+class CompareRunRow(TypedDict):
+    """One compare run: a prompt sent to several targets, one conversation each."""
+
+    id: str
+    user: str
+    prompt: str
+    settings: dict[str, Any]  # the targets, and "mode" ("single" or "batch"; a batch's id and prompt index)
+    vote: str | None  # a target's label, "tie" or "all_bad"; None before a vote
+    blind: bool  # labels hidden until the vote
+    created_at: str
+
+
+class CompareReplyRow(MessageRow):
+    """The compared reply of one of a run's conversations: a message row with the run and the settings of
+    its conversation (the target it was sent to)."""
+
+    compare_run_id: str
+    conversation_settings: dict[str, Any]
+
+
+class SummaryRow(TypedDict):
+    """History's sums over the conversations matching its filters."""
+
+    conversations: int
+    messages: int
+    replies: int
+    tokens: int  # input, output and cache reads and writes (chat.display.total_tokens)
+    cost: float  # the known cost, USD
+    unknown_cost_count: int  # replies whose cost is unknown
+
+
+class UserUsageRow(TypedDict):
+    """One user's usage over the conversations matching History's filters."""
+
+    user: str
+    conversations: int
+    messages: int
+    tokens: int
+    cost: float
+    unknown_cost_count: int
+
+
 def conversation_row(row: dict) -> ConversationRow:
     row.pop("rowid", None)  # PostgreSQL's stand-in for SQLite's rowid: the order rows were created in
     row["settings"] = json.loads(row["settings"] or "{}")
@@ -100,7 +143,14 @@ def message_row(row: dict) -> MessageRow:
     return row
 
 
-def compare_run_row(row: dict) -> dict:
+def reply_row(row: dict) -> MessageRow:
+    """A reply as a message row: no files are sent with a reply."""
+    row = message_row(row)
+    row["attachments"] = []
+    return row
+
+
+def compare_run_row(row: dict) -> CompareRunRow:
     """A compare run with its settings decoded and ``blind`` as a bool."""
     row.pop("rowid", None)
     row["settings"] = json.loads(row["settings"] or "{}")

@@ -80,6 +80,7 @@ class Turn:
         self._stop_requested = False
         self._finishing = threading.Lock()
         self.tools = ctx.tools
+        self.ctx = ctx
         self.budget = limits.budget(ctx.user, ctx.daily_limit)
         self.steps: list[StepRecord] = []  # the model calls of a reply that used tools (see chat/tool_loop.py)
         self.steps_version = 0  # grows whenever a step or call changes: a consumer redraws when it changed
@@ -116,8 +117,7 @@ class Turn:
             recorded["context_dropped"] = self.dropped
         # Checked against the spending budget, with the reply's likely cost reserved, in one transaction
         self.message_id, over = limits.start_reply(
-            self.store, self.pricer, self.conversation_id, provider=settings.model_id.provider, model=model,
-            settings=recorded, messages=self._history, system=settings.system, max_tokens=settings.params.max_tokens,
+            self.ctx, self.conversation_id, settings, self._history, recorded=recorded,
             budget=self.budget if self.error is None else None)
         self.error = self.error or over
         if self.error is not None:  # refused before anything was sent: recorded as a failed reply
@@ -418,10 +418,6 @@ class Turn:
         if self.tools is not None:
             self.tools.decide(call_id, approve)
             self.steps_version += 1
-
-    @property
-    def waiting_calls(self) -> list[CallRecord]:
-        return self.tools.waiting if self.tools is not None else []
 
     def _checkpoint(self) -> None:
         """The reply so far into its row. After tool steps, the text of the model call under way goes with
