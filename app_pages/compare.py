@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import functools
 import time
+from dataclasses import dataclass, field
+from typing import Any
 
 import streamlit as st
 
@@ -41,6 +43,7 @@ from chat.compare.votes import cast_vote, vote_choices, vote_text
 from chat.config import ModelId, parse_model_id
 from chat.display import BLIND_TARGETS, SOME_WRITTEN_ELSEWHERE, blind_figures, column_figures, target_settings_text
 from chat.models import Capabilities
+from chat.providers import takes_temperature
 from chat.safe_text import escape_markdown
 from chat.store import StoreError, title_from
 from chat.turns import TurnContexts, TurnSettings
@@ -57,6 +60,17 @@ if not available:
 # What this page keeps in the session from one run to the next (besides its widgets' own keys)
 SHOW_TARGETS = "cmp_show_targets"  # the blind run whose targets the user asked to see in the sidebar
 BATCH_STREAMED = "batch_streamed"  # the batch the last run streamed (interrupted: its calls are still stopping)
+
+
+@dataclass
+class Work:
+    """What this run follows once both tabs are drawn, and the slots it draws in."""
+
+    clock: Any = None  # the comparison's clock
+    streaming: dict[str, str] = field(default_factory=dict)  # a comparison's columns still streaming: label -> id
+    batch: BatchRun | None = None  # a batch started by this run
+    progress: Any = None  # the batch's progress bar
+    table: Any = None  # the batch's results so far
 
 
 def capabilities_of(model_id: ModelId) -> Capabilities:
@@ -171,8 +185,7 @@ def column_header(title: str, settings: dict, show_settings: bool) -> None:
     st.markdown(f"**{title}**")  # label and model id, both from the configuration
     if show_settings:
         provider = providers().get(settings.get("provider") or "")
-        st.caption(target_settings_text(
-            settings, temperature_supported=getattr(provider, "supports_temperature", True)))
+        st.caption(target_settings_text(settings, temperature_supported=takes_temperature(provider)))
 
 
 def saved_column(view: RunView, column: RunColumn) -> None:
@@ -228,7 +241,7 @@ def saved_run(view: RunView) -> None:
 
 
 # ---------------------------------------------------------------- the Compare tab
-def compare_tab(work: dict) -> None:
+def compare_tab(work: Work) -> None:
     prompt = st.text_area("Prompt", key="cmp_prompt", placeholder="Ask every target the same thing", height=100)
     uploads = st.file_uploader("Attach files (sent to every target)", accept_multiple_files=True,
                                type=attachments.FILE_TYPES, key="cmp_files")
@@ -261,14 +274,14 @@ def compare_tab(work: dict) -> None:
                  if live.replies.running(c.conversation_id)} if view is not None else {}
     stop_col.button("Stop", icon=":material/stop:", key="cmp_stop", disabled=not streaming, width="stretch",
                     on_click=stop_replies, args=(list(streaming.values()),))
-    work["clock"] = st.empty()
+    work.clock = st.empty()
     if run_id and view is None:
         st.warning("That comparison was not found. It may have been deleted, or the link is wrong.")
         open_run(None)
     elif view is not None:
         saved_run(view)
         if streaming:
-            work["streaming"] = streaming
+            work.streaming = streaming
     else:
         st.caption("Choose the targets in the sidebar, write a prompt and press Run: every target answers at the "
                    "same time, each in its own column.")
@@ -313,7 +326,7 @@ def batch_results(batch_id: str) -> None:
                        mime="text/csv", icon=":material/download:", key="batch_download")
 
 
-def batch_tab(work: dict) -> None:
+def batch_tab(work: Work) -> None:
     prompts = batch_prompts()
     in_flight = st.number_input("Calls in flight at most", min_value=1, max_value=MAX_IN_FLIGHT, value=4,
                                 key="batch_in_flight")
@@ -323,12 +336,12 @@ def batch_tab(work: dict) -> None:
     batch = None
     if go_col.button("Run batch", type="primary", icon=":material/play_arrow:", key="batch_run", width="stretch"):
         try:
-            batch = work["batch"] = BatchRun(turn_contexts(), prompts, targets, max_in_flight=int(in_flight))
+            batch = work.batch = BatchRun(turn_contexts(), prompts, targets, max_in_flight=int(in_flight))
         except CompareError as exc:
             st.warning(str(exc))
     halt_col.button("Stop", icon=":material/stop:", key="batch_stop", disabled=batch is None, width="stretch")
-    work["progress"] = st.empty()
-    work["table"] = st.empty()
+    work.progress = st.empty()
+    work.table = st.empty()
     if batch is not None:
         st.query_params["batch"] = batch.batch_id
         st.session_state[BATCH_STREAMED] = batch.batch_id
@@ -375,12 +388,12 @@ def run_batch(batch: BatchRun, progress_slot, table_slot) -> None:
 
 
 tab_one, tab_batch = st.tabs(["Compare", "Batch"])
-work: dict = {}  # what this run follows: "streaming" (a comparison's columns) or "batch", and where they draw
+work = Work()
 with tab_one:
     compare_tab(work)
 with tab_batch:
     batch_tab(work)
-if "streaming" in work:
-    wait_for_columns(work["streaming"], work["clock"])
-if "batch" in work:
-    run_batch(work["batch"], work["progress"], work["table"])
+if work.streaming:
+    wait_for_columns(work.streaming, work.clock)
+if work.batch is not None:
+    run_batch(work.batch, work.progress, work.table)

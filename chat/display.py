@@ -246,7 +246,9 @@ def sent_at(stamp: str | None, tz: str | None = None, *, today: date | None = No
     if not stamp:
         return ""
     try:
-        when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        from chat.store.sql import parse_stamp  # here, not on top: chat.store imports this module
+
+        when = parse_stamp(stamp)
     except ValueError:
         return ""
     zone, suffix = UTC, " UTC"

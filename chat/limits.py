@@ -20,11 +20,14 @@ from chat.display import format_cost
 from chat.pricing import Pricer
 from chat.providers.base import Message, ProviderError, Usage
 from chat.store import Budget
+from chat.store.sql import stamp
 
 if TYPE_CHECKING:  # a turn's context and settings, read only
     from chat.turns.settings import TurnContext, TurnSettings
 
-DEFAULT_OUTPUT_ESTIMATE = 4096  # output tokens reserved for a reply with no max_tokens set
+# Output tokens counted for a reply with no max_tokens set: kept free in the context window, and priced by
+# the estimate under the input and by the reservation against the daily limit.
+DEFAULT_OUTPUT_RESERVE = 4096
 
 
 class SpendLimitReached(ProviderError):
@@ -48,19 +51,23 @@ class SpendLimitReached(ProviderError):
 
 
 def start_of_day(now: datetime | None = None) -> str:
-    now = now or datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT00:00:00.000000Z")
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    return stamp(now.replace(hour=0, minute=0, second=0, microsecond=0))
+
+
+def likely_usage(messages: list[Message], model: str, *, system: str | None, max_tokens: int | None) -> Usage:
+    """The most a reply is counted to use: the request's input tokens counted locally, and the output up to
+    ``max_tokens`` (or :data:`DEFAULT_OUTPUT_RESERVE`). Cache discounts are not counted: an upper bound."""
+    input_tokens = tokens.estimate_input(messages, model, system).tokens
+    return Usage(input_tokens=input_tokens, output_tokens=max_tokens or DEFAULT_OUTPUT_RESERVE)
 
 
 def likely_cost(pricer: Pricer, provider: str, model: str, messages: list[Message], *, system: str | None,
                 max_tokens: int | None) -> float:
-    """What a reply will probably cost at most: the request's input tokens counted locally, and the
-    output up to ``max_tokens`` (or :data:`DEFAULT_OUTPUT_ESTIMATE`). 0 when the price is unknown."""
+    """What a reply will probably cost at most (:func:`likely_usage` priced). 0 when the price is unknown."""
     if not pricer.price_known(provider, model):
         return 0.0
-    input_tokens = tokens.estimate_input(messages, model, system).tokens
-    usage = Usage(input_tokens=input_tokens, output_tokens=max_tokens or DEFAULT_OUTPUT_ESTIMATE)
-    return pricer.cost(provider, model, usage).usd or 0.0
+    return pricer.cost(provider, model, likely_usage(messages, model, system=system, max_tokens=max_tokens)).usd or 0.0
 
 
 def budget(user: str | None, limit: float | None) -> Budget | None:

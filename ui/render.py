@@ -38,8 +38,13 @@ def earlier_messages(count: int, key: str) -> int:
         more = min(hidden, EARLIER_STEP)
         st.button(f"Show {more:,} earlier message{'s' if more != 1 else ''} ({hidden:,} hidden)",
                   icon=":material/expand_less:", type="tertiary",
-                  on_click=lambda: st.session_state.update({key: drawn + EARLIER_STEP}))
+                  on_click=_draw_earlier, args=(key, drawn + EARLIER_STEP))
     return hidden
+
+
+def _draw_earlier(key: str, drawn: int) -> None:
+    """The "Show earlier messages" button: the conversation's window (``key``) grows to ``drawn`` messages."""
+    st.session_state[key] = drawn
 
 
 def message_body(content: str, *, help: str | None = None) -> None:

@@ -15,10 +15,8 @@ from chat.mcp_servers import Toolbox
 from chat.models import Catalog
 from chat.pricing import Pricer
 from chat.providers import Provider, Providers, build_providers
-from chat.store import Store, StoreError, open_store
+from chat.store import Store, StoreError, is_postgres_url, open_store
 from server import startup
-
-STALE_AFTER = 5.0  # seconds without a write after which a 'streaming' reply is taken for a crashed one
 
 
 def _secrets() -> dict:
@@ -48,7 +46,7 @@ def settings() -> Settings:
 @st.cache_resource(show_spinner=False)
 def store() -> Store:
     cfg = settings()
-    if isinstance(cfg.database, str):  # PostgreSQL: one pool per app process, shared by its sessions
+    if is_postgres_url(cfg.database):  # PostgreSQL: one pool per app process, shared by its sessions
         return open_store(cfg.database, pool_size=cfg.database_pool_size)
     return open_store(cfg.database)
 
@@ -159,7 +157,7 @@ def boot() -> tuple[Settings, Store]:
     try:
         # Replies a crashed server left 'streaming' (live ones are written every second) are marked
         # interrupted: cheap (an indexed read that finds nothing) and correct with several processes.
-        db.mark_interrupted_replies(stale_after=STALE_AFTER)
+        db.mark_dead_replies()
     except StoreError:
         pass  # housekeeping: the next run tries again; the page says what fails where it reads or writes
     return cfg, db

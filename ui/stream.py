@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
@@ -15,7 +15,7 @@ from chat import live
 from chat.display import APPROVAL_ELSEWHERE, CONNECTING_TOOLS, WRITTEN_ELSEWHERE, retrying
 from chat.live import HEARTBEAT, LiveReply
 from chat.safe_text import InertStream, inert_markdown
-from chat.store import Store, StoreError
+from chat.store import Store, StoreError, is_dead
 from chat.tool_loop import steps_to_json
 from ui import render
 from ui.render import LiveThinking
@@ -24,6 +24,13 @@ STORED_POLL = 0.5  # seconds between reads of a reply another process is writing
 
 
 FIGURES_EVERY = 0.25  # seconds between redraws of a Compare column's live figures
+
+RERUN_CHECK = "_heartbeat"  # a session-state key written while a reply is followed (see _let_a_rerun_in)
+
+
+def _let_a_rerun_in() -> None:
+    """Touch the session: a write to session state is where a rerun of this page interrupts the following."""
+    st.session_state[RERUN_CHECK] = True
 
 
 def _shown(chunks: Iterator[str], reply: LiveReply, thinking: LiveThinking,
@@ -41,7 +48,7 @@ def _shown(chunks: Iterator[str], reply: LiveReply, thinking: LiveThinking,
         if on_tick is not None:
             on_tick()
         if not chunk:
-            st.session_state["_heartbeat"] = True
+            _let_a_rerun_in()
             if first:
                 thinking.note = _waiting_note(reply)
                 thinking.update()
@@ -113,11 +120,11 @@ def _follow_steps(reply: LiveReply, steps_area, thinking: LiveThinking, handed_o
         thinking.finish()
         with steps_area:
             render.tool_steps(steps_to_json(list(turn.steps)),
-                              on_decide=lambda call_id, approve: decide_call(reply.conversation_id, call_id, approve))
+                              on_decide=functools.partial(decide_call, reply.conversation_id))
     current = st.empty()
     drawn = None
     for _chunk in reply.follow():
-        st.session_state["_heartbeat"] = True  # where a rerun of this page interrupts the following
+        _let_a_rerun_in()
         if _step_signature(turn) != signature or handed_over():
             return
         text = turn.text_after_steps
@@ -191,20 +198,12 @@ def follow_column(reply: LiveReply, figures: Callable[[], str]) -> None:
         st.write_stream(_shown(reply.follow(), reply, thinking, on_tick=redraw_figures))
 
 
-def _silent_for(row: dict) -> float:
-    """Seconds since the row was last written."""
-    written = datetime.strptime(row["updated_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    return (datetime.now(UTC) - written).total_seconds()
-
-
 def follow_stored(store: Store, row: dict) -> None:
     """Draw a reply another app process is writing, from the checkpoints it saves, until it leaves
     'streaming' (finished there, or marked interrupted when that process died: the follower marks it
-    itself once no checkpoint has come for STALE_AFTER seconds, as any page run would). A reply that uses
+    itself once no checkpoint has come for chat.store.STALE_AFTER seconds, as any page run would). A reply that uses
     tools shows its steps as they are checkpointed (a call waiting for approval is approved in the tab that
     started the reply)."""
-    from ui.resources import STALE_AFTER
-
     with st.chat_message("assistant"):
         steps_slot = st.empty()
         body = st.empty()
@@ -228,12 +227,12 @@ def follow_stored(store: Store, row: dict) -> None:
                     body.markdown(inert_markdown(shown[1]))
             if current["status"] != "streaming":
                 return
-            if _silent_for(current) > STALE_AFTER:  # the process writing it died
+            if is_dead(current):  # the process writing it died
                 try:
-                    store.mark_interrupted_replies(stale_after=STALE_AFTER)
+                    store.mark_dead_replies()
                 except StoreError:
                     pass  # housekeeping: the next poll tries again
             deadline = time.monotonic() + STORED_POLL
             while time.monotonic() < deadline:
                 time.sleep(HEARTBEAT)
-                st.session_state["_heartbeat"] = True  # where a rerun of this page interrupts the following
+                _let_a_rerun_in()

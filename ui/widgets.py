@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from chat import attachments
+from chat import attachments, providers
 from chat.config import ModelId, Settings
 from chat.models import Capabilities
-from chat.providers import TAKES_TEMPERATURE
 
 MODEL_DEFAULT = "model default"  # the choice that sends nothing: the model decides
 THINKING_CHOICES = (MODEL_DEFAULT, "on", "off")
@@ -45,7 +44,7 @@ def model_picker(label: str, available: list[str], *, key: str, default: str | N
 
 def takes_temperature(cfg: Settings, model_id: ModelId) -> bool:
     """Whether the model's provider takes a temperature (Anthropic's current API fixes it)."""
-    return TAKES_TEMPERATURE[cfg.endpoint(model_id.provider).kind]
+    return providers.takes_temperature(cfg.endpoint(model_id.provider))
 
 
 def temperature(*, key: str, adjustable: bool = True) -> float | None:

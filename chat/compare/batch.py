@@ -18,7 +18,7 @@ from chat.compare.targets import LABELS, MAX_TARGETS, CompareError, check_provid
 from chat.display import ending, estimated, format_cost, format_tokens, tokens_per_second, total_cost_text
 from chat.providers.base import ProviderError
 from chat.safe_text import csv_cell
-from chat.store import Store, StoreError
+from chat.store import FAILED_STATUSES, Store, StoreError
 
 MAX_IN_FLIGHT = 16
 MAX_BATCH_PROMPTS = 500
@@ -243,7 +243,7 @@ def batch_totals(rows: Iterable[BatchRow], targets: Sequence[str] | None = None)
             "Calls": len(group),
             "Complete": len(complete),
             "Stopped": sum(1 for r in group if r.status == "stopped"),
-            "Failed": sum(1 for r in group if r.status in ("error", "interrupted", "unfinished")),
+            "Failed": sum(1 for r in group if r.status in FAILED_STATUSES),
             "In": format_tokens(sum(r.input_tokens or 0 for r in group),
                                 estimated=any(r.input_tokens is not None and not r.input_exact for r in group)),
             "Out": format_tokens(sum(r.output_tokens or 0 for r in group),

@@ -16,6 +16,12 @@ _DATABASE_FIELDS = ("url", "path", "pool_size")
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
+def is_postgres_url(target: object) -> bool:
+    """Whether ``target`` names a PostgreSQL database (``postgresql://...`` or ``postgres://...``); anything
+    else the store is given is a SQLite file path."""
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
 def database_from(env: Mapping[str, str], secrets: Mapping[str, Any]) -> tuple[Path | str, int]:
     """The store's target and its pool size: CHAT_DB (environment, then secrets), else [database], else
     ./chat.db. A URL is PostgreSQL; anything else a SQLite path."""
@@ -47,7 +53,7 @@ def database_from(env: Mapping[str, str], secrets: Mapping[str, Any]) -> tuple[P
 
 def _database_url(key: str, url: str) -> str:
     url = url.strip()
-    if not url.startswith(("postgresql://", "postgres://")):
+    if not is_postgres_url(url):
         raise ConfigError(f"{key} must be a file path or a postgresql:// URL (e.g. postgresql://chat:secret@db:5432/"
                           f"chat); {url.split('://')[0]}:// is not a database this app can use.")
     from psycopg.conninfo import conninfo_to_dict

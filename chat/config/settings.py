@@ -23,7 +23,7 @@ from chat.config.values import lookup, model_names, number, text
 @dataclass(frozen=True)
 class Settings:
     endpoints: tuple[Endpoint, ...]
-    database: Path | str  # a SQLite file path, or a postgresql:// URL (see chat.store.Store)
+    database: Path | str  # a SQLite file path, or a postgresql:// URL (see chat.store.open_store)
     default_model: str | None
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
     timeout: float = 60.0

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_STATUS = {
-    "stopped": lambda row: bool(row.get("stopped_count")),
-    "failed": lambda row: bool(row.get("error_count")),
-    "stopped or failed": lambda row: bool(row.get("stopped_count") or row.get("error_count")),
-}
+from chat.store.filters import STATUS_COUNTS
 
 
 def matches(filters: Any, row: dict) -> bool:
@@ -31,4 +27,4 @@ def matches(filters: Any, row: dict) -> bool:
         return False
     if filters.model and filters.model not in models:
         return False
-    return filters.status is None or _STATUS[filters.status](row)
+    return filters.status is None or any(row.get(count) for count in STATUS_COUNTS[filters.status])

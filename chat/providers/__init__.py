@@ -29,12 +29,22 @@ __all__ = [
     "AuthenticationFailed", "ConnectionLost", "ContextTooLong", "Message", "MissingKey", "ModelNotFound",
     "Overloaded", "Params", "PermissionDenied", "Provider", "ProviderError", "RateLimited", "Reply",
     "Providers", "StreamError", "TAKES_TEMPERATURE", "Timeout", "Usage", "build_provider", "build_providers",
+    "takes_temperature",
 ]
 
 
 # Whether each wire format's adapter sends a temperature (Anthropic's 2026 API fixes it), known without
 # importing the SDKs (a test keeps this in step with the adapters' own `supports_temperature`).
 TAKES_TEMPERATURE = {"openai": True, "anthropic": False}
+
+
+def takes_temperature(provider: Provider | Endpoint | None) -> bool:
+    """Whether a reply from ``provider`` carries a temperature (Anthropic's current API fixes it). Asked of an
+    endpoint, its kind answers (no SDK imported); of a built provider, its adapter's own
+    ``supports_temperature`` (a provider that does not say, or none, takes one)."""
+    if isinstance(provider, Endpoint):
+        return TAKES_TEMPERATURE[provider.kind]
+    return getattr(provider, "supports_temperature", True)
 
 
 def build_provider(endpoint: Endpoint, *, timeout: float = 60.0, max_retries: int = 2,

@@ -7,12 +7,14 @@ History's filters (filters.py) and the SQL steps they share (sql.py). The engine
 sqlite_migrations.py) and PostgreSQL (postgres.py, pg_migrations.py); what a search box's text means
 (search.py)."""
 
-from chat.store.base import Store, is_postgres_url
+from chat.config.database import is_postgres_url
+from chat.store.base import Store
 from chat.store.conversations import TITLE_LENGTH, title_from
 from chat.store.errors import DatabaseBusy, DatabaseUnavailable, NotFound, SchemaTooNew, StoreError
 from chat.store.filters import STATUSES, Filters
-from chat.store.replies import Budget, StartedReply
+from chat.store.replies import STALE_AFTER, Budget, StartedReply, is_dead
 from chat.store.rows import (
+    FAILED_STATUSES,
     FINAL_STATUSES,
     SOURCES,
     CompareReplyRow,
@@ -55,6 +57,7 @@ __all__ = [
     "CompareRunRow",
     "ConversationRow",
     "MessageRow",
+    "FAILED_STATUSES",
     "SummaryRow",
     "UserUsageRow",
     "FINAL_STATUSES",
@@ -64,6 +67,7 @@ __all__ = [
     "SEARCH_MIN_PREFIX",
     "SEARCH_TIME_LIMIT",
     "SOURCES",
+    "STALE_AFTER",
     "STATUSES",
     "TITLE_LENGTH",
     "Budget",
@@ -80,6 +84,7 @@ __all__ = [
     "Store",
     "StoreError",
     "check_search_size",
+    "is_dead",
     "is_postgres_url",
     "now",
     "title_from",

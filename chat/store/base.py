@@ -16,11 +16,6 @@ from chat.store.replies import Replies
 from chat.store.reporting import Reporting
 
 
-def is_postgres_url(target: object) -> bool:
-    """Whether ``target`` names a PostgreSQL database (``postgresql://...`` or ``postgres://...``)."""
-    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
-
-
 class Store(Conversations, Messages, Replies, CompareRuns, Reporting):
     """The interface, and the logic both engines share: :class:`chat.store.sqlite.SqliteStore` and
     :class:`chat.store.postgres.PostgresStore` are the two kinds there are."""

@@ -14,8 +14,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from chat.config.database import is_postgres_url
 from chat.store import open_store
-from chat.store.base import is_postgres_url
 
 # parents first: foreign keys hold at every step (a blob before the attachments that name it)
 TABLES = ("compare_runs", "conversations", "messages", "blobs", "attachments")

@@ -1,5 +1,6 @@
-"""Which conversations History asks for: :class:`Filters`, and the status filters with the condition each
-puts on a conversation's kept totals (the whole filter as SQL is ``Store.filter_sql``)."""
+"""Which conversations History asks for: :class:`Filters`, and the status filters with the kept totals each
+asks of a conversation, as SQL (the whole filter as SQL is ``Store.filter_sql``; one row is judged against it
+by chat.history.filtering)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,19 @@ from datetime import date
 
 from chat.store.rows import check_source
 
-STATUSES = {  # status filter -> the condition on the kept totals
-    "stopped": "c.stopped_count > 0",
-    "failed": "c.error_count > 0",
-    "stopped or failed": "(c.stopped_count > 0 OR c.error_count > 0)",
+STATUS_COUNTS = {  # status filter -> the kept totals of which one at least must be above 0
+    "stopped": ("stopped_count",),
+    "failed": ("error_count",),
+    "stopped or failed": ("stopped_count", "error_count"),
 }
+
+
+def _condition(counts: tuple[str, ...]) -> str:
+    either = " OR ".join(f"c.{count} > 0" for count in counts)
+    return f"({either})" if len(counts) > 1 else either
+
+
+STATUSES = {status: _condition(counts) for status, counts in STATUS_COUNTS.items()}  # the same, as SQL
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,21 @@ from chat.store.engine import Engine
 from chat.store.errors import NotFound
 from chat.store.messages import insert_message
 from chat.store.rows import FINAL_STATUSES, MessageRow, reply_row
-from chat.store.sql import dumps, marks, now, one, stamp, update
+from chat.store.sql import dumps, marks, now, one, parse_stamp, stamp, update
 from chat.store.totals import refresh_totals
 
 if TYPE_CHECKING:
     from chat.providers.base import Usage
+
+STALE_AFTER = 5.0  # seconds without a write after which a 'streaming' reply is taken for a crashed one
+
+
+def is_dead(row: MessageRow) -> bool:
+    """Whether a stored reply is 'streaming' with no process writing it any more: a live reply is
+    checkpointed every second (even while the provider is silent), so one not written for
+    :data:`STALE_AFTER` seconds has lost its writer."""
+    silent = (datetime.now(UTC) - parse_stamp(row["updated_at"])).total_seconds()
+    return row["status"] == "streaming" and silent > STALE_AFTER
 
 
 @dataclass(frozen=True)
@@ -140,6 +150,11 @@ class Replies(Engine):
             update(db, "messages", message_id, changes)
             refresh_totals(db, row["conversation_id"], touch=finished)
             return reply_row(one(db, "SELECT * FROM messages WHERE id = ?", [message_id]))
+
+    def mark_dead_replies(self) -> int:
+        """The replies :func:`is_dead` would say died marked interrupted, from any process or replica (see
+        :meth:`mark_interrupted_replies`). Returns how many."""
+        return self.mark_interrupted_replies(stale_after=STALE_AFTER)
 
     def mark_interrupted_replies(self, *, stale_after: float | None = None) -> int:
         """Replies left 'streaming' by a crash become 'interrupted', keeping their checkpointed text, and

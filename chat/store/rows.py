@@ -10,6 +10,7 @@ from typing import Any, TypedDict
 
 SOURCES = ("chat", "compare")  # where a conversation was started
 FINAL_STATUSES = ("complete", "unfinished", "stopped", "error", "interrupted")  # how a reply may end
+FAILED_STATUSES = ("error", "interrupted", "unfinished")  # the endings counted as failed (not stopped by the user)
 
 
 def check_source(source: str) -> None:

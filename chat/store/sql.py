@@ -14,10 +14,17 @@ from chat.store.errors import NotFound
 IN_LIST_MAX = 500  # values in one ``IN (...)`` list: a longer list is read in chunks of this size
 
 
+STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # ISO-8601 in UTC to the microsecond: fixed width, so it sorts as text
+
+
 def stamp(moment: datetime) -> str:
-    """A UTC time as the store writes it: ISO-8601 to the microsecond, with 'Z' (fixed width, so it sorts
-    as text)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A time as the store writes it (:data:`STAMP_FORMAT`, in UTC)."""
+    return moment.astimezone(UTC).strftime(STAMP_FORMAT)
+
+
+def parse_stamp(text: str) -> datetime:
+    """A time the store wrote (see :func:`stamp`), as an aware UTC datetime. ValueError when it is not one."""
+    return datetime.strptime(text, STAMP_FORMAT).replace(tzinfo=UTC)
 
 
 def now() -> str:

@@ -120,7 +120,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     messages.enable_fts(["content"], create_triggers=True, tokenize="porter")
 
 
-# ---------------------------------------------------------------- history page (issue 5)
+# ---------------------------------------------------------------- history page
 
 
 @migration
@@ -147,7 +147,7 @@ def m002_history_indexes(db: sqlite_utils.Database) -> None:
                "WHERE role = 'assistant' AND status != 'streaming'")
 
 
-# ---------------------------------------------------------------- how a reply ended (issue 11)
+# ---------------------------------------------------------------- how a reply ended
 
 
 @migration
@@ -158,7 +158,7 @@ def m003_reply_endings(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE messages ADD COLUMN cost_source TEXT")
 
 
-# ---------------------------------------------------------------- spend limits that hold (issue 16)
+# ---------------------------------------------------------------- spend limits that hold
 
 
 @migration
@@ -168,7 +168,7 @@ def m004_reservations(db: sqlite_utils.Database) -> None:
     db["messages"].add_column("reserved_cost", float)
 
 
-# ---------------------------------------------------------------- reasoning models (issue 12)
+# ---------------------------------------------------------------- reasoning models
 
 
 @migration
@@ -184,7 +184,7 @@ def m005_reasoning(db: sqlite_utils.Database) -> None:
     messages.add_column("reasoning_hidden", int)
 
 
-# ---------------------------------------------------------------- what a daily user expects (issue 19)
+# ---------------------------------------------------------------- what a daily user expects
 
 
 @migration
@@ -195,7 +195,7 @@ def m006_cache_saved(db: sqlite_utils.Database) -> None:
     db["messages"].add_column("cache_saved", float)
 
 
-# ---------------------------------------------------------------- attachments (issue 13)
+# ---------------------------------------------------------------- attachments
 
 
 @migration
@@ -213,7 +213,7 @@ def m007_attachments(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_attachments_sha256 ON attachments(sha256)")
 
 
-# ---------------------------------------------------------------- tools over MCP (issue 18)
+# ---------------------------------------------------------------- tools over MCP
 
 
 @migration
@@ -223,7 +223,7 @@ def m008_tool_steps(db: sqlite_utils.Database) -> None:
     db["messages"].add_column("tool_steps", str)
 
 
-# ---------------------------------------------------------------- PostgreSQL for several replicas (issue 15)
+# ---------------------------------------------------------------- PostgreSQL for several replicas
 
 
 @migration

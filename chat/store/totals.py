@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from chat.store.rows import FAILED_STATUSES
 from chat.store.sql import one, update
 
 _TOTALS_SQL = """
@@ -20,12 +21,12 @@ SELECT
   COALESCE(SUM(cost) FILTER (WHERE counted), 0.0) AS cost,
   COUNT(*) FILTER (WHERE counted AND cost IS NULL) AS unknown_cost_count,
   COUNT(*) FILTER (WHERE counted AND status = 'stopped') AS stopped_count,
-  COUNT(*) FILTER (WHERE counted AND status IN ('error', 'interrupted', 'unfinished')) AS error_count
+  COUNT(*) FILTER (WHERE counted AND status IN ({failed})) AS error_count
 FROM (
   SELECT *, role = 'assistant' AND status != 'streaming' AS counted
   FROM messages WHERE conversation_id = ?
 ) AS m
-"""
+""".format(failed=", ".join(f"'{status}'" for status in FAILED_STATUSES))
 
 _MODELS_SQL = """
 SELECT provider || ':' || model FROM messages

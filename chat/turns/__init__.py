@@ -10,12 +10,12 @@ edit), versions (the last reply's versions), estimate (what the next send would 
 from chat.turns.actions import CONTINUE_PROMPT, answer, edit_last, files_sent, regenerate, send
 from chat.turns.estimate import NextCost, next_cost
 from chat.turns.request import fit_context, history_from_rows, message_tokens, with_file_data
-from chat.turns.settings import DEFAULT_OUTPUT_RESERVE, TurnContext, TurnContexts, TurnSettings, settings_to_restore
+from chat.turns.settings import TurnContext, TurnContexts, TurnSettings, settings_to_restore
 from chat.turns.turn import Turn
 from chat.turns.versions import last_position, reply_versions, show_version
 
 __all__ = [
-    "CONTINUE_PROMPT", "DEFAULT_OUTPUT_RESERVE", "NextCost", "Turn", "TurnContext", "TurnContexts", "TurnSettings",
+    "CONTINUE_PROMPT", "NextCost", "Turn", "TurnContext", "TurnContexts", "TurnSettings",
     "answer", "edit_last", "files_sent", "fit_context", "history_from_rows", "last_position", "message_tokens",
     "next_cost", "regenerate", "reply_versions", "send", "settings_to_restore", "show_version", "with_file_data",
 ]

@@ -16,8 +16,6 @@ from chat.providers.base import Params, Provider
 from chat.store import Store
 from chat.tool_loop import ToolRunner
 
-DEFAULT_OUTPUT_RESERVE = 4096  # tokens kept for the reply when no Max output tokens is set
-
 
 @dataclass(frozen=True)
 class TurnSettings:

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 
 from chat import limits, tokens
 from chat.display import SKIPPED_AT_STEP_LIMIT
+from chat.providers import takes_temperature
 from chat.providers.base import (
     ContextTooLong,
     Message,
@@ -42,7 +43,7 @@ from chat.store import DatabaseBusy, StoreError
 from chat.tool_loop import CallRecord, StepRecord, steps_to_json
 from chat.turns.cost import Priced, cache_saved_sum, call_cost, refused_unbilled, sum_calls
 from chat.turns.request import fit_context, history_from_rows, with_file_data
-from chat.turns.settings import DEFAULT_OUTPUT_RESERVE, TurnContext, TurnSettings
+from chat.turns.settings import TurnContext, TurnSettings
 
 _DONE = object()
 
@@ -53,7 +54,7 @@ class Turn:
 
     def __init__(self, ctx: TurnContext, conversation_id: str, settings: TurnSettings):
         provider = ctx.provider
-        if settings.params.temperature is not None and not getattr(provider, "supports_temperature", True):
+        if settings.params.temperature is not None and not takes_temperature(provider):
             # Not sent, so not recorded either: the reply's settings say what produced it.
             settings = dataclasses.replace(settings, params=dataclasses.replace(settings.params, temperature=None))
         self.store = ctx.store
@@ -108,7 +109,7 @@ class Turn:
         try:
             self._history, self.dropped = fit_context(
                 history_from_rows(rows), model=model, system=settings.system, context_window=self.context_window,
-                reserve=settings.params.max_tokens or DEFAULT_OUTPUT_RESERVE)
+                reserve=settings.params.max_tokens or limits.DEFAULT_OUTPUT_RESERVE)
         except ContextTooLong as exc:
             self.error = exc
         self._history = with_file_data(self.store, self._history)
