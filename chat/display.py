@@ -12,6 +12,8 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chat.safe_text import escape_markdown
+from chat.timestamps import parse_stamp
+from chat.usage import TOKEN_COLUMNS
 
 HIDDEN_REASONING = "reasoning hidden by the provider"
 
@@ -246,7 +248,6 @@ def sent_at(stamp: str | None, tz: str | None = None, *, today: date | None = No
     if not stamp:
         return ""
     try:
-        from chat.store.sql import parse_stamp  # here, not on top: chat.store imports this module
 
         when = parse_stamp(stamp)
     except ValueError:
@@ -422,9 +423,6 @@ def call_label(call: dict) -> str:
 def truncated_note(shown_chars: int, total: int) -> str:
     return (f"The first {shown_chars:,} of {total:,} characters are shown; the whole result is kept with the reply "
             "and in its exports.")
-
-
-TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
 
 def total_tokens(row: Mapping) -> int:

@@ -20,7 +20,7 @@ from chat.display import format_cost
 from chat.pricing import Pricer
 from chat.providers.base import Message, ProviderError, Usage
 from chat.store import Budget
-from chat.store.sql import stamp
+from chat.timestamps import stamp
 
 if TYPE_CHECKING:  # a turn's context and settings, read only
     from chat.turns.settings import TurnContext, TurnSettings

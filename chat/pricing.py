@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from chat.providers.base import Usage
+from chat.usage import Usage
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,11 @@ PACKAGES = ("chat", "ui", "server")
 
 
 def module_imports() -> dict[str, set[str]]:
-    """Each module of the app's packages with the modules of those packages it imports, anywhere in its code
-    (inside functions too: a lazy import still closes a cycle). ``from chat.store import x`` is an import of
-    the module ``chat.store.x`` when there is one, else of the package ``chat.store`` (its __init__)."""
+    """Each module of the app's packages with the modules of those packages it imports when it runs, anywhere
+    in its code (inside functions too: a lazy import still closes a cycle; an ``if TYPE_CHECKING:`` import
+    never runs, so it does not count). ``from chat.store import x`` is an import of the module
+    ``chat.store.x`` when there is one, else of the package ``chat.store`` (its __init__); importing a module
+    of a package from outside it runs the package's __init__ first, so that counts as an import of it too."""
     modules: dict[str, Path] = {}
     for package in PACKAGES:
         for path in (ROOT / package).rglob("*.py"):
@@ -26,10 +28,21 @@ def module_imports() -> dict[str, set[str]]:
             name = name.rpartition(".")[0]
         return name or None
 
+    def type_checking_only(tree: ast.AST) -> set[ast.AST]:
+        skipped: set[ast.AST] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                skipped.update(n for child in node.body for n in ast.walk(child))
+        return skipped
+
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         edges = graph.setdefault(name, set())
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        skipped = type_checking_only(tree)
+        for node in ast.walk(tree):
+            if node in skipped:
+                continue
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 for alias in node.names:
                     full = f"{node.module}.{alias.name}"
@@ -37,6 +50,10 @@ def module_imports() -> dict[str, set[str]]:
             elif isinstance(node, ast.Import):
                 edges.update(known(alias.name) for alias in node.names)
         edges.discard(None)
+        for target in list(edges):  # the packages a module from outside them passes through
+            parts = target.split(".")
+            edges.update(package for package in (".".join(parts[:i]) for i in range(1, len(parts)))
+                         if package in modules and not (name + ".").startswith(package + "."))
         edges.discard(name)
     return graph
 

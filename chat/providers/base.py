@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from chat.usage import Usage as Usage  # re-exported: the providers' interface reports it
+
 Role = Literal["user", "assistant"]
 
 
@@ -85,35 +87,6 @@ class Params:
         if self.thinking is not None:
             out["thinking"] = self.thinking
         return out
-
-
-@dataclass
-class Usage:
-    """Token counts for one reply. ``input_tokens`` excludes cache reads/writes (Anthropic's convention);
-    ``*_exact`` say whether the provider reported the figure (True) or it was estimated locally (False)."""
-
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    input_exact: bool = False
-    output_exact: bool = False
-    cache_write_1h_tokens: int = 0  # of cache_write_tokens, written with a 1-hour lifetime (a higher rate)
-    provider_cost: float | None = None  # USD, when the server reports what it billed (OpenRouter)
-    reasoning_tokens: int | None = None  # of output_tokens, spent reasoning (provider-reported, else None)
-
-    @property
-    def exact(self) -> bool:
-        return self.input_exact and self.output_exact
-
-    @property
-    def total_tokens(self) -> int:
-        return (
-            (self.input_tokens or 0)
-            + (self.output_tokens or 0)
-            + self.cache_read_tokens
-            + self.cache_write_tokens
-        )
 
 
 # ---------------------------------------------------------------- typed errors

@@ -36,7 +36,7 @@ from chat.store.search import (
     SearchTooSlow,
     check_search_size,
 )
-from chat.store.sql import now
+from chat.timestamps import now
 
 
 def open_store(target: object, **options: object) -> Store:

@@ -8,7 +8,8 @@ import uuid
 
 from chat.store.engine import Engine
 from chat.store.rows import CompareReplyRow, CompareRunRow, compare_run_row, reply_row
-from chat.store.sql import chunks, dumps, insert, marks, now, one, rows, update
+from chat.store.sql import chunks, dumps, insert, marks, one, rows, update
+from chat.timestamps import now
 
 
 class CompareRuns(Engine):

@@ -8,7 +8,8 @@ from typing import Any
 
 from chat.store.engine import Engine
 from chat.store.rows import ConversationRow, check_source, conversation_row
-from chat.store.sql import dumps, insert, now, one, rows, update
+from chat.store.sql import dumps, insert, one, rows, update
+from chat.timestamps import now
 
 TITLE_LENGTH = 60
 

@@ -10,8 +10,9 @@ from chat.store.attachments import Attachments, attachments_of
 from chat.store.conversations import title_from
 from chat.store.errors import NotFound
 from chat.store.rows import MessageRow, message_row
-from chat.store.sql import insert_sql, now, one, rows
+from chat.store.sql import insert_sql, one, rows
 from chat.store.totals import refresh_totals
+from chat.timestamps import now
 
 if TYPE_CHECKING:
     from chat.attachments import Attachment

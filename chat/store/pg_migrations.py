@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chat.store.migration_list import registering, still_to_apply
-from chat.store.sql import now
+from chat.timestamps import now
 
 MIGRATIONS_TABLE = "_migrations"
 MIGRATE_LOCK = 7_263_541  # pg_advisory_xact_lock key held while migrating

@@ -12,8 +12,9 @@ from chat.store.engine import Engine
 from chat.store.errors import NotFound
 from chat.store.messages import insert_message
 from chat.store.rows import FINAL_STATUSES, MessageRow, reply_row
-from chat.store.sql import dumps, marks, now, one, parse_stamp, stamp, update
+from chat.store.sql import dumps, marks, one, update
 from chat.store.totals import refresh_totals
+from chat.timestamps import now, parse_stamp, stamp
 
 if TYPE_CHECKING:
     from chat.providers.base import Usage

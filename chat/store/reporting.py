@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-from chat.display import TOKEN_COLUMNS
 from chat.store.conversations import name_untitled
 from chat.store.engine import Engine
 from chat.store.filters import STATUSES, Filters
 from chat.store.rows import ConversationRow, SummaryRow, UserUsageRow, conversation_row
 from chat.store.sql import chunks, marks, rows
+from chat.usage import TOKEN_COLUMNS
 
 
 def tokens(table: str) -> str:

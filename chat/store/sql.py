@@ -1,35 +1,16 @@
 """The small steps every query of the store is written with: rows read as dicts, ``?`` placeholders, an
-insert or an update of one row, JSON text, timestamps. The SQL is written once for both engines (``?``
+insert or an update of one row, JSON text (times: chat.timestamps). The SQL is written once for both engines (``?``
 placeholders; identifiers such as ``"user"`` quoted); what differs is a method of the engine."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from chat.store.errors import NotFound
 
 IN_LIST_MAX = 500  # values in one ``IN (...)`` list: a longer list is read in chunks of this size
-
-
-STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # ISO-8601 in UTC to the microsecond: fixed width, so it sorts as text
-
-
-def stamp(moment: datetime) -> str:
-    """A time as the store writes it (:data:`STAMP_FORMAT`, in UTC)."""
-    return moment.astimezone(UTC).strftime(STAMP_FORMAT)
-
-
-def parse_stamp(text: str) -> datetime:
-    """A time the store wrote (see :func:`stamp`), as an aware UTC datetime. ValueError when it is not one."""
-    return datetime.strptime(text, STAMP_FORMAT).replace(tzinfo=UTC)
-
-
-def now() -> str:
-    """The current time as the store writes it (see :func:`stamp`)."""
-    return stamp(datetime.now(UTC))
 
 
 def dumps(value: dict | list | None) -> str | None:

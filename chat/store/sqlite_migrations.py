@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from chat.lean_sqlite_utils import sqlite_utils
 from chat.store.migration_list import registering, still_to_apply
-from chat.store.sql import now
+from chat.timestamps import now
 
 MIGRATIONS_TABLE = "_migrations"
 
