@@ -8,6 +8,7 @@ from typing import Any
 
 from chat.config.errors import PriceConfigError
 from chat.config.values import json_object
+from chat.pricing import Pricer
 
 
 def prices_from(env: Mapping[str, str], secrets: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -19,8 +20,6 @@ def prices_from(env: Mapping[str, str], secrets: Mapping[str, Any]) -> dict[str,
     prices.update(json_object(env, "CHAT_PRICES", show_value=True, error=PriceConfigError,
                               what='a JSON object, e.g. {"openai:gpt-4o-mini": {"input_mtok": 0.15, '
                                    '"output_mtok": 0.6}}') or {})
-    from chat.pricing import Pricer  # here: chat.pricing imports chat.providers, which imports chat.config
-
     try:
         Pricer(prices)  # the one place that knows what a price override may hold
     except ValueError as exc:
