@@ -279,7 +279,7 @@ tool_runner = ToolRunner(toolbox(), servers=settings.tools, max_steps=cfg.tool_s
 
 # what every turn this page starts runs with: the store, the providers (each built on first use), the limits
 contexts = turns.TurnContexts.configured(cfg, db, providers(), pricer(), user=user,
-                                         capabilities=lambda m: models.capabilities(m.provider, m.model))
+                                         capabilities=models.capabilities_of)
 
 
 def turn_context() -> turns.TurnContext:

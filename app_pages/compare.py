@@ -40,9 +40,8 @@ from chat.compare.runs import input_estimate, live_row, start_run
 from chat.compare.targets import MAX_TARGETS, MIN_TARGETS, CompareError
 from chat.compare.views import RunColumn, RunView, anonymise, column_title, load_run
 from chat.compare.votes import cast_vote, vote_choices, vote_text
-from chat.config import ModelId, parse_model_id
+from chat.config import parse_model_id
 from chat.display import BLIND_TARGETS, SOME_WRITTEN_ELSEWHERE, blind_figures, column_figures, target_settings_text
-from chat.models import Capabilities
 from chat.providers import takes_temperature
 from chat.safe_text import escape_markdown
 from chat.store import StoreError, title_from
@@ -73,13 +72,9 @@ class Work:
     table: Any = None  # the batch's results so far
 
 
-def capabilities_of(model_id: ModelId) -> Capabilities:
-    return catalog().capabilities(model_id.provider, model_id.model)
-
-
 def turn_contexts() -> TurnContexts:
     """What each column's or batch call's turn runs with: the store, the providers, the limits the settings give."""
-    return TurnContexts.configured(cfg, db, providers(), pricer(), user=user, capabilities=capabilities_of)
+    return TurnContexts.configured(cfg, db, providers(), pricer(), user=user, capabilities=catalog().capabilities_of)
 
 
 def open_run(run_id: str | None) -> None:

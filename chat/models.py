@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from chat.config import Endpoint, Settings
+from chat.config import Endpoint, ModelId, Settings
 
 LIST_TIMEOUT = 3.0  # seconds a listing may take before the configured list is used instead
 TTL = 600.0  # seconds a listing is kept
@@ -282,6 +282,10 @@ class Catalog:
 
     def capabilities(self, provider: str, model: str, *, window: bool = True) -> Capabilities:
         return capabilities(self.settings, provider, model, self.listing(provider), window=window)
+
+    def capabilities_of(self, model_id: ModelId) -> Capabilities:
+        """What ``model_id`` can do, its context window included (what a turn asks)."""
+        return self.capabilities(model_id.provider, model_id.model)
 
     def refresh(self) -> None:
         with self._lock:
