@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import threading
 
+from chat.providers import SDK_IMPORTS
 from server import tuning
 
 FIRST_RUN_WAIT = 10.0  # seconds the background loading waits for the first page run to end before it starts anyway
@@ -62,13 +63,19 @@ def reply_needs(kind: str) -> None:
     thread is loading is waited for; quick once loaded): pandas, which Streamlit's first `st.write_stream`
     imports (a reply whose text flowed meanwhile would be drawn in one piece), then the SDK and its adapter
     with OpenAI's Responses parser."""
-    for name in ("pandas", "pyarrow"):
-        importlib.import_module(name)
-    _load(kind)
+    with SDK_IMPORTS:
+        for name in ("pandas", "pyarrow"):
+            importlib.import_module(name)
+        _load(kind)
 
 
 def _load(kind: str) -> None:
     """One SDK with the resource modules it imports on first use, and its adapter."""
+    with SDK_IMPORTS:
+        _import(kind)
+
+
+def _import(kind: str) -> None:
     if kind == "anthropic":
         importlib.import_module("anthropic.resources.messages")
         importlib.import_module("chat.providers.anthropic")

@@ -25,6 +25,11 @@ from chat.providers.base import (
     Usage,
 )
 
+SDK_IMPORTS = threading.RLock()
+"""Held while an SDK (or what a reply needs with it) is imported. Two threads importing one SDK at once can
+each find the other's modules half imported (anthropic's client and base client import each other), which
+Python answers with an ImportError: a page building a provider and the start-up loading take turns."""
+
 __all__ = [
     "AuthenticationFailed", "ConnectionLost", "ContextTooLong", "Message", "MissingKey", "ModelNotFound",
     "Overloaded", "Params", "PermissionDenied", "Provider", "ProviderError", "RateLimited", "Reply",
@@ -77,9 +82,10 @@ def _build(endpoint: Endpoint, httpx2, http_client, *, timeout: float, connect: 
            max_retry_wait: float) -> Provider:
     request_timeout = httpx2.Timeout(timeout, connect=connect)
     if endpoint.kind == "anthropic":
-        import anthropic
+        with SDK_IMPORTS:
+            import anthropic
 
-        from chat.providers.anthropic import AnthropicProvider
+            from chat.providers.anthropic import AnthropicProvider
 
         client = None
         if endpoint.api_key:
@@ -89,9 +95,10 @@ def _build(endpoint: Endpoint, httpx2, http_client, *, timeout: float, connect: 
                 http_client=http_client(anthropic, timeout=request_timeout, max_retry_wait=max_retry_wait))
         return AnthropicProvider(name=endpoint.name, client=client, label=endpoint.label)
 
-    import openai
+    with SDK_IMPORTS:
+        import openai
 
-    from chat.providers.openai import OpenAIProvider
+        from chat.providers.openai import OpenAIProvider
 
     client = None
     if endpoint.configured:
