@@ -130,8 +130,9 @@ with st.sidebar:
     else:
         for i, model in enumerate(models):
             with st.expander(f"Target {i + 1}" if hide_targets else f"Target {i + 1}: {model}"):
-                temperature = widgets.temperature(
-                    key=f"cmp_temperature_{i}", adjustable=widgets.takes_temperature(cfg, parse_model_id(model)))
+                # blind: every target's box looks the same (a disabled one would tell an Anthropic target apart)
+                temperature = widgets.temperature(key=f"cmp_temperature_{i}", adjustable=hide_targets or
+                                                  widgets.takes_temperature(cfg, parse_model_id(model)))
                 max_tokens = widgets.max_tokens(key=f"cmp_max_tokens_{i}")
                 system = widgets.system_prompt(key=f"cmp_system_{i}", placeholder="empty: the shared system prompt")
             targets.append(TurnSettings.parse(model, system=system or shared_system, temperature=temperature,
@@ -172,15 +173,15 @@ def stop_replies(conversation_ids: list[str]) -> None:
 
 def provider_names(name: str) -> list[str]:
     """What an error hint may call a provider: its label and its name (hidden in blind mode)."""
-    provider = providers().get(name)
-    return [name, getattr(provider, "label", "") or ""]
+    endpoint = cfg.endpoint(name)  # the configuration says it: no provider (nor its SDK) built to draw a page
+    return [name, endpoint.label if endpoint is not None else ""]
 
 
 def column_header(title: str, settings: dict, show_settings: bool) -> None:
     st.markdown(f"**{title}**")  # label and model id, both from the configuration
     if show_settings:
-        provider = providers().get(settings.get("provider") or "")
-        st.caption(target_settings_text(settings, temperature_supported=takes_temperature(provider)))
+        endpoint = cfg.endpoint(settings.get("provider") or "")
+        st.caption(target_settings_text(settings, temperature_supported=takes_temperature(endpoint)))
 
 
 def saved_column(view: RunView, column: RunColumn) -> None:

@@ -29,7 +29,7 @@ def choose(at: AppTest, *models: str) -> AppTest:
 def run(at: AppTest, prompt: str) -> AppTest:
     at.text_area(key="cmp_prompt").set_value(prompt)
     at.button(key="cmp_run").click().run()
-    assert not at.exception, at.exception
+    assert not at.exception, [e.stack_trace for e in at.exception]
     return at
 
 
@@ -160,6 +160,18 @@ def test_blind_mode_hides_cost_figures_ranking_and_the_sidebars_targets_until_th
         "openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"}
     assert [s.value for s in at.sidebar.selectbox if (s.key or "").startswith("cmp_model_")] == [
         "openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"]  # the choices were kept while hidden
+
+
+def test_a_blind_comparisons_per_target_temperatures_look_alike_until_the_vote(app_env, fake_provider):
+    """A disabled box would tell the Anthropic target apart from the others while the models are hidden."""
+    at = choose(compare_page(), "openai:gpt-4o-mini", "anthropic:claude-haiku-4-5")
+    at.sidebar.toggle(key="cmp_synced").set_value(False).run()
+    at.checkbox(key="cmp_blind").check()
+    run(at, "which is which?")
+    boxes = [at.sidebar.number_input(key=f"cmp_temperature_{i}") for i in range(2)]
+    assert [box.disabled for box in boxes] == [False, False]
+    at.button(key="cmp_vote_A").click().run()
+    assert [at.sidebar.number_input(key=f"cmp_temperature_{i}").disabled for i in range(2)] == [False, True]
 
 
 def test_parameters_can_be_set_per_target(app_env, fake_provider):
