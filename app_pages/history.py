@@ -172,8 +172,8 @@ def transcript(conversation: dict) -> None:
     facts = [escape_markdown(conversation["user"]), conversation["source"],
              f"started {stored_time(conversation['created_at'])}",
              f"last active {stored_time(conversation['updated_at'])}", totals_line(conversation)]
-    if stopped_or_failed(conversation):
-        facts.append(stopped_or_failed(conversation))
+    if problems := stopped_or_failed(conversation):
+        facts.append(problems)
     st.caption(" · ".join(facts))
     messages = db.messages(cid, include_superseded=True)
     owner = viewer.can_change(conversation["user"])

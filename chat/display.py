@@ -248,7 +248,6 @@ def sent_at(stamp: str | None, tz: str | None = None, *, today: date | None = No
     if not stamp:
         return ""
     try:
-
         when = parse_stamp(stamp)
     except ValueError:
         return ""
@@ -275,7 +274,7 @@ def model_name(row: Mapping) -> str:
 
 
 def stored_time(stamp: str | None) -> str:
-    """A time the store wrote (see chat.store.sql.stamp), shown as written, in UTC: "2025-11-29 14:03 UTC"; for
+    """A time the store wrote (see chat.timestamps.stamp), shown as written, in UTC: "2025-11-29 14:03 UTC"; for
     tables and exports, where :func:`sent_at`'s time in the viewer's zone is not the point."""
     return f"{stamp[:10]} {stamp[11:16]} UTC" if stamp else ""
 

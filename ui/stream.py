@@ -21,8 +21,6 @@ from ui import render
 from ui.render import LiveThinking
 
 STORED_POLL = 0.5  # seconds between reads of a reply another process is writing (it checkpoints every second)
-
-
 FIGURES_EVERY = 0.25  # seconds between redraws of a Compare column's live figures
 
 RERUN_CHECK = "_heartbeat"  # a session-state key written while a reply is followed (see _let_a_rerun_in)

@@ -1,10 +1,11 @@
 """One chat turn: the user's message saved first, the reply streamed, its usage, cost and status recorded.
 
-A page builds a :class:`TurnContext` (store, provider, pricer, limits) and calls :func:`send` (or
-:func:`regenerate` / :func:`edit_last`) to get a :class:`Turn`, then feeds ``turn.stream()`` to
-``st.write_stream``. The modules, one job each: settings (what a turn runs with), request (what it sends),
-turn (the reply streamed and recorded), cost (what its model calls cost), actions (send, answer, regenerate,
-edit), versions (the last reply's versions), estimate (what the next send would cost).
+A page builds a :class:`TurnContexts` (store, providers, pricer, limits), takes a turn's :class:`TurnContext`
+with ``for_model``, and calls :func:`send` (or :func:`regenerate` / :func:`edit_last`) to get a :class:`Turn`,
+then feeds ``turn.stream()`` to ``st.write_stream``. The modules, one job each: settings (what a turn runs
+with), request (what it sends), turn (the reply streamed and recorded), cost (what its model calls cost),
+actions (send, answer, regenerate, edit), versions (the last reply's versions), estimate (what the next send
+would cost).
 """
 
 from chat.turns.actions import CONTINUE_PROMPT, answer, edit_last, files_sent, regenerate, send

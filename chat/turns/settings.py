@@ -44,11 +44,10 @@ class TurnSettings:
                 **self.params.as_dict(), **({"tools": list(self.tools)} if self.tools else {})}
 
 
-
 @dataclass(frozen=True)
 class TurnContext:
     """What a turn runs with besides its conversation and settings: where it is stored, who answers, what it
-    costs, and its limits. A page builds one per turn it starts; a comparison one per target.
+    costs, and its limits: :meth:`TurnContexts.for_model` gives one per turn (a chat's, each compare column's).
 
     Unset timeouts come from the provider (build_provider gives it the configured ones). ``daily_limit``
     (USD) is ``user``'s spending limit; none when unset. ``tools``: the runner of the MCP tools the model
