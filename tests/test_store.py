@@ -691,6 +691,22 @@ def test_only_replies_not_written_for_a_while_are_taken_for_crashed_ones(store, 
     assert store.mark_interrupted_replies(stale_after=5) == 0
 
 
+def test_the_replies_taken_for_dead_are_the_ones_the_store_marks_interrupted(store, store_target):
+    """One rule, read two ways: a follower asks is_dead of a row, the preamble calls mark_dead_replies."""
+    from chat.store.replies import is_dead
+
+    cid = store.create_conversation(user="alice")
+    store.add_user_message(cid, "q")
+    live = store.start_reply(cid, provider="openai", model="m")
+    stale = store.start_reply(cid, provider="openai", model="m")
+    with raw_any(store_target) as conn:
+        conn.execute("UPDATE messages SET updated_at = '2000-01-01T00:00:00.000000Z' WHERE id = ?", [stale])
+    assert [is_dead(store.message(i)) for i in (live, stale)] == [False, True]
+    assert store.mark_dead_replies() == 1
+    assert [store.message(i)["status"] for i in (live, stale)] == ["streaming", "interrupted"]
+    assert not is_dead(store.message(stale))  # interrupted now: nothing left to mark
+
+
 def test_a_replys_reasoning_is_checkpointed_and_finished_on_either_engine(store):
     cid = store.create_conversation(user="ann")
     store.add_user_message(cid, "think first")
