@@ -678,13 +678,19 @@ def test_processes_adding_turns_to_a_shared_conversation_store_each_message_once
             assert conversation["message_count"] == 2 * turns
 
 
-def test_only_replies_not_written_for_a_while_are_taken_for_crashed_ones(store, store_target):
+def live_and_stale_replies(store, store_target) -> tuple[str, int, int]:
+    """A conversation with two streaming replies: one just written, one not written for years."""
     cid = store.create_conversation(user="alice")
     store.add_user_message(cid, "q")
     live = store.start_reply(cid, provider="openai", model="m")
     stale = store.start_reply(cid, provider="openai", model="m")
     with raw_any(store_target) as conn:
         conn.execute("UPDATE messages SET updated_at = '2000-01-01T00:00:00.000000Z' WHERE id = ?", [stale])
+    return cid, live, stale
+
+
+def test_only_replies_not_written_for_a_while_are_taken_for_crashed_ones(store, store_target):
+    cid, live, stale = live_and_stale_replies(store, store_target)
     assert store.mark_interrupted_replies(stale_after=5) == 1
     statuses = {r["id"]: r["status"] for r in store.messages(cid)}
     assert statuses[live] == "streaming" and statuses[stale] == "interrupted"
@@ -695,12 +701,7 @@ def test_the_replies_taken_for_dead_are_the_ones_the_store_marks_interrupted(sto
     """One rule, read two ways: a follower asks is_dead of a row, the preamble calls mark_dead_replies."""
     from chat.store.replies import is_dead
 
-    cid = store.create_conversation(user="alice")
-    store.add_user_message(cid, "q")
-    live = store.start_reply(cid, provider="openai", model="m")
-    stale = store.start_reply(cid, provider="openai", model="m")
-    with raw_any(store_target) as conn:
-        conn.execute("UPDATE messages SET updated_at = '2000-01-01T00:00:00.000000Z' WHERE id = ?", [stale])
+    _, live, stale = live_and_stale_replies(store, store_target)
     assert [is_dead(store.message(i)) for i in (live, stale)] == [False, True]
     assert store.mark_dead_replies() == 1
     assert [store.message(i)["status"] for i in (live, stale)] == ["streaming", "interrupted"]
